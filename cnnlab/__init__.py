@@ -1,0 +1,14 @@
+"""cnnlab: convolutional neural networks from first principles on NumPy.
+
+>>> import cnnlab
+>>> from cnnlab import nn, optim, functional as F
+"""
+
+__version__ = "0.1.0"
+
+from . import functional, nn
+from .random import manual_seed
+from .autograd import Tensor, gradcheck, no_grad, enable_grad, is_grad_enabled, tensor
+
+__all__ = ["Tensor", "enable_grad", "functional", "gradcheck", "is_grad_enabled",
+           "manual_seed", "nn", "no_grad", "tensor", "__version__"]

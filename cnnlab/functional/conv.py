@@ -1,0 +1,214 @@
+"""Convolution on Tensors: argument checks, then ``ops.conv`` with the backward step recorded."""
+
+from __future__ import annotations
+
+from .._validate import (
+    _is_int,
+    as_tuple,
+    check_choice,
+    check_float_array,
+    check_non_negative,
+    check_positive,
+    fmt_size,
+)
+from ..autograd.tensor import Tensor, as_tensor, needs_grad, record
+from ..ops import conv as conv_ops
+from ..ops.pad import check_pad_fits
+from ..ops.shapes import conv_output_sizes, conv_transpose_output_size, padding_pairs
+from ..ops.shapes import resolve_padding as _resolve_padding
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_groups(groups: int, c_in: int, c_out: int, where: str) -> int:
+    if not _is_int(groups) or groups <= 0:
+        raise ValueError(f"{where}: groups must be a positive int, received {groups!r}.")
+    for name, count in (("input channels", c_in), ("output channels", c_out)):
+        if count % groups:
+            raise ValueError(
+                f"{where}: {name} ({count}) must be divisible by groups ({groups})."
+            )
+    return groups
+
+
+def _batched(x: Tensor, nd: int, where: str) -> tuple[Tensor, bool]:
+    """Accept ``(N, C, *S)`` or one unbatched sample ``(C, *S)`` (then add N = 1)."""
+    if x.ndim == nd + 1:
+        return x.reshape((1, *x.shape)), True
+    if x.ndim != nd + 2:
+        raise ValueError(
+            f"{where} expected a {nd + 2}-D input (N, C, {', '.join('DHW'[3 - nd:])}) or "
+            f"{nd + 1}-D unbatched input, received shape {x.shape}."
+        )
+    return x, False
+
+
+def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
+          where: str | None = None) -> Tensor:
+    where = where or f"conv{nd}d"
+    x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    check_float_array(x.data, f"{where} input")
+    if w.ndim != nd + 2:
+        raise ValueError(
+            f"{where} expected a {nd + 2}-D weight (C_out, C_in/groups, *kernel), received "
+            f"shape {w.shape}."
+        )
+    x, unbatched = _batched(x, nd, where)
+    c_out, c_per_group = w.shape[:2]
+    kernel = w.shape[2:]
+    groups = _check_groups(groups, x.shape[1], c_out, where)
+    if x.shape[1] != c_per_group * groups:
+        raise ValueError(
+            f"{where} expected input with {c_per_group * groups} channels, received "
+            f"{x.shape[1]} (input shape {x.shape}, weight shape {w.shape}, groups {groups})."
+        )
+    if b is not None and b.shape != (c_out,):
+        raise ValueError(f"{where} expected bias of shape ({c_out},), received {b.shape}.")
+    stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
+    dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
+    check_choice(padding_mode, PADDING_MODES, "padding_mode")
+    pads = _resolve_padding(padding, x.shape[2:], kernel, stride, dilation)
+    if padding_mode != "zeros":
+        check_pad_fits(x.shape[2:], pads, padding_mode)
+    try:
+        conv_output_sizes(x.shape[2:], kernel, stride, pads, dilation)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+    z, cache = conv_ops.conv_forward(x.data, w.data, None if b is None else b.data, stride,
+                                     pads, dilation, groups, padding_mode, flip_kernel)
+    need = needs_grad(x, w, b)
+    out = record(z, (x, w) if b is None else (x, w, b),
+                 lambda dz: conv_ops.conv_backward(dz, cache, *need)[: 2 if b is None else 3])
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           flip_kernel=False) -> Tensor:
+    """1-D convolution (cross-correlation) over ``(N, C, L)``; see :func:`conv2d`."""
+    return _conv(1, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           flip_kernel=False) -> Tensor:
+    """2-D convolution (cross-correlation, as in every DL framework) with a recorded gradient.
+
+    ``Z[n, o, i, j] = b[o] + Σ_c Σ_{u,v} Xp[n, c, i*s_h + u*d_h, j*s_w + v*d_w] · W[o, c, u, v]``
+
+    Args:
+        x: input ``(N, C, H, W)`` or one image ``(C, H, W)``; Tensor or ndarray.
+        w: kernels ``(C_out, C/groups, kh, kw)``.
+        b: optional bias ``(C_out,)``.
+        stride, dilation: int or one per axis.
+        padding: int, one per axis, ``((top, bottom), (left, right))``, ``"valid"`` or ``"same"``
+            (TensorFlow's rule for any stride: output ``ceil(n / s)``, odd pixel at the end).
+        groups: split channels into independent groups (``groups = C`` is depthwise).
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        flip_kernel: apply ``rot180(W)``: the mathematical convolution.
+
+    Shape:
+        ``(N, C, H, W) -> (N, C_out, H_out, W_out)`` with
+        ``H_out = floor((H + p_top + p_bottom - d_h*(kh-1) - 1) / s_h) + 1``.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab import functional as F
+        >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+        >>> F.conv2d(x, np.ones((1, 1, 3, 3))).data[0, 0]
+        array([[45., 54.],
+               [81., 90.]], dtype=float32)
+    """
+    return _conv(2, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel)
+
+
+def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           flip_kernel=False) -> Tensor:
+    """3-D convolution over ``(N, C, D, H, W)``; see :func:`conv2d`."""
+    return _conv(3, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel)
+
+
+def _conv_transpose(nd: int, x, w, b, stride, padding, output_padding, groups, dilation,
+                    where: str | None = None) -> Tensor:
+    where = where or f"conv_transpose{nd}d"
+    x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    check_float_array(x.data, f"{where} input")
+    if w.ndim != nd + 2:
+        raise ValueError(
+            f"{where} expected a {nd + 2}-D weight (C_in, C_out/groups, *kernel), received "
+            f"shape {w.shape}."
+        )
+    x, unbatched = _batched(x, nd, where)
+    c_in, c_out = w.shape[0], w.shape[1] * (groups if _is_int(groups) else 1)
+    groups = _check_groups(groups, c_in, c_out, where)
+    if x.shape[1] != c_in:
+        raise ValueError(
+            f"{where} expected input with {c_in} channels, received {x.shape[1]} "
+            f"(input shape {x.shape}, weight shape {w.shape})."
+        )
+    if b is not None and b.shape != (c_out,):
+        raise ValueError(f"{where} expected bias of shape ({c_out},), received {b.shape}.")
+    stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
+    dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
+    if isinstance(padding, str):
+        raise ValueError(f"{where}: padding must be numeric, received {padding!r}.")
+    pads = padding_pairs(padding, nd)
+    output_padding = check_non_negative(as_tuple(output_padding, nd, "output_padding"),
+                                        "output_padding")
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= max(s, d):
+            raise ValueError(
+                f"{where}: output_padding must be smaller than stride or dilation, received "
+                f"output_padding {fmt_size(output_padding)} with stride {fmt_size(stride)} and "
+                f"dilation {fmt_size(dilation)}."
+            )
+    for n, k, s, p, d, op in zip(x.shape[2:], w.shape[2:], stride, pads, dilation,
+                                 output_padding):
+        try:
+            conv_transpose_output_size(n, k, s, p, d, op)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+
+    y, cache = conv_ops.conv_transpose_forward(x.data, w.data, None if b is None else b.data,
+                                               stride, pads, output_padding, dilation, groups)
+    need = needs_grad(x, w, b)
+    out = record(y, (x, w) if b is None else (x, w, b),
+                 lambda dy: conv_ops.conv_transpose_backward(dy, cache, *need)[
+                     : 2 if b is None else 3])
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """1-D transposed convolution; see :func:`conv_transpose2d`."""
+    return _conv_transpose(1, x, w, b, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """2-D transposed convolution ("deconvolution"): the gradient of conv2d w.r.t. its input.
+
+    Each input pixel scatters ``x · W[c_in]`` onto the output at stride ``s``; ``padding``
+    crops the result on each side and ``output_padding`` adds rows/columns at the end.
+
+    Args:
+        x: ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+        w: ``(C_in, C_out/groups, kh, kw)`` (PyTorch's layout).
+
+    Shape:
+        ``H_out = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1``.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab import functional as F
+        >>> F.conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2).shape
+        (1, 1, 4, 4)
+    """
+    return _conv_transpose(2, x, w, b, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """3-D transposed convolution; see :func:`conv_transpose2d`."""
+    return _conv_transpose(3, x, w, b, stride, padding, output_padding, groups, dilation)

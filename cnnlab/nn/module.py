@@ -1,0 +1,217 @@
+"""``Module``: the base of every layer and model, with PyTorch's bookkeeping.
+
+Attributes that are :class:`Parameter`s, sub-``Module``s or registered buffers are found by
+``named_parameters``/``state_dict`` in registration order, so the keys (``"0.weight"``,
+``"features.3.bias"``, ``"bn.running_mean"``...) are those the same ``torch.nn`` model produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..autograd.tensor import Tensor
+from .parameter import Parameter
+
+
+class Module:
+    """Base class: subclass it, assign layers and Parameters in ``__init__``, write ``forward``.
+
+    Example:
+        >>> from cnnlab import nn
+        >>> class Tiny(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = nn.Linear(4, 2)
+        ...     def forward(self, x):
+        ...         return self.fc(x)
+        >>> list(Tiny().state_dict())
+        ['fc.weight', 'fc.bias']
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------ attribute registry
+    def __setattr__(self, name: str, value) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before assigning "
+                f"attributes (while setting {name!r})."
+            )
+        if isinstance(value, Parameter):
+            target = self._parameters
+        elif isinstance(value, Module):
+            target = self._modules
+        elif name in self.__dict__.get("_buffer_names", ()):
+            target = self._buffers
+        else:
+            for registry in (self._parameters, self._buffers, self._modules):
+                registry.pop(name, None)
+            object.__setattr__(self, name, value)
+            return
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not target:
+                registry.pop(name, None)
+        target[name] = value            # an existing key keeps its place (state_dict order)
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str):
+        for registry in ("_parameters", "_buffers", "_modules"):
+            table = self.__dict__.get(registry)
+            if table is not None and name in table:
+                return table[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._buffers, self._modules):
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """A state array that is saved in ``state_dict`` but not trained (e.g. running means)."""
+        names = self.__dict__.setdefault("_buffer_names", set())
+        names.add(name)
+        self.__dict__.pop(name, None)
+        self._buffers[name] = value
+
+    def register_parameter(self, name: str, value: Parameter | None) -> None:
+        if value is None:
+            self._parameters[name] = None
+            self.__dict__.pop(name, None)
+        else:
+            setattr(self, name, value)
+
+    # ------------------------------------------------------------ calling
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward().")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------ traversal
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        return (m for _, m in self.named_modules())
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def children(self) -> Iterator[Module]:
+        return (m for _, m in self.named_children())
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen: set[int] = set()
+        for path, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{path}.{name}" if path else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for path, module in self.named_modules(prefix):
+            for name, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{path}.{name}" if path else name), b
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, keyed like ``torch.nn``'s ``state_dict``."""
+        state: dict[str, np.ndarray] = {}
+        for path, module in self.named_modules():
+            dot = f"{path}." if path else ""
+            for name, p in module._parameters.items():
+                if p is not None:
+                    state[dot + name] = p.data.copy()
+            for name, b in module._buffers.items():
+                if b is not None:
+                    state[dot + name] = np.array(b, copy=True)
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
+        """Copy arrays into the parameters and buffers; shapes must match exactly.
+
+        With ``strict`` (the default) the key sets must be equal; the error lists the missing
+        and unexpected keys.
+        """
+        targets: dict[str, tuple[Module, str, str]] = {}
+        for path, module in self.named_modules():
+            dot = f"{path}." if path else ""
+            for name, p in module._parameters.items():
+                if p is not None:
+                    targets[dot + name] = (module, name, "parameter")
+            for name, b in module._buffers.items():
+                if b is not None:
+                    targets[dot + name] = (module, name, "buffer")
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"load_state_dict: state does not fit {type(self).__name__}: missing keys "
+                f"{missing or 'none'}, unexpected keys {unexpected or 'none'}."
+            )
+        for key, (module, name, kind) in targets.items():
+            if key not in state:
+                continue
+            value = np.asarray(state[key].data if isinstance(state[key], Tensor) else state[key])
+            current = module._parameters[name] if kind == "parameter" else module._buffers[name]
+            current_shape = np.shape(current.data if kind == "parameter" else current)
+            if value.shape != current_shape:
+                raise ValueError(
+                    f"load_state_dict: {key!r} expected shape {current_shape}, received "
+                    f"{value.shape}."
+                )
+            if kind == "parameter":
+                current.data = value.astype(current.data.dtype, copy=True)
+            else:
+                module._buffers[name] = value.astype(np.asarray(current).dtype, copy=True)
+
+    # ------------------------------------------------------------ modes and grads
+    def train(self, mode: bool = True) -> Module:
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def apply(self, fn) -> Module:
+        for module in self.modules():
+            fn(module)
+        return self
+
+    # ------------------------------------------------------------ display
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"({name}): {_indent(repr(child))}" for name, child in self.named_children()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _indent(text: str) -> str:
+    return text.replace("\n", "\n  ")

@@ -1,0 +1,1 @@
+"""Pure NumPy forward/backward pairs: the mathematics of every CNN primitive, no Tensors."""
