@@ -7,8 +7,8 @@
 __version__ = "0.1.0"
 
 from . import functional, nn
+from .autograd import Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad, tensor
 from .random import manual_seed
-from .autograd import Tensor, gradcheck, no_grad, enable_grad, is_grad_enabled, tensor
 
 __all__ = ["Tensor", "enable_grad", "functional", "gradcheck", "is_grad_enabled",
            "manual_seed", "nn", "no_grad", "tensor", "__version__"]

@@ -61,7 +61,7 @@ def conv_nd(x, w, b=None, stride=None, pads=None, dilation=None, groups=1, mode=
 
 def conv_transpose_nd(x, w, b=None, stride=None, pads=None, output_padding=None, dilation=None,
                       groups=1):
-    """Scatter definition: ``y[n, g*Cg_out + o, i*s + k*d - p_begin] += x[n, c, i] · w[c, o, k]``."""
+    """Scatter: ``y[n, g*Cg_out + o, i*s + k*d - p_begin] += x[n, c, i] · w[c, o, k]``."""
     nd = w.ndim - 2
     stride = stride or (1,) * nd
     dilation = dilation or (1,) * nd

@@ -15,7 +15,8 @@ class Sequential(Module):
 
     Example:
         >>> from cnnlab import nn
-        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(),
+        ...                     nn.Linear(4 * 4 * 4, 10))
         >>> list(net.state_dict())
         ['0.weight', '0.bias', '3.weight', '3.bias']
     """
