@@ -131,22 +131,24 @@ def pool_output_size(
     """PyTorch's pooling size: like :func:`conv_output_size` with symmetric padding ``p``.
 
     With ``ceil_mode`` the division rounds up, but a last window that would start in the right
-    padding (at or beyond ``n + p``) is dropped, exactly as PyTorch does.
+    padding (at or beyond ``n + p``) is dropped, exactly as PyTorch does. (So in ``ceil_mode`` a
+    single window may reach past the padded input, as in PyTorch.)
 
     >>> pool_output_size(5, 2, 2), pool_output_size(5, 2, 2, ceil_mode=True)
     (2, 3)
     """
     span = d * (k - 1) + 1
-    if n + 2 * p < span:
+    if ceil_mode:
+        out = -(-(n + 2 * p - span) // s) + 1
+        if out > 1 and (out - 1) * s >= n + p:
+            out -= 1
+    else:
+        out = (n + 2 * p - span) // s + 1
+    if out < 1:
         raise ValueError(
             f"pooling window of size {k} (dilation {d}) is larger than the padded input of size "
             f"{n + 2 * p} (input {n}, padding {p} on each side)."
         )
-    if not ceil_mode:
-        return (n + 2 * p - span) // s + 1
-    out = -(-(n + 2 * p - span) // s) + 1
-    if (out - 1) * s >= n + p:
-        out -= 1
     return out
 
 
