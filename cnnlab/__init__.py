@@ -6,9 +6,9 @@
 
 __version__ = "0.1.0"
 
-from . import functional, nn
+from . import functional, models, nn, optim
 from .autograd import Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad, tensor
 from .random import manual_seed
 
 __all__ = ["Tensor", "enable_grad", "functional", "gradcheck", "is_grad_enabled",
-           "manual_seed", "nn", "no_grad", "tensor", "__version__"]
+           "manual_seed", "models", "nn", "no_grad", "optim", "tensor", "__version__"]

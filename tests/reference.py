@@ -94,3 +94,87 @@ def output_size_table(n: int, k: int, s: int, pb: int, pe: int, d: int) -> int:
     return sum(1 for start in range(0, n + pb + pe - span + 1) if start % s == 0)
 
 
+def _pool_starts(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> list[int]:
+    """Window starts (in unpadded coordinates) by the definition of pooling, not by a formula.
+
+    A window starting at ``o*s - p`` is kept if it lies inside the padded input ``[-p, n + p)``;
+    with ``ceil_mode`` a last window that only partly fits is kept too, as long as it starts
+    inside the input or the left padding and the window one stride earlier (real or not) did
+    not already reach the end of the padded input.
+    """
+    span = d * (k - 1) + 1
+    starts, o = [], 0
+    while True:
+        start = o * s - p
+        if start + span <= n + p:
+            starts.append(start)
+        elif ceil_mode and start < n and start - s + span < n + p:
+            starts.append(start)
+            break
+        else:
+            break
+        o += 1
+    return starts
+
+
+def max_pool_nd(x, kernel, stride, padding, dilation, ceil_mode=False):
+    """``y[n, c, o] = max`` over the window's real input positions; also the argmax indices.
+
+    Returns ``(y, indices)``; ``indices`` holds each maximum's flat index in its ``(n, c)`` input
+    plane (the first maximum in window order wins, as in PyTorch).
+    """
+    spatial = x.shape[2:]
+    starts = [_pool_starts(n, k, s, p, d, ceil_mode)
+              for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation)]
+    y = np.zeros(x.shape[:2] + tuple(len(st) for st in starts), dtype=x.dtype)
+    indices = np.zeros(y.shape, dtype=np.int64)
+    for n, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        for pos in itertools.product(*(range(len(st)) for st in starts)):
+            best, where = -np.inf, None
+            for k in itertools.product(*(range(m) for m in kernel)):
+                src = tuple(st[o] + kk * d for st, o, kk, d in zip(starts, pos, k, dilation))
+                if not all(0 <= i < m for i, m in zip(src, spatial)):
+                    continue                                       # padding never wins
+                value = x[(n, c, *src)]
+                if where is None or value > best:
+                    best, where = value, src
+            y[(n, c, *pos)] = best
+            indices[(n, c, *pos)] = -1 if where is None else np.ravel_multi_index(where, spatial)
+    return y, indices
+
+
+def avg_pool_nd(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+    """``y[n, c, o] = Σ window / D``; ``D`` counts the window's positions inside ``[-p, n + p)``
+    (``count_include_pad``) or inside the input ``[0, n)``, per axis, multiplied."""
+    spatial = x.shape[2:]
+    starts = [_pool_starts(n, k, s, p, 1, ceil_mode)
+              for n, k, s, p in zip(spatial, kernel, stride, padding)]
+    y = np.zeros(x.shape[:2] + tuple(len(st) for st in starts), dtype=x.dtype)
+    for n, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        for pos in itertools.product(*(range(len(st)) for st in starts)):
+            total, counted = 0.0, 1
+            for axis, (st, o, k, p) in enumerate(zip(starts, pos, kernel, padding)):
+                low, high = (-p, spatial[axis] + p) if count_include_pad else (0, spatial[axis])
+                counted *= sum(1 for i in range(st[o], st[o] + k) if low <= i < high)
+            for k in itertools.product(*(range(m) for m in kernel)):
+                src = tuple(st[o] + kk for st, o, kk in zip(starts, pos, k))
+                if all(0 <= i < m for i, m in zip(src, spatial)):
+                    total += float(x[(n, c, *src)])
+            y[(n, c, *pos)] = total / (divisor_override or counted)
+    return y
+
+
+def adaptive_avg_pool_nd(x, output_size):
+    """Output cell ``i`` of an axis of size ``n`` averages ``floor(i*n/m) .. ceil((i+1)*n/m) - 1``
+    (``None`` in ``output_size`` keeps the axis)."""
+    spatial = x.shape[2:]
+    sizes = [n if m is None else m for n, m in zip(spatial, output_size)]
+    bins = [[(i * n // m, -(-(i + 1) * n // m)) for i in range(m)]       # floor, ceil
+            for n, m in zip(spatial, sizes)]
+    y = np.zeros(x.shape[:2] + tuple(sizes), dtype=x.dtype)
+    for n, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        for pos in itertools.product(*(range(m) for m in sizes)):
+            region = tuple(slice(*axis_bins[i]) for axis_bins, i in zip(bins, pos))
+            y[(n, c, *pos)] = x[(n, c, *region)].mean()
+    return y

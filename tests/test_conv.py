@@ -54,9 +54,9 @@ CASES = conv_cases()
 
 
 def _pads(nd, x_shape, kernel, padding, stride, dilation):
-    as_t = (lambda v: (v,) * nd if isinstance(v, int) else tuple(v))
-    return resolve_padding(padding, x_shape[2:], kernel, as_t(stride), as_t(dilation)), \
-        as_t(stride), as_t(dilation)
+    stride = (stride,) * nd if isinstance(stride, int) else tuple(stride)
+    dilation = (dilation,) * nd if isinstance(dilation, int) else tuple(dilation)
+    return resolve_padding(padding, x_shape[2:], kernel, stride, dilation), stride, dilation
 
 
 def _fits(nd, padding, stride, dilation, mode, rng):

@@ -4,12 +4,18 @@ Every differentiable operation makes its output with :func:`record`, giving the 
 tensors and a closure ``backward(dy) -> (d_parent_0, d_parent_1, ...)``. ``Tensor.backward``
 orders the recorded graph topologically (iteratively, so deep graphs cannot overflow the stack)
 and applies the chain rule from the output back to the leaves, accumulating into ``.grad``.
+
+dtype rules (PyTorch's, with NumPy's names): lists and Python floats give float32, Python ints
+and int lists give int64, bools stay bool, ndarrays and NumPy scalars keep float32 / float64 /
+integer / bool dtypes. In arithmetic a Python or NumPy scalar takes the tensor's dtype (float32
+stays float32), and an integer operand takes the floating operand's dtype.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -17,23 +23,25 @@ from ..ops import elementwise as ew
 from .grad_mode import is_grad_enabled
 
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
-ArrayLike = "Tensor | np.ndarray | float | int | Sequence"
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f"
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
-    """float32 by default; float64 and integer arrays are kept as given (like PyTorch)."""
+    """float32 by default; float64, integer and bool arrays are kept as given (like PyTorch)."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    if isinstance(data, np.ndarray):
-        if data.dtype == np.float64 or data.dtype == np.float32:
-            return data
-        if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
-            return data
-        return data.astype(np.float32)
+    if isinstance(data, (np.ndarray, np.generic)):
+        array = np.asarray(data)
+        if array.dtype.kind in "iub" or array.dtype in (np.float32, np.float64):
+            return array
+        return array.astype(np.float32)
     array = np.asarray(data)
-    if np.issubdtype(array.dtype, np.integer) and not isinstance(data, numbers.Number):
+    if array.dtype.kind in "iub":
         return array
     return array.astype(np.float32)
 
@@ -42,9 +50,13 @@ class Tensor:
     """An ``np.ndarray`` (``.data``) with an optional gradient (``.grad``, same shape).
 
     Args:
-        data: array-like; float32 unless it is already a float64 or integer ndarray.
-        requires_grad: record operations on this tensor so ``backward`` can reach it.
+        data: array-like; float32 unless it is already a float64, integer or bool ndarray.
+        requires_grad: record operations on this tensor so ``backward`` can reach it
+            (floating-point tensors only).
         dtype: force a NumPy dtype (e.g. ``np.float64`` for gradient checks).
+
+    Shape:
+        ``.shape`` is ``.data.shape``; ``.grad`` has the same shape once ``backward`` reached it.
 
     Example:
         >>> import cnnlab
@@ -55,7 +67,7 @@ class Tensor:
                [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_parents", "_backward", "__weakref__")
     __array_priority__ = 1000          # ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -63,11 +75,24 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Backward | None = None
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
-            self.requires_grad_(True)
+            self.requires_grad = True
 
     # ----------------------------------------------------------------- properties
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if flag and not _is_float(self.data.dtype):
+            raise TypeError(
+                f"only floating-point tensors can require gradients, received dtype "
+                f"{self.data.dtype}."
+            )
+        self._requires_grad = bool(flag)
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
@@ -86,6 +111,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
+        """All axes reversed (``x.transpose()``)."""
         return self.transpose()
 
     @property
@@ -93,7 +119,29 @@ class Tensor:
         return self._backward is None
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor.")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor.")
+        return (self[i] for i in range(len(self.data)))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(t)`` gives ``t.data`` (without gradient tracking)."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)          # one element only, as NumPy and PyTorch require
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -101,9 +149,11 @@ class Tensor:
         return f"tensor({body}, dtype={self.dtype}{grad})"
 
     def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared, not copied)."""
         return self.data
 
-    def item(self) -> float:
+    def item(self) -> float | int | bool:
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, received shape {self.shape}."
@@ -111,15 +161,10 @@ class Tensor:
         return self.data.item()
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (no gradient flows through it)."""
-        return Tensor(self.data)
+        """The same data (shared, same dtype), cut from the graph: no gradient flows through."""
+        return _constant(self.data)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        if flag and not np.issubdtype(self.data.dtype, np.floating):
-            raise TypeError(
-                f"only floating-point tensors can require gradients, received dtype "
-                f"{self.data.dtype}."
-            )
         self.requires_grad = flag
         return self
 
@@ -127,11 +172,14 @@ class Tensor:
         self.grad = None
 
     # ----------------------------------------------------------------- backward
-    def backward(self, grad: np.ndarray | Tensor | float | None = None) -> None:
+    def backward(self, grad: np.ndarray | Tensor | float | None = None,
+                 retain_graph: bool = False) -> None:
         """Accumulate ``d self / d leaf`` (times ``grad``) into ``.grad`` of every leaf.
 
         ``grad`` defaults to 1 for a one-element tensor; otherwise it must have ``self.shape``.
-        The graph is freed afterwards (as PyTorch does without ``retain_graph``).
+        Leaves add to an existing ``.grad`` (as PyTorch does); other tensors keep none. The
+        graph is freed afterwards unless ``retain_graph=True`` (as in PyTorch), and a second
+        ``backward`` through a freed graph raises ``RuntimeError``.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -157,50 +205,73 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._backward is None:
-                g = np.asarray(g, dtype=node.data.dtype)
-                node.grad = g.copy() if node.grad is None else node.grad + g
+            if node._backward is None:                        # a leaf: accumulate
+                g = g.astype(node.data.dtype, copy=True)      # never alias dy or the caller's
+                node.grad = g if node.grad is None else np.asarray(node.grad + g)
                 continue
+            if node._backward is _freed:
+                _freed(g)
+            g = g.view()
+            g.flags.writeable = False          # dy may be shared: closures must not modify it
             parent_grads = node._backward(g)
+            if len(parent_grads) != len(node._parents):
+                raise RuntimeError(
+                    f"a backward step returned {len(parent_grads)} gradients for "
+                    f"{len(node._parents)} inputs."
+                )
             for parent, pg in zip(node._parents, parent_grads):
-                if pg is None or not parent.requires_grad:
+                if pg is None or not parent._requires_grad:
                     continue
+                pg = np.asarray(pg, dtype=parent.data.dtype)
+                if pg.shape != parent.shape:
+                    raise RuntimeError(
+                        f"a backward step returned a gradient of shape {pg.shape} for an input "
+                        f"of shape {parent.shape}."
+                    )
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
-            node._backward, node._parents = None, ()         # free the graph as we go
+                grads[key] = pg if key not in grads else np.asarray(grads[key] + pg)
+            if not retain_graph:
+                node._backward, node._parents = _freed, ()   # free the graph as we go
 
     # ----------------------------------------------------------------- arithmetic
     def __add__(self, other) -> Tensor:
-        a, b = self, _wrap(other, self)
+        a, b = _operands(self, other)
+        need_a, need_b = needs_grad(a, b)
         return record(a.data + b.data, (a, b), lambda dy: (
-            ew.unbroadcast(dy, a.shape), ew.unbroadcast(dy, b.shape)))
+            ew.unbroadcast(dy, a.shape) if need_a else None,
+            ew.unbroadcast(dy, b.shape) if need_b else None))
 
     def __radd__(self, other) -> Tensor:
         return _wrap(other, self) + self
 
     def __sub__(self, other) -> Tensor:
-        a, b = self, _wrap(other, self)
+        a, b = _operands(self, other)
+        need_a, need_b = needs_grad(a, b)
         return record(a.data - b.data, (a, b), lambda dy: (
-            ew.unbroadcast(dy, a.shape), ew.unbroadcast(-dy, b.shape)))
+            ew.unbroadcast(dy, a.shape) if need_a else None,
+            ew.unbroadcast(-dy, b.shape) if need_b else None))
 
     def __rsub__(self, other) -> Tensor:
         return _wrap(other, self) - self
 
     def __mul__(self, other) -> Tensor:
-        a, b = self, _wrap(other, self)
+        a, b = _operands(self, other)
+        need_a, need_b = needs_grad(a, b)
         return record(a.data * b.data, (a, b), lambda dy: (
-            ew.unbroadcast(dy * b.data, a.shape) if a.requires_grad else None,
-            ew.unbroadcast(dy * a.data, b.shape) if b.requires_grad else None))
+            ew.unbroadcast(dy * b.data, a.shape) if need_a else None,
+            ew.unbroadcast(dy * a.data, b.shape) if need_b else None))
 
     def __rmul__(self, other) -> Tensor:
         return _wrap(other, self) * self
 
     def __truediv__(self, other) -> Tensor:
-        a, b = self, _wrap(other, self)
+        a, b = _operands(self, other)
+        if not _is_float(a.dtype):                      # int / int -> float32, as in PyTorch
+            a, b = _constant(a.data.astype(np.float32)), _constant(b.data.astype(np.float32))
+        need_a, need_b = needs_grad(a, b)
         return record(a.data / b.data, (a, b), lambda dy: (
-            ew.unbroadcast(dy / b.data, a.shape) if a.requires_grad else None,
-            ew.unbroadcast(-dy * a.data / (b.data * b.data), b.shape)
-            if b.requires_grad else None))
+            ew.unbroadcast(dy / b.data, a.shape) if need_a else None,
+            ew.unbroadcast(-dy * a.data / (b.data * b.data), b.shape) if need_b else None))
 
     def __rtruediv__(self, other) -> Tensor:
         return _wrap(other, self) / self
@@ -209,25 +280,33 @@ class Tensor:
         return record(-self.data, (self,), lambda dy: (-dy,))
 
     def __pow__(self, exponent) -> Tensor:
-        a = self
-        if isinstance(exponent, numbers.Real) and not isinstance(exponent, Tensor):
-            p = exponent
-            return record(a.data ** p, (a,), lambda dy: (dy * p * a.data ** (p - 1),))
-        b = _wrap(exponent, self)
+        if isinstance(exponent, (numbers.Real, np.generic)) and not isinstance(exponent, Tensor):
+            return _pow_scalar(self, exponent.item() if isinstance(exponent, np.generic)
+                               else exponent)
+        a, b = _operands(self, exponent)
         y = a.data ** b.data
-        return record(y, (a, b), lambda dy: (
-            ew.unbroadcast(dy * b.data * a.data ** (b.data - 1), a.shape)
-            if a.requires_grad else None,
-            ew.unbroadcast(dy * y * np.log(a.data), b.shape) if b.requires_grad else None))
+        need = needs_grad(a, b)
+        return record(y, (a, b), lambda dy: ew.pow_backward(dy, a.data, b.data, y, *need))
+
+    def __rpow__(self, other) -> Tensor:
+        return _wrap(other, self) ** self
 
     def __matmul__(self, other) -> Tensor:
-        a, b = self, _wrap(other, self)
-        return record(a.data @ b.data, (a, b), lambda dy: _matmul_backward(dy, a, b))
+        a, b = _operands(self, other)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(
+                f"matmul (@) needs operands with at least one dimension, received shapes "
+                f"{a.shape} and {b.shape}."
+            )
+        need = needs_grad(a, b)
+        return record(a.data @ b.data, (a, b),
+                      lambda dy: ew.matmul_backward(dy, a.data, b.data, *need))
 
     def __rmatmul__(self, other) -> Tensor:
         return _wrap(other, self) @ self
 
-    # Comparisons give plain boolean arrays: they have no gradient.
+    # Comparisons give plain boolean arrays: they have no gradient. ``==`` stays identity
+    # (tensors are dict keys in optimisers); compare ``t.data`` for elementwise equality.
     def __lt__(self, other):
         return self.data < _data(other)
 
@@ -259,6 +338,8 @@ class Tensor:
         x = self.data
         return record(np.abs(x), (self,), lambda dy: (dy * np.sign(x),))
 
+    __abs__ = abs
+
     # ----------------------------------------------------------------- reductions
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         shape, axes = self.shape, ew.normalize_axes(axis, self.ndim)
@@ -267,11 +348,16 @@ class Tensor:
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         shape, axes = self.shape, ew.normalize_axes(axis, self.ndim)
-        count = int(np.prod([shape[a] for a in axes])) if shape else 1
+        count = math.prod(shape[a] for a in axes)
         return record(self.data.mean(axis=axes, keepdims=keepdims), (self,),
                       lambda dy: (ew.sum_backward(dy / count, shape, axes, keepdims),))
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Largest value over ``axis`` (all axes by default); like ``torch.amax``.
+
+        Ties share the gradient equally: each of ``m`` equal maxima gets ``dy / m`` (PyTorch's
+        ``amax`` and full ``max()`` rule; ``torch.max(x, dim)`` sends it to one index instead).
+        """
         x, axes = self.data, ew.normalize_axes(axis, self.ndim)
         y = x.max(axis=axes, keepdims=keepdims)
         return record(y, (self,), lambda dy: (ew.max_backward(dy, x, y, axes, keepdims),))
@@ -289,31 +375,49 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        """Merge axes ``start_dim..end_dim`` into one (a 0-d tensor becomes shape ``(1,)``)."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = (ew.normalize_axes(d, self.ndim)[0] for d in (start_dim, end_dim))
+        if start > end:
+            raise ValueError(
+                f"flatten() needs start_dim <= end_dim, received {start_dim} and {end_dim} for "
+                f"shape {self.shape}."
+            )
+        merged = math.prod(self.shape[start:end + 1])
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def transpose(self, *axes) -> Tensor:
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
+        """``t.transpose(i, j)`` swaps two axes (PyTorch); ``t.transpose()`` reverses all axes;
+        ``t.transpose((2, 0, 1))`` or ``t.transpose(2, 0, 1)`` on a 3-D tensor permutes (NumPy).
+        """
         if not axes:
-            axes = tuple(reversed(range(self.ndim)))
-        elif len(axes) == 2 and self.ndim != 2:
-            i, j = (a % self.ndim for a in axes)          # torch-style swap of two axes
+            return self.permute(tuple(reversed(range(self.ndim))))
+        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
+            i, j = ew.normalize_axes(axes, self.ndim)      # PyTorch's swap of two axes
             perm = list(range(self.ndim))
             perm[i], perm[j] = perm[j], perm[i]
-            axes = tuple(perm)
-        inverse = tuple(np.argsort(axes))
-        return record(self.data.transpose(axes), (self,), lambda dy: (dy.transpose(inverse),))
+            return self.permute(perm)
+        return self.permute(*axes)
 
     def permute(self, *axes) -> Tensor:
+        """Reorder axes: output axis ``k`` is input axis ``axes[k]`` (negative axes allowed)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        inverse = tuple(np.argsort(axes))
-        return record(self.data.transpose(axes), (self,), lambda dy: (dy.transpose(inverse),))
+        try:
+            perm = ew.normalize_axes(axes, self.ndim)
+        except (TypeError, ValueError):
+            perm = None
+        if perm is None or sorted(perm) != list(range(self.ndim)):
+            raise ValueError(
+                f"permute() needs a permutation of the {self.ndim} axes, received {axes} for "
+                f"shape {self.shape}."
+            )
+        inverse = tuple(np.argsort(perm))
+        return record(self.data.transpose(perm), (self,), lambda dy: (dy.transpose(inverse),))
 
     def __getitem__(self, index) -> Tensor:
-        index = _data(index) if isinstance(index, Tensor) else index
+        index = _index_data(index)
         shape, dtype = self.shape, self.dtype
 
         def backward(dy: np.ndarray):
@@ -327,10 +431,36 @@ class Tensor:
         return record(self.data[index], (self,), backward)
 
 
+def _freed(dy: np.ndarray):
+    raise RuntimeError(
+        "backward() reached a tensor whose graph an earlier backward() already freed; pass "
+        "retain_graph=True to the first backward() to go through the graph twice."
+    )
+
+
+def _pow_scalar(a: Tensor, p: float) -> Tensor:
+    """``y = a^p`` for a number ``p``: ``dy/da = p a^(p-1)`` (0 for ``p = 0``, as in PyTorch)."""
+    x = a.data
+    if not _is_float(x.dtype) and not isinstance(p, numbers.Integral):
+        x = x.astype(np.float32)
+    return record(x ** p, (a,), lambda dy: (ew.pow_scalar_backward(dy, x, p),))
+
+
 def _is_basic_index(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (slice, numbers.Integral, type(None), type(Ellipsis)))
-               and not isinstance(i, bool) for i in items)
+               and not isinstance(i, (bool, np.bool_)) for i in items)
+
+
+def _index_data(index):
+    """Tensors used as indices (alone, in tuples or lists) become their ndarrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(_index_data(i) for i in index)
+    if isinstance(index, list) and any(isinstance(i, Tensor) for i in index):
+        return [_index_data(i) for i in index]
+    return index
 
 
 def _data(value):
@@ -338,29 +468,40 @@ def _data(value):
 
 
 def _wrap(value, like: Tensor) -> Tensor:
-    """Operands become Tensors; Python scalars take ``like``'s dtype (float32 stays float32)."""
+    """Operands become Tensors; Python and NumPy scalars take ``like``'s dtype where it can hold
+    them (float32 stays float32; an int tensor with a float scalar gives float32)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, numbers.Number):
-        return Tensor(np.asarray(value, dtype=like.dtype))
+    if type(value) in (int, float, bool) or isinstance(
+            value, (numbers.Real, np.bool_, np.integer, np.floating)):
+        if _is_float(like.dtype) or isinstance(value, (bool, np.bool_)):
+            dtype = like.dtype
+        elif isinstance(value, numbers.Integral):
+            dtype = like.dtype if np.issubdtype(like.dtype, np.integer) else np.int64
+        else:
+            dtype = np.float32
+        return _constant(np.asarray(value, dtype=dtype))
     return Tensor(value)
 
 
-def _matmul_backward(dy: np.ndarray, a: Tensor, b: Tensor):
-    """``Y = A @ B``: ``dA = dY @ Bᵀ``, ``dB = Aᵀ @ dY`` (1-D operands promoted, batches summed)."""
-    a2 = a.data if a.ndim > 1 else a.data[None, :]
-    b2 = b.data if b.ndim > 1 else b.data[:, None]
-    dy2 = dy
-    if a.ndim == 1:
-        dy2 = np.expand_dims(dy2, -2)
-    if b.ndim == 1:
-        dy2 = np.expand_dims(dy2, -1)
-    da = db = None
-    if a.requires_grad:
-        da = ew.unbroadcast(dy2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-    if b.requires_grad:
-        db = ew.unbroadcast(np.swapaxes(a2, -1, -2) @ dy2, b2.shape).reshape(b.shape)
-    return da, db
+def _operands(a: Tensor, other) -> tuple[Tensor, Tensor]:
+    """``(a, other)`` as Tensors of compatible dtypes: an integer or bool operand takes the
+    floating one's dtype (PyTorch's rule; NumPy would give float64 for float32 with int64)."""
+    b = _wrap(other, a)
+    a_float, b_float = _is_float(a.dtype), _is_float(b.dtype)
+    if a_float and not b_float:
+        b = _constant(b.data.astype(a.dtype))
+    elif b_float and not a_float:
+        a = _constant(a.data.astype(b.dtype))
+    return a, b
+
+
+def _constant(array: np.ndarray) -> Tensor:
+    """A Tensor around ``array`` as it is (no dtype rules, no gradient)."""
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out._requires_grad, out._parents, out._backward = (
+        array, None, False, (), None)
+    return out
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
@@ -378,26 +519,32 @@ def _topological_order(root: Tensor) -> list[Tensor]:
         visited.add(id(node))
         stack.append((node, True))
         for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
+            if parent._requires_grad and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 
 
 def record(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -> Tensor:
-    """Wrap an op's output; keep ``backward`` only if some parent needs a gradient."""
-    out = Tensor.__new__(Tensor)
-    out.data, out.grad = np.asarray(data), None
-    if is_grad_enabled() and any(p.requires_grad for p in parents):
-        out.requires_grad, out._parents, out._backward = True, parents, backward
-    else:
-        out.requires_grad, out._parents, out._backward = False, (), None
+    """Wrap an op's output; keep ``backward`` only if some parent needs a gradient.
+
+    ``backward(dy)`` must return one gradient (or ``None``) per parent, each of the parent's
+    shape, and must not modify ``dy`` in place (it is read-only: other parents may share it).
+    Outputs that are not floating-point never require grad.
+    """
+    out = _constant(np.asarray(data))
+    if is_grad_enabled() and out.data.dtype.kind == "f":
+        for p in parents:
+            if p._requires_grad:
+                out._requires_grad, out._parents, out._backward = True, parents, backward
+                break
     return out
 
 
 def needs_grad(*tensors: Tensor | None) -> tuple[bool, ...]:
     """Which inputs of an op will receive a gradient (``False`` for all under ``no_grad``)."""
-    enabled = is_grad_enabled()
-    return tuple(enabled and t is not None and t.requires_grad for t in tensors)
+    if not is_grad_enabled():
+        return (False,) * len(tensors)
+    return tuple(t is not None and t._requires_grad for t in tensors)
 
 
 def as_tensor(value) -> Tensor:
@@ -406,5 +553,11 @@ def as_tensor(value) -> Tensor:
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """Make a :class:`Tensor`: float32 unless ``data`` is a float64/integer array or ``dtype``."""
+    """Make a :class:`Tensor`: float32 unless ``data`` is a float64/integer/bool array or ``dtype``.
+
+    Example:
+        >>> import cnnlab
+        >>> cnnlab.tensor([1.0, 2.0]).dtype
+        dtype('float32')
+    """
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)

@@ -114,8 +114,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     Example:
         >>> import numpy as np
         >>> from cnnlab import functional as F
-        >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
-        >>> F.conv2d(x, np.ones((1, 1, 3, 3))).data[0, 0]
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+        >>> F.conv2d(x, np.ones((1, 1, 3, 3), np.float32)).data[0, 0]
         array([[45., 54.],
                [81., 90.]], dtype=float32)
     """

@@ -181,7 +181,7 @@ class Module:
             if kind == "parameter":
                 current.data = value.astype(current.data.dtype, copy=True)
             else:
-                module._buffers[name] = value.astype(np.asarray(current).dtype, copy=True)
+                np.copyto(current, value, casting="unsafe")    # in place, like torch
 
     # ------------------------------------------------------------ modes and grads
     def train(self, mode: bool = True) -> Module:
@@ -192,9 +192,29 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def to(self, dtype) -> Module:
+        """Cast floating-point parameters and buffers (e.g. ``np.float64`` for gradient checks)."""
+        for module in self.modules():
+            for p in module._parameters.values():
+                if p is not None:
+                    p.data, p.grad = p.data.astype(dtype), None
+            for name, b in module._buffers.items():
+                if b is not None and np.issubdtype(np.asarray(b).dtype, np.floating):
+                    module._buffers[name] = np.asarray(b).astype(dtype)
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
 
     def apply(self, fn) -> Module:
         for module in self.modules():

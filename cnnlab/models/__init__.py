@@ -1,0 +1,5 @@
+"""Ready-made architectures."""
+
+from .lenet import lenet5
+
+__all__ = ["lenet5"]
