@@ -8,9 +8,13 @@ Notation (per spatial axis, multi-indices for nd > 1): input ``X (N, C, *S)``, p
 ``Xp``, weight ``K (C_out, C/G, *k)``, bias ``B (C_out,)``, stride ``s``, dilation ``d``,
 ``G`` groups, output ``Z (N, C_out, *O)``, ``O = floor((S + p_begin + p_end - d*(k-1) - 1)/s) + 1``.
 
-Algorithm: im2col + GEMM. The windows of ``Xp`` are a zero-copy strided view
-``(N, C, *k, *O)``; one copy makes them the matrix ``cols (N, G, C/G*prod(k), prod(O))`` and one
-batched matmul with the weight matrix ``(G, C_out/G, C/G*prod(k))`` gives ``Z``.
+Algorithm: im2col + GEMM in a batch-last layout. The padded input is copied once into
+``(C, *S_padded, N)``; its windows are a zero-copy strided view ``(C, *k, *O, N)``; one more copy
+makes them the matrix ``cols (G, C/G*prod(k), prod(O)*N)`` and one GEMM per group with the weight
+matrix ``(G, C_out/G, C/G*prod(k))`` gives ``Z``. With the batch axis last, each row of ``cols``
+is built from long contiguous runs, the forward pass and ``dK`` are single large GEMMs (which
+BLAS spreads over all cores), and the col2im adds of ``dX`` run over contiguous rows — measured
+2-3× faster than the ``(N, C, *S)`` layout for LeNet's layers (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .windows import col2im, sliding_windows
 
 
 class ConvCache(NamedTuple):
-    cols: np.ndarray            # (N, G, C/G*prod(k), prod(O)): the windows of Xp, as a matrix
+    cols: np.ndarray            # (G, C/G*prod(k), prod(O)*N): the windows of Xp, as a matrix
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache
@@ -41,49 +45,74 @@ def _flip(w: np.ndarray) -> np.ndarray:
     return w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
 
 
-def _im2col(xp: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
+def _batch_last(x: np.ndarray, pads: Pairs = (), mode: str = "constant"
+                ) -> tuple[np.ndarray, PadCache]:
+    """``(N, C, *S) -> (C, *S_padded, N)``, contiguous: one copy that also pads."""
+    nd = x.ndim - 2
+    pads = pads or ((0, 0),) * nd
+    cache = PadCache(x.shape, pads, mode)
+    moved = np.moveaxis(x, 0, -1)                                  # (C, *S, N) view
+    if mode != "constant":
+        xp, cache = pad_forward(x, pads, mode)
+        return np.ascontiguousarray(np.moveaxis(xp, 0, -1)), cache
+    padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
+    xt = np.zeros((x.shape[1], *padded, x.shape[0]), dtype=x.dtype)
+    xt[(slice(None), *(slice(pb, pb + n) for n, (pb, _) in zip(x.shape[2:], pads)))] = moved
+    return xt, cache
+
+
+def _batch_first(yt: np.ndarray) -> np.ndarray:
+    """``(C, *S, N) -> (N, C, *S)``, contiguous."""
+    return np.ascontiguousarray(np.moveaxis(yt, -1, 0))
+
+
+def _im2col(xt: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, tuple[int, ...]]:
-    """``Xp (N, C, *S) -> cols (N, G, C/G*prod(k), prod(O))`` (one copy) and ``O``."""
+    """``Xp (C, *S, N) -> cols (G, C/G*prod(k), prod(O)*N)`` (one copy) and ``O``."""
     out = tuple((n - d * (k - 1) - 1) // s + 1
-                for n, k, s, d in zip(xp.shape[2:], kernel, stride, dilation))
-    windows = sliding_windows(xp, kernel, stride, dilation, out)     # (N, C, *k, *O) view
-    n, c = xp.shape[:2]
-    return windows.reshape(n, groups, c // groups * math.prod(kernel), math.prod(out)), out
+                for n, k, s, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    windows = sliding_windows(xt, kernel, stride, dilation, out, trail=1)   # (C, *k, *O, N)
+    c, n = xt.shape[0], xt.shape[-1]
+    return windows.reshape(groups, c // groups * math.prod(kernel), math.prod(out) * n), out
 
 
-def _correlate(xp: np.ndarray, w: np.ndarray, stride: tuple[int, ...],
+def _correlate(xt: np.ndarray, w: np.ndarray, stride: tuple[int, ...],
                dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Valid cross-correlation of an already padded input: ``Z = K ⋆ Xp``; returns ``Z, cols``."""
-    cols, out = _im2col(xp, w.shape[2:], stride, dilation, groups)
+    """Valid cross-correlation ``Z = K ⋆ Xp`` of a padded batch-last input; returns ``Z, cols``.
+
+    ``Z`` comes back in the usual ``(N, C_out, *O)`` layout.
+    """
+    cols, out = _im2col(xt, w.shape[2:], stride, dilation, groups)
     wm = w.reshape(groups, w.shape[0] // groups, -1)              # (G, C_out/G, C/G*k)
-    z = np.matmul(wm, cols)         # (G, C_out/G, C/G*k) @ (N, G, C/G*k, O) -> (N, G, C_out/G, O)
-    return z.reshape(xp.shape[0], w.shape[0], *out), cols
+    zt = np.matmul(wm, cols)      # (G, C_out/G, C/G*k) @ (G, C/G*k, O*N) -> (G, C_out/G, O*N)
+    return _batch_first(zt.reshape(w.shape[0], *out, xt.shape[-1])), cols   # (N, C_out, *O)
 
 
-def _input_grad(dz: np.ndarray, w: np.ndarray, padded: tuple[int, ...],
+def _input_grad(dzt: np.ndarray, w: np.ndarray, padded: tuple[int, ...],
                 stride: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> np.ndarray:
     """``dXp = (dZ dilated by s, zero-padded by d*(k-1)) ⋆ rot180(K)``, computed as col2im(Kᵀ dZ).
 
     Both sides are the same sum ``dXp[i] = Σ_{o,k: o*s + k*d = i} dZ[o] K[k]``; scattering the
     products ``Kᵀ dZ`` over the windows (col2im) skips the zeros that dilating dZ inserts.
+    Batch-last in and out: ``dZ (C_out, *O, N) -> dXp (C, *S_padded, N)``.
     """
-    n, c_out = dz.shape[:2]
-    kernel = w.shape[2:]
-    c_in = w.shape[1] * groups
+    c_out, kernel = w.shape[0], w.shape[2:]
     wm = w.reshape(groups, c_out // groups, -1)                    # (G, C_out/G, C/G*k)
-    dz3 = dz.reshape(n, groups, c_out // groups, -1)               # (N, G, C_out/G, O)
-    dcols = np.matmul(wm.transpose(0, 2, 1), dz3)  # (G, C/G*k, C_out/G) @ (.., O) -> (N,G,C/G*k,O)
-    dcols = dcols.reshape(n, c_in, *kernel, *dz.shape[2:])        # (N, C, *k, *O)
-    return col2im(dcols, padded, kernel, stride, dilation)        # (N, C, *S_padded)
+    dz3 = dzt.reshape(groups, c_out // groups, -1)                 # (G, C_out/G, O*N)
+    # (G, C/G*k, C_out/G) @ (G, C_out/G, O*N) -> (G, C/G*k, O*N)
+    dcols = np.matmul(wm.transpose(0, 2, 1), dz3)
+    dcols = dcols.reshape(w.shape[1] * groups, *kernel, *dzt.shape[1:])    # (C, *k, *O, N)
+    return col2im(dcols, padded, kernel, stride, dilation, trail=1)        # (C, *S_padded, N)
 
 
-def _weight_grad(dz: np.ndarray, cols: np.ndarray, w_shape: tuple[int, ...],
+def _weight_grad(dzt: np.ndarray, cols: np.ndarray, w_shape: tuple[int, ...],
                  groups: int) -> np.ndarray:
-    """``dK = Xp ⋆ dZ``: ``dK[g] = Σ_n dZ[n, g] @ cols[n, g]ᵀ`` -> ``(C_out, C/G, *k)``."""
-    n = dz.shape[0]
-    dz3 = dz.reshape(n, groups, w_shape[0] // groups, -1)          # (N, G, C_out/G, O)
-    dw = np.matmul(dz3, cols.transpose(0, 1, 3, 2)).sum(axis=0)    # (G, C_out/G, C/G*k)
-    return dw.reshape(w_shape)
+    """``dK = Xp ⋆ dZ``: ``dK[g] = dZ[g] @ cols[g]ᵀ``, one GEMM per group -> ``(C_out, C/G, *k)``.
+
+    ``(G, C_out/G, O*N) @ (G, O*N, C/G*k)``: the sum over the batch and all output positions.
+    """
+    dz3 = dzt.reshape(groups, w_shape[0] // groups, -1)            # (G, C_out/G, O*N)
+    return np.matmul(dz3, cols.transpose(0, 2, 1)).reshape(w_shape)
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
@@ -102,11 +131,11 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     nd = w.ndim - 2
     kernel = _flip(w) if flip_kernel else w
     mode = "constant" if padding_mode == "zeros" else padding_mode
-    xp, pad_cache = pad_forward(x, pads, mode)                      # (N, C, *S_padded)
-    z, cols = _correlate(xp, kernel, stride, dilation, groups)     # (N, C_out, *O)
+    xt, pad_cache = _batch_last(x, pads, mode)                     # (C, *S_padded, N)
+    z, cols = _correlate(xt, kernel, stride, dilation, groups)     # (N, C_out, *O)
     if b is not None:
         z += b.reshape((-1,) + (1,) * nd)
-    cache = ConvCache(cols, kernel, xp.shape[2:], pad_cache, stride, dilation, groups,
+    cache = ConvCache(cols, kernel, xt.shape[1:-1], pad_cache, stride, dilation, groups,
                       flip_kernel)
     return z, cache
 
@@ -127,18 +156,22 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
     dx = dw = db = None
     if need_db:
         db = dz.sum(axis=(0, *range(2, 2 + nd)))                  # (C_out,)
+    if not (need_dw or need_dx):
+        return dx, dw, db
+    dzt, _ = _batch_last(dz)                                       # (C_out, *O, N)
     if need_dw:
-        dw = _weight_grad(dz, cache.cols, cache.w.shape, cache.groups)
+        dw = _weight_grad(dzt, cache.cols, cache.w.shape, cache.groups)
         if cache.flip_kernel:
-            dw = _flip(dw)
+            dw = np.ascontiguousarray(_flip(dw))
     if need_dx:
-        dxp = _input_grad(dz, cache.w, cache.padded, cache.stride, cache.dilation, cache.groups)
-        dx = pad_backward(dxp, cache.pad_cache)                    # (N, C, *S)
+        dxt = _input_grad(dzt, cache.w, cache.padded, cache.stride, cache.dilation,
+                          cache.groups)                            # (C, *S_padded, N)
+        dx = np.ascontiguousarray(pad_backward(np.moveaxis(dxt, -1, 0), cache.pad_cache))
     return dx, dw, db
 
 
 class ConvTransposeCache(NamedTuple):
-    x: np.ndarray
+    xt: np.ndarray               # the input, batch-last (C_in, *I, N)
     w: np.ndarray
     pads: Pairs
     full: tuple[int, ...]        # spatial size before cropping the padding
@@ -164,11 +197,13 @@ def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     kernel = w.shape[2:]
     full = tuple((i - 1) * s + d * (k - 1) + 1 + op
                  for i, k, s, d, op in zip(x.shape[2:], kernel, stride, dilation, output_padding))
-    y = _input_grad(x, w, full, stride, dilation, groups)          # (N, C_out, *full)
-    y = y[(slice(None), slice(None)) + tuple(slice(pb, f - pe) for (pb, pe), f in zip(pads, full))]
+    xt, _ = _batch_last(x)                                         # (C_in, *I, N)
+    yt = _input_grad(xt, w, full, stride, dilation, groups)        # (C_out, *full, N)
+    crop = tuple(slice(pb, f - pe) for (pb, pe), f in zip(pads, full))
+    y = _batch_first(yt[(slice(None), *crop)])                     # (N, C_out, *O)
     if b is not None:
-        y = y + b.reshape((-1,) + (1,) * nd)
-    return y, ConvTransposeCache(x, w, pads, full, stride, dilation, groups)
+        y += b.reshape((-1,) + (1,) * nd)
+    return y, ConvTransposeCache(xt, w, pads, full, stride, dilation, groups)
 
 
 def conv_transpose_backward(dy: np.ndarray, cache: ConvTransposeCache, need_dx: bool = True,
@@ -179,19 +214,18 @@ def conv_transpose_backward(dy: np.ndarray, cache: ConvTransposeCache, need_dx: 
     - ``dK = pad(dY) ⋆ X`` (the convolution weight gradient with ``X`` in the role of ``dZ``)
     - ``dB = Σ dY``
     """
-    x, w, pads, full, stride, dilation, groups = cache
+    xt, w, pads, full, stride, dilation, groups = cache
     nd = dy.ndim - 2
     dx = dw = db = None
     if need_db:
         db = dy.sum(axis=(0, *range(2, 2 + nd)))
     if need_dx or need_dw:
         # Pad dY back to the uncropped size; positions cut by output_padding read zeros.
-        width = ((0, 0), (0, 0)) + tuple(
-            (pb, f - pb - n) for (pb, _), f, n in zip(pads, full, dy.shape[2:]))
-        dyp = np.pad(dy, width)                                     # (N, C_out, *full)
-        dx_full, cols = _correlate(dyp, w, stride, dilation, groups)
+        back = tuple((pb, f - pb - n) for (pb, _), f, n in zip(pads, full, dy.shape[2:]))
+        dyt, _ = _batch_last(dy, back)                              # (C_out, *full, N)
+        dx_full, cols = _correlate(dyt, w, stride, dilation, groups)
         if need_dx:
-            dx = dx_full[(...,) + tuple(slice(0, n) for n in x.shape[2:])]
+            dx = np.ascontiguousarray(dx_full[(...,) + tuple(slice(0, n) for n in xt.shape[1:-1])])
         if need_dw:
-            dw = _weight_grad(x, cols, w.shape, groups)
+            dw = _weight_grad(xt, cols, w.shape, groups)
     return dx, dw, db
