@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from ..ops import elementwise as ew
+from .engine import run_backward
 from .grad_mode import is_grad_enabled
 
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
@@ -200,38 +201,7 @@ class Tensor:
                 raise ValueError(
                     f"backward() expected grad of shape {self.shape}, received {seed.shape}."
                 )
-        grads: dict[int, np.ndarray] = {id(self): seed}
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._backward is None:                        # a leaf: accumulate
-                g = g.astype(node.data.dtype, copy=True)      # never alias dy or the caller's
-                node.grad = g if node.grad is None else np.asarray(node.grad + g)
-                continue
-            if node._backward is _freed:
-                _freed(g)
-            g = g.view()
-            g.flags.writeable = False          # dy may be shared: closures must not modify it
-            parent_grads = node._backward(g)
-            if len(parent_grads) != len(node._parents):
-                raise RuntimeError(
-                    f"a backward step returned {len(parent_grads)} gradients for "
-                    f"{len(node._parents)} inputs."
-                )
-            for parent, pg in zip(node._parents, parent_grads):
-                if pg is None or not parent._requires_grad:
-                    continue
-                pg = np.asarray(pg, dtype=parent.data.dtype)
-                if pg.shape != parent.shape:
-                    raise RuntimeError(
-                        f"a backward step returned a gradient of shape {pg.shape} for an input "
-                        f"of shape {parent.shape}."
-                    )
-                key = id(parent)
-                grads[key] = pg if key not in grads else np.asarray(grads[key] + pg)
-            if not retain_graph:
-                node._backward, node._parents = _freed, ()   # free the graph as we go
+        run_backward(self, seed, retain_graph)
 
     # ----------------------------------------------------------------- arithmetic
     def __add__(self, other) -> Tensor:
@@ -431,13 +401,6 @@ class Tensor:
         return record(self.data[index], (self,), backward)
 
 
-def _freed(dy: np.ndarray):
-    raise RuntimeError(
-        "backward() reached a tensor whose graph an earlier backward() already freed; pass "
-        "retain_graph=True to the first backward() to go through the graph twice."
-    )
-
-
 def _pow_scalar(a: Tensor, p: float) -> Tensor:
     """``y = a^p`` for a number ``p``: ``dy/da = p a^(p-1)`` (0 for ``p = 0``, as in PyTorch)."""
     x = a.data
@@ -502,26 +465,6 @@ def _constant(array: np.ndarray) -> Tensor:
     out.data, out.grad, out._requires_grad, out._parents, out._backward = (
         array, None, False, (), None)
     return out
-
-
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Parents before children, by an explicit-stack depth-first search (no recursion)."""
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents:
-            if parent._requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
-    return order
 
 
 def record(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -> Tensor:

@@ -16,6 +16,7 @@ from ..ops import conv as conv_ops
 from ..ops.pad import check_pad_fits
 from ..ops.shapes import conv_output_sizes, conv_transpose_output_size, padding_pairs
 from ..ops.shapes import resolve_padding as _resolve_padding
+from ._common import batched
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -31,18 +32,6 @@ def _check_groups(groups: int, c_in: int, c_out: int, where: str) -> int:
     return groups
 
 
-def _batched(x: Tensor, nd: int, where: str) -> tuple[Tensor, bool]:
-    """Accept ``(N, C, *S)`` or one unbatched sample ``(C, *S)`` (then add N = 1)."""
-    if x.ndim == nd + 1:
-        return x.reshape((1, *x.shape)), True
-    if x.ndim != nd + 2:
-        raise ValueError(
-            f"{where} expected a {nd + 2}-D input (N, C, {', '.join('DHW'[3 - nd:])}) or "
-            f"{nd + 1}-D unbatched input, received shape {x.shape}."
-        )
-    return x, False
-
-
 def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
           where: str | None = None) -> Tensor:
     where = where or f"conv{nd}d"
@@ -54,7 +43,7 @@ def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, fli
             f"{where} expected a {nd + 2}-D weight (C_out, C_in/groups, *kernel), received "
             f"shape {w.shape}."
         )
-    x, unbatched = _batched(x, nd, where)
+    x, unbatched = batched(x, nd, where)
     c_out, c_per_group = w.shape[:2]
     kernel = w.shape[2:]
     groups = _check_groups(groups, x.shape[1], c_out, where)
@@ -139,7 +128,7 @@ def _conv_transpose(nd: int, x, w, b, stride, padding, output_padding, groups, d
             f"{where} expected a {nd + 2}-D weight (C_in, C_out/groups, *kernel), received "
             f"shape {w.shape}."
         )
-    x, unbatched = _batched(x, nd, where)
+    x, unbatched = batched(x, nd, where)
     c_in, c_out = w.shape[0], w.shape[1] * (groups if _is_int(groups) else 1)
     groups = _check_groups(groups, c_in, c_out, where)
     if x.shape[1] != c_in:

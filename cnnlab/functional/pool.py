@@ -20,7 +20,7 @@ from .._validate import (
 from ..autograd.tensor import Tensor, as_tensor, needs_grad, record
 from ..ops import pool as pool_ops
 from ..ops.shapes import pool_output_size
-from .conv import _batched
+from ._common import batched
 
 IntOrTuple = int | Sequence[int]
 
@@ -50,7 +50,7 @@ def _pool_geometry(nd: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
 def _pooling_input(nd: int, x, where: str) -> tuple[Tensor, bool]:
     x = as_tensor(x)
     check_float_array(x.data, f"{where} input")
-    x, unbatched = _batched(x, nd, where)
+    x, unbatched = batched(x, nd, where)
     if 0 in x.shape[2:]:
         raise ValueError(
             f"{where} expected non-empty spatial dimensions, received input shape {x.shape}."
