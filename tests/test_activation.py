@@ -2,58 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-
 import numpy as np
 import pytest
+from helpers import check_torch, close, strict_numerics
 
 import cnnlab
 from cnnlab import functional as F
 from cnnlab import nn
 from cnnlab.autograd import gradcheck
-
-
-@contextlib.contextmanager
-def strict_numerics():
-    """Overflow, 0/0, x/0 and every warning are errors (underflow to 0 is the right answer)."""
-    with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
-        warnings.simplefilter("error")
-        yield
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_torch():
-    """Tiny tensors: torch's thread pool only adds overhead (several-fold on a busy machine)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def close(actual, expected, tol: float = 1e-9):
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
-
-
-def check_torch(ours, theirs, arrays, seed: int = 0):
-    """Forward and every input gradient of ``ours`` vs ``theirs`` in float64, to 1e-9."""
-    torch = pytest.importorskip("torch")
-    xs = [cnnlab.tensor(a, requires_grad=True) for a in arrays]
-    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    y, yt = ours(*xs), theirs(*ts)
-    assert y.shape == tuple(yt.shape)
-    close(y.data, yt.detach().numpy())
-    g = np.random.default_rng(seed).standard_normal(y.shape)
-    y.backward(g)
-    yt.backward(torch.tensor(g))
-    for x, t in zip(xs, ts):
-        close(x.grad, t.grad.numpy())
-
 
 # ---------------------------------------------------------------- hand-worked cases
 LECTURE_MAP = [[84.1362, 12.3258, 36.2923, 95.4401, 78.5729],          # the lecture's sharpened

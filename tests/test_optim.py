@@ -19,20 +19,6 @@ from cnnlab.optim import lr_scheduler
 # ---------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _torch_on_one_thread():
-    """Tiny tensors: torch's thread pool only adds contention (100× slower on a busy box)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model() -> nn.Module:
     """conv 3×3 → flatten → linear, float64, deterministic weights (keys as in torch)."""
     model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Flatten(), nn.Linear(48, 4))

@@ -32,18 +32,23 @@ def _check_groups(groups: int, c_in: int, c_out: int, where: str) -> int:
     return groups
 
 
-def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
-          where: str | None = None) -> Tensor:
-    where = where or f"conv{nd}d"
+def _operands(nd: int, x, w, b, where: str, layout: str):
+    """Tensors for ``x, w, b``, the input batched, the weight's rank checked."""
     x, w = as_tensor(x), as_tensor(w)
     b = None if b is None else as_tensor(b)
     check_float_array(x.data, f"{where} input")
     if w.ndim != nd + 2:
         raise ValueError(
-            f"{where} expected a {nd + 2}-D weight (C_out, C_in/groups, *kernel), received "
-            f"shape {w.shape}."
+            f"{where} expected a {nd + 2}-D weight {layout}, received shape {w.shape}."
         )
     x, unbatched = batched(x, nd, where)
+    return x, w, b, unbatched
+
+
+def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
+          where: str | None = None) -> Tensor:
+    where = where or f"conv{nd}d"
+    x, w, b, unbatched = _operands(nd, x, w, b, where, "(C_out, C_in/groups, *kernel)")
     c_out, c_per_group = w.shape[:2]
     kernel = w.shape[2:]
     groups = _check_groups(groups, x.shape[1], c_out, where)
@@ -120,15 +125,7 @@ def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
 def _conv_transpose(nd: int, x, w, b, stride, padding, output_padding, groups, dilation,
                     where: str | None = None) -> Tensor:
     where = where or f"conv_transpose{nd}d"
-    x, w = as_tensor(x), as_tensor(w)
-    b = None if b is None else as_tensor(b)
-    check_float_array(x.data, f"{where} input")
-    if w.ndim != nd + 2:
-        raise ValueError(
-            f"{where} expected a {nd + 2}-D weight (C_in, C_out/groups, *kernel), received "
-            f"shape {w.shape}."
-        )
-    x, unbatched = batched(x, nd, where)
+    x, w, b, unbatched = _operands(nd, x, w, b, where, "(C_in, C_out/groups, *kernel)")
     c_in, c_out = w.shape[0], w.shape[1] * (groups if _is_int(groups) else 1)
     groups = _check_groups(groups, c_in, c_out, where)
     if x.shape[1] != c_in:
