@@ -174,3 +174,47 @@ def test_lenet5_learns_a_separable_toy_problem():
     with cnnlab.no_grad():
         accuracy = (net(x).data.argmax(1) == y).mean()
     assert loss.item() < 0.1 and accuracy == 1.0
+
+
+def _gradcheck_module(model: nn.Module, x: np.ndarray, target: np.ndarray):
+    """gradcheck of ``cross_entropy(model(x))`` with respect to x and every parameter."""
+    slots = [(module, name) for module in model.modules()
+             for name, p in module._parameters.items() if p is not None]
+    initial = [module._parameters[name].data for module, name in slots]
+
+    def loss(x, *params):
+        for (module, name), p in zip(slots, params):
+            module._parameters[name] = p           # differentiate through the given tensors
+        return F.cross_entropy(model(x), target)
+
+    return cnnlab.gradcheck(loss, [x, *initial])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_every_layer_type_gradchecks_inside_a_model(training):
+    """Conv, transposed conv, BN, pools, activations, linear: all parameters in one network."""
+    cnnlab.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"),
+        nn.BatchNorm2d(3),
+        nn.LeakyReLU(0.1),
+        nn.MaxPool2d(2, stride=1, padding=1),
+        nn.Conv2d(3, 4, 3, stride=2, padding="same", padding_mode="reflect", groups=1),
+        nn.Tanh(),
+        nn.ConvTranspose2d(4, 2, 2, stride=2, groups=2),
+        nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False, padding=1),
+        nn.Identity(),
+        nn.AdaptiveAvgPool2d((2, 3)),
+        nn.Flatten(),
+        nn.Linear(12, 5),
+        nn.Sigmoid(),
+        nn.Linear(5, 3),
+    ).double()
+    model.train(training)
+    if not training:
+        model[1].running_mean[...] = [0.1, -0.2, 0.3]
+        model[1].running_var[...] = [0.5, 2.0, 1.5]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 2, 6, 5))
+    result = _gradcheck_module(model, x, np.array([0, 2, 1]))
+    assert result, str(result)
