@@ -46,6 +46,7 @@ def test_same_padding_literal_cases(n, k, s, expected):
     assert same_padding(n, k, s) == expected
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_pytorch_same_matches_tensorflow_rule_for_stride_one():
     torch = pytest.importorskip("torch")
     for n, k, d in itertools.product(range(3, 9), range(1, 6), range(1, 3)):
