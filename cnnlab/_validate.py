@@ -6,8 +6,9 @@ what was expected and what was received. Inner code trusts normalised arguments.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -40,20 +41,6 @@ def check_non_negative(values: tuple[int, ...], name: str) -> tuple[int, ...]:
     return values
 
 
-def positive_tuple(value: int | Sequence[int], nd: int, name: str) -> tuple[int, ...]:
-    return check_positive(as_tuple(value, nd, name), name)
-
-
-def check_ndim(shape: tuple[int, ...], ndim: int | tuple[int, ...], what: str) -> None:
-    """``what`` names the caller, e.g. ``"conv2d input"``; ``ndim`` may list accepted ranks."""
-    accepted = (ndim,) if isinstance(ndim, int) else ndim
-    if len(shape) not in accepted:
-        expected = " or ".join(f"{n}-D" for n in accepted)
-        raise ValueError(
-            f"{what} must be {expected}, received a {len(shape)}-D array of shape {tuple(shape)}."
-        )
-
-
 def check_probability(p: float, name: str) -> float:
     if not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"{name} must be a probability between 0 and 1, received {p!r}.")
@@ -81,3 +68,12 @@ def _fmt(values: tuple[int, ...]) -> str:
 def fmt_size(values: Sequence[int]) -> str:
     """``(3, 3) -> "3×3"``: how sizes read in messages and tables."""
     return "×".join(str(v) for v in values)
+
+
+@contextlib.contextmanager
+def located(where: str) -> Iterator[None]:
+    """Prefix the ``ValueError``/``TypeError`` raised inside with ``where`` (a layer or op name)."""
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{where}: {error}") from None

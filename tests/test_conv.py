@@ -191,7 +191,7 @@ T_CASES = [(nd, stride, padding, output_padding, dilation, groups)
            for nd in (1, 2, 3)
            for stride, padding, output_padding, dilation, groups in [
                (1, 0, 0, 1, 1), (2, 0, 1, 1, 1), (2, 1, 1, 1, 2), (3, 2, 0, 2, 1), (2, 1, 0, 2, 2),
-               (1, 1, 0, 1, 2)]
+               (1, 1, 0, 1, 2), (1, 0, 1, 2, 1)]     # output_padding >= stride, < dilation
            if not (nd == 3 and stride == 3)]
 
 
@@ -329,7 +329,7 @@ def test_default_init_bound_matches_torch_rule():
     (lambda: F.conv2d(np.zeros((1, 1, 5, 5), np.int64), np.zeros((2, 1, 3, 3))), TypeError,
      r"conv2d input must hold floating-point numbers, received dtype int64"),
     (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError,
-     r"Conv2d: out_channels \(6\) must be divisible by groups \(4\)"),
+     r"Conv2d: output channels \(6\) must be divisible by groups \(4\)"),
     (lambda: nn.Conv2d(4, 6, (3, 3, 3)), TypeError,
      r"kernel_size must be an int or a tuple of 2 ints, received \(3, 3, 3\)"),
     (lambda: F.conv_transpose2d(np.zeros((1, 2, 3, 3)), np.zeros((2, 1, 3, 3)), stride=2,
@@ -339,6 +339,45 @@ def test_default_init_bound_matches_torch_rule():
 def test_bad_input_messages(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: nn.Conv2d(3, 8, 3, padding=-1), ValueError,
+     r"Conv2d\(3→8, kernel 3×3\): padding must be non-negative, received -1"),
+    (lambda: nn.Conv2d(3, 8, 3, padding="full"), ValueError,
+     r"Conv2d\(3→8, kernel 3×3\): padding must be one of 'valid', 'same', received 'full'"),
+    (lambda: nn.Conv2d(3, 8, 3, padding=1.5), TypeError, r"padding must be an int.*received 1.5"),
+    (lambda: nn.Conv1d(3, 8, 3, stride=(1, 2)), TypeError,
+     r"Conv1d\(3→8, kernel 3\): stride must be an int or a tuple of 1 ints"),
+    (lambda: nn.ConvTranspose2d(3, 8, 3, padding="same"), ValueError,
+     r"padding of a transposed convolution must be numeric"),
+    (lambda: nn.ConvTranspose2d(3, 8, 3, stride=2, output_padding=-1), ValueError,
+     r"output_padding must be non-negative, received \(-1, -1\)"),
+    (lambda: nn.ConvTranspose2d(3, 8, 3, stride=2, output_padding=2), ValueError,
+     r"output_padding must be smaller than stride or dilation"),
+    (lambda: nn.Conv2d(3, 8, 3, output_padding=1), TypeError, r"output_padding"),
+    (lambda: nn.Conv2d(0, 8, 3), ValueError, r"Conv2d: in_channels must be a positive int"),
+])
+def test_layer_arguments_are_checked_at_construction(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_float64_input_runs_at_the_weights_precision(rng):
+    layer = nn.Conv2d(2, 3, 3)
+    x = nn.Parameter(rng.standard_normal((1, 2, 5, 5)))
+    y = layer(x)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float64 and layer.weight.grad.dtype == np.float32
+    expected = F.conv2d(x.data.astype(np.float32), layer.weight.data, layer.bias.data)
+    np.testing.assert_array_equal(y.data, expected.data)
+
+
+def test_integer_weights_are_refused():
+    with pytest.raises(TypeError, match=r"conv2d weight must hold floating-point numbers, "
+                                        r"received dtype int64"):
+        F.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.int64))
 
 
 def test_error_deep_in_sequential_names_the_layer():

@@ -70,15 +70,26 @@ def test_linear_gradcheck(lead, bias, rng):
 
 
 def test_linear_layer_gradients(rng):
-    layer = nn.Linear(3, 2)
+    layer = nn.Linear(3, 2).double()
     x = rng.standard_normal((4, 3))
     result = gradcheck(lambda x: layer(x), [x])
     assert result, str(result)
     layer.zero_grad()
     dy = rng.standard_normal((4, 2))
     layer(x).backward(dy)
-    np.testing.assert_allclose(layer.weight.grad, (dy.T @ x).astype(np.float32), rtol=1e-6)
-    np.testing.assert_allclose(layer.bias.grad, dy.sum(axis=0).astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(layer.weight.grad, dy.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, dy.sum(axis=0), rtol=1e-12)
+
+
+def test_float64_input_runs_at_the_layers_float32_precision(rng):
+    """The weight sets the precision; the input's gradient comes back in its own dtype."""
+    layer = nn.Linear(3, 2)
+    x = cnnlab.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    y = layer(x)
+    assert x.dtype == np.float64 and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float64 and layer.weight.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, np.tile(layer.weight.data.sum(0), (4, 1)), rtol=1e-6)
 
 
 def test_backward_computes_only_what_is_needed(rng):

@@ -87,7 +87,7 @@ def test_resolve_padding_rejects(bad, error, match):
 
 
 def test_padding_pairs_rejects_negative_pair():
-    with pytest.raises(ValueError, match=r"padding must be non-negative, received \(0, -1"):
+    with pytest.raises(ValueError, match=r"padding must be non-negative, received \(\(0, -1\),\)"):
         padding_pairs(((0, -1),), 1)
 
 

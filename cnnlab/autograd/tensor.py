@@ -40,10 +40,19 @@ def _to_array(data, dtype=None) -> np.ndarray:
         array = np.asarray(data)
         if array.dtype.kind in "iub" or array.dtype in (np.float32, np.float64):
             return array
+        if array.dtype.kind != "f":
+            raise TypeError(
+                f"a tensor needs numeric data, received an array of dtype {array.dtype}."
+            )
         return array.astype(np.float32)
     array = np.asarray(data)
     if array.dtype.kind in "iub":
         return array
+    if array.dtype.kind not in "f":
+        raise TypeError(
+            f"a tensor needs numeric data, received {type(data).__name__} {data!r:.60} "
+            f"(NumPy dtype {array.dtype})."
+        )
     return array.astype(np.float32)
 
 
@@ -164,6 +173,11 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data (shared, same dtype), cut from the graph: no gradient flows through."""
         return _constant(self.data)
+
+    def astype(self, dtype) -> Tensor:
+        """A copy converted to ``dtype``; the gradient flows back converted to this dtype."""
+        source = self.data.dtype
+        return record(self.data.astype(dtype), (self,), lambda dy: (dy.astype(source),))
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         self.requires_grad = flag

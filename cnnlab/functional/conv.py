@@ -6,17 +6,21 @@ from .._validate import (
     _is_int,
     as_tuple,
     check_choice,
-    check_float_array,
     check_non_negative,
     check_positive,
     fmt_size,
+    located,
 )
-from ..autograd.tensor import Tensor, as_tensor, needs_grad, record
+from ..autograd.tensor import Tensor, needs_grad, record
 from ..ops import conv as conv_ops
 from ..ops.pad import check_pad_fits
-from ..ops.shapes import conv_output_sizes, conv_transpose_output_size, padding_pairs
-from ..ops.shapes import resolve_padding as _resolve_padding
-from ._common import batched
+from ..ops.shapes import (
+    conv_output_sizes,
+    conv_transpose_output_size,
+    padding_pairs,
+    resolve_padding,
+)
+from ._common import batched, layer_operands
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -34,15 +38,54 @@ def _check_groups(groups: int, c_in: int, c_out: int, where: str) -> int:
 
 def _operands(nd: int, x, w, b, where: str, layout: str):
     """Tensors for ``x, w, b``, the input batched, the weight's rank checked."""
-    x, w = as_tensor(x), as_tensor(w)
-    b = None if b is None else as_tensor(b)
-    check_float_array(x.data, f"{where} input")
+    x, w, b = layer_operands(x, w, b, where)
     if w.ndim != nd + 2:
         raise ValueError(
             f"{where} expected a {nd + 2}-D weight {layout}, received shape {w.shape}."
         )
     x, unbatched = batched(x, nd, where)
     return x, w, b, unbatched
+
+
+def conv_arguments(nd: int, stride, padding, dilation, padding_mode: str):
+    """Check and normalise the arguments of a convolution that do not depend on the input.
+
+    Returns ``(stride, padding, dilation)``: tuples of ``nd`` ints, and padding as
+    ``(before, after)`` pairs or the name ``"valid"``/``"same"`` (resolved per input).
+    """
+    stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
+    dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
+    check_choice(padding_mode, PADDING_MODES, "padding_mode")
+    if isinstance(padding, str):
+        check_choice(padding, ("valid", "same"), "padding")
+    else:
+        padding = padding_pairs(padding, nd)
+    return stride, padding, dilation
+
+
+def conv_transpose_arguments(nd: int, stride, padding, output_padding, dilation):
+    """The same for a transposed convolution: ``(stride, pads, output_padding, dilation)``.
+
+    Padding is numeric only (it crops the output), and ``output_padding`` must be smaller than
+    the stride or the dilation, as in PyTorch.
+    """
+    stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
+    dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
+    if isinstance(padding, str):
+        raise ValueError(
+            f"padding of a transposed convolution must be numeric (it crops the output), "
+            f"received {padding!r}."
+        )
+    pads = padding_pairs(padding, nd)
+    output_padding = check_non_negative(as_tuple(output_padding, nd, "output_padding"),
+                                        "output_padding")
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"output_padding must be smaller than stride or dilation, received output_padding "
+            f"{fmt_size(output_padding)} with stride {fmt_size(stride)} and dilation "
+            f"{fmt_size(dilation)}."
+        )
+    return stride, pads, output_padding, dilation
 
 
 def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
@@ -59,16 +102,12 @@ def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, fli
         )
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"{where} expected bias of shape ({c_out},), received {b.shape}.")
-    stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
-    dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
-    check_choice(padding_mode, PADDING_MODES, "padding_mode")
-    pads = _resolve_padding(padding, x.shape[2:], kernel, stride, dilation)
-    if padding_mode != "zeros":
-        check_pad_fits(x.shape[2:], pads, padding_mode)
-    try:
+    with located(where):
+        stride, padding, dilation = conv_arguments(nd, stride, padding, dilation, padding_mode)
+        pads = resolve_padding(padding, x.shape[2:], kernel, stride, dilation)
+        if padding_mode != "zeros":
+            check_pad_fits(x.shape[2:], pads, padding_mode)
         conv_output_sizes(x.shape[2:], kernel, stride, pads, dilation)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
 
     z, cache = conv_ops.conv_forward(x.data, w.data, None if b is None else b.data, stride,
                                      pads, dilation, groups, padding_mode, flip_kernel)
@@ -135,26 +174,12 @@ def _conv_transpose(nd: int, x, w, b, stride, padding, output_padding, groups, d
         )
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"{where} expected bias of shape ({c_out},), received {b.shape}.")
-    stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
-    dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
-    if isinstance(padding, str):
-        raise ValueError(f"{where}: padding must be numeric, received {padding!r}.")
-    pads = padding_pairs(padding, nd)
-    output_padding = check_non_negative(as_tuple(output_padding, nd, "output_padding"),
-                                        "output_padding")
-    for op, s, d in zip(output_padding, stride, dilation):
-        if op >= max(s, d):
-            raise ValueError(
-                f"{where}: output_padding must be smaller than stride or dilation, received "
-                f"output_padding {fmt_size(output_padding)} with stride {fmt_size(stride)} and "
-                f"dilation {fmt_size(dilation)}."
-            )
-    for n, k, s, p, d, op in zip(x.shape[2:], w.shape[2:], stride, pads, dilation,
-                                 output_padding):
-        try:
+    with located(where):
+        stride, pads, output_padding, dilation = conv_transpose_arguments(
+            nd, stride, padding, output_padding, dilation)
+        for n, k, s, p, d, op in zip(x.shape[2:], w.shape[2:], stride, pads, dilation,
+                                     output_padding):
             conv_transpose_output_size(n, k, s, p, d, op)
-        except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
 
     y, cache = conv_ops.conv_transpose_forward(x.data, w.data, None if b is None else b.data,
                                                stride, pads, output_padding, dilation, groups)

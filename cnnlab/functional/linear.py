@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from .._validate import check_float_array
-from ..autograd.tensor import Tensor, as_tensor, needs_grad, record
+from ..autograd.tensor import Tensor, needs_grad, record
 from ..ops import linear as linear_ops
+from ._common import layer_operands
 
 
 def _linear(x, w, b, where: str | None = None) -> Tensor:
     where = where or "linear"
-    x, w = as_tensor(x), as_tensor(w)
-    b = None if b is None else as_tensor(b)
-    check_float_array(x.data, f"{where} input")
+    x, w, b = layer_operands(x, w, b, where)
     if w.ndim != 2:
         raise ValueError(
             f"{where} expected a 2-D weight (out_features, in_features), received shape "

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import _is_int, as_tuple, check_choice, check_positive, fmt_size
-from ..functional.conv import PADDING_MODES, _conv, _conv_transpose
+from .._validate import _is_int, as_tuple, check_positive, fmt_size, located
+from ..functional.conv import (
+    _check_groups,
+    _conv,
+    _conv_transpose,
+    conv_arguments,
+    conv_transpose_arguments,
+)
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -15,31 +21,29 @@ class _ConvNd(Module):
     nd = 0
     transposed = False
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...] = 1,
-                 padding=0, dilation: int | tuple[int, ...] = 1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = "zeros",
-                 output_padding: int | tuple[int, ...] = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding,
+                 dilation, groups: int, bias: bool, padding_mode: str, output_padding) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                           ("groups", groups)):
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name}: {arg} must be a positive int, received {value!r}.")
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value % groups:
-                raise ValueError(
-                    f"{name}: {arg} ({value}) must be divisible by groups ({groups})."
-                )
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = check_positive(as_tuple(kernel_size, self.nd, "kernel_size"),
-                                          "kernel_size")
-        self.stride = check_positive(as_tuple(stride, self.nd, "stride"), "stride")
-        self.dilation = check_positive(as_tuple(dilation, self.nd, "dilation"), "dilation")
-        self.padding = padding if isinstance(padding, str) else _normalise_padding(padding,
-                                                                                   self.nd)
-        self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode")
-        self.output_padding = as_tuple(output_padding, self.nd, "output_padding")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.groups = _check_groups(groups, in_channels, out_channels, name)
+        with located(name):
+            self.kernel_size = check_positive(as_tuple(kernel_size, self.nd, "kernel_size"),
+                                              "kernel_size")
+        self._where = (f"{name}({in_channels}→{out_channels}, kernel "
+                       f"{fmt_size(self.kernel_size)})")     # names the layer in messages
+        with located(self._where):
+            if self.transposed:
+                self.stride, pads, self.output_padding, self.dilation = \
+                    conv_transpose_arguments(self.nd, stride, padding, output_padding, dilation)
+            else:
+                self.stride, pads, self.dilation = conv_arguments(self.nd, stride, padding,
+                                                                  dilation, padding_mode)
+        self.padding = _display_padding(pads)
+        self.padding_mode = padding_mode
         if self.transposed:
             shape = (in_channels, out_channels // groups, *self.kernel_size)
         else:
@@ -52,19 +56,6 @@ class _ConvNd(Module):
 
     def reset_parameters(self) -> None:
         init.default_init_(self.weight, self.bias)
-
-    def _label(self) -> str:
-        """Short name for messages, e.g. ``Conv2d(3→8, kernel 3×3)``."""
-        return (f"{type(self).__name__}({self.in_channels}→{self.out_channels}, kernel "
-                f"{fmt_size(self.kernel_size)})")
-
-    def forward(self, x):
-        if self.transposed:
-            return _conv_transpose(self.nd, x, self.weight, self.bias, self.stride, self.padding,
-                                   self.output_padding, self.groups, self.dilation,
-                                   where=self._label())
-        return _conv(self.nd, x, self.weight, self.bias, self.stride, self.padding,
-                     self.dilation, self.groups, self.padding_mode, False, where=self._label())
 
     def extra_repr(self) -> str:
         parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={self.kernel_size}",
@@ -84,19 +75,33 @@ class _ConvNd(Module):
         return ", ".join(parts)
 
 
-def _normalise_padding(padding, nd: int):
-    if _is_int(padding):
-        return (int(padding),) * nd
-    return tuple(tuple(p) if isinstance(p, (tuple, list)) else p for p in padding)
+def _display_padding(pads):
+    """Padding as PyTorch shows it: a name, one int per axis, or explicit pairs if asymmetric."""
+    if isinstance(pads, str) or any(pb != pe for pb, pe in pads):
+        return pads
+    return tuple(pb for pb, _ in pads)
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    def __init__(self, in_channels: int, out_channels: int,
+                 kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...] = 1,
+                 padding=0, dilation: int | tuple[int, ...] = 1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, 0)
+
+    def forward(self, x):
+        return _conv(self.nd, x, self.weight, self.bias, self.stride, self.padding,
+                     self.dilation, self.groups, self.padding_mode, False, where=self._where)
+
+
+class Conv1d(_Conv):
     """1-D convolution layer over ``(N, C_in, L)``; arguments as :class:`Conv2d`."""
 
     nd = 1
 
 
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution layer: ``y = conv2d(x, weight, bias)`` with learned kernels.
 
     Args:
@@ -122,7 +127,7 @@ class Conv2d(_ConvNd):
     nd = 2
 
 
-class Conv3d(_ConvNd):
+class Conv3d(_Conv):
     """3-D convolution layer over ``(N, C_in, D, H, W)``; arguments as :class:`Conv2d`."""
 
     nd = 3
@@ -141,6 +146,11 @@ class _ConvTransposeNd(_ConvNd):
             )
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, output_padding)
+
+    def forward(self, x):
+        return _conv_transpose(self.nd, x, self.weight, self.bias, self.stride, self.padding,
+                               self.output_padding, self.groups, self.dilation,
+                               where=self._where)
 
 
 class ConvTranspose1d(_ConvTransposeNd):

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .pad import PadCache, pad_backward, pad_forward
-from .shapes import Pairs
+from .shapes import Pairs, conv_output_size, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
 
@@ -69,7 +69,7 @@ def _batch_first(yt: np.ndarray) -> np.ndarray:
 def _im2col(xt: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, tuple[int, ...]]:
     """``Xp (C, *S, N) -> cols (G, C/G*prod(k), prod(O)*N)`` (one copy) and ``O``."""
-    out = tuple((n - d * (k - 1) - 1) // s + 1
+    out = tuple(conv_output_size(n, k, s, 0, d)
                 for n, k, s, d in zip(xt.shape[1:-1], kernel, stride, dilation))
     windows = sliding_windows(xt, kernel, stride, dilation, out, trail=1)   # (C, *k, *O, N)
     c, n = xt.shape[0], xt.shape[-1]
@@ -195,7 +195,7 @@ def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     """
     nd = w.ndim - 2
     kernel = w.shape[2:]
-    full = tuple((i - 1) * s + d * (k - 1) + 1 + op
+    full = tuple(conv_transpose_output_size(i, k, s, 0, d, op)
                  for i, k, s, d, op in zip(x.shape[2:], kernel, stride, dilation, output_padding))
     xt, _ = _batch_last(x)                                         # (C_in, *I, N)
     yt = _input_grad(xt, w, full, stride, dilation, groups)        # (C_out, *full, N)
@@ -223,9 +223,14 @@ def conv_transpose_backward(dy: np.ndarray, cache: ConvTransposeCache, need_dx: 
         # Pad dY back to the uncropped size; positions cut by output_padding read zeros.
         back = tuple((pb, f - pb - n) for (pb, _), f, n in zip(pads, full, dy.shape[2:]))
         dyt, _ = _batch_last(dy, back)                              # (C_out, *full, N)
-        dx_full, cols = _correlate(dyt, w, stride, dilation, groups)
-        if need_dx:
-            dx = np.ascontiguousarray(dx_full[(...,) + tuple(slice(0, n) for n in xt.shape[1:-1])])
+        # Only the first (I-1)*s + d*(k-1) + 1 positions are reached by some input pixel; the
+        # rest (output_padding) would add windows beyond the input.
+        reached = tuple(conv_transpose_output_size(i, k, s, 0, d)
+                        for i, k, s, d in zip(xt.shape[1:-1], w.shape[2:], stride, dilation))
+        dyt = dyt[(slice(None), *(slice(0, r) for r in reached))]
+        dx, cols = _correlate(dyt, w, stride, dilation, groups)     # (N, C_in, *I)
         if need_dw:
             dw = _weight_grad(xt, cols, w.shape, groups)
+        if not need_dx:
+            dx = None
     return dx, dw, db

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .._validate import as_tuple, check_non_negative, fmt_size
+from .._validate import as_tuple, fmt_size
 
 Pairs = tuple[tuple[int, int], ...]
 PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
@@ -99,7 +99,8 @@ def padding_pairs(padding: int | Sequence[int] | Sequence[Sequence[int]], nd: in
                 f"'valid' or 'same', received {padding!r}."
             ) from None
         pairs = tuple((p, p) for p in per_axis)
-    check_non_negative(tuple(v for pair in pairs for v in pair), "padding")
+    if any(v < 0 for pair in pairs for v in pair):
+        raise ValueError(f"padding must be non-negative, received {padding!r}.")
     return pairs
 
 
