@@ -218,3 +218,27 @@ def test_every_layer_type_gradchecks_inside_a_model(training):
     x = rng.standard_normal((3, 2, 6, 5))
     result = _gradcheck_module(model, x, np.array([0, 2, 1]))
     assert result, str(result)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: cnnlab.optim.SGD(nn.Linear(2, 2), lr=0.1), TypeError,
+     r"SGD: params must be an iterable of Parameters, received the module Linear itself; "
+     r"pass model.parameters\(\)"),
+    (lambda: models.lenet5(channels=6), ValueError,
+     r"lenet5: channels must be two positive ints, received 6"),
+    (lambda: cnnlab.tensor(None), TypeError, r"a tensor needs numeric data, received NoneType"),
+    (lambda: cnnlab.tensor(["a", "b"]), TypeError, r"a tensor needs numeric data"),
+    (lambda: nn.Linear(3, 2)(np.zeros((4, 5), np.float32)), ValueError,
+     r"Linear\(3→2\) expected input with 3 features in the last axis, received 5"),
+])
+def test_common_mistakes_are_explained(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_load_state_dict_copies_parameters_in_place():
+    layer = nn.Linear(2, 2)
+    weight = layer.weight.data
+    layer.load_state_dict({"weight": np.ones((2, 2)), "bias": np.zeros(2)})
+    assert layer.weight.data is weight and weight.dtype == np.float32
+    assert weight.tolist() == [[1.0, 1.0], [1.0, 1.0]]

@@ -36,7 +36,8 @@ def lenet5(in_channels: int = 1, num_classes: int = 10, input_size: int = 28,
                         ("input_size", input_size)):
         if not _is_int(value) or value <= 0:
             raise ValueError(f"lenet5: {name} must be a positive int, received {value!r}.")
-    if len(channels) != 2 or not all(_is_int(c) and c > 0 for c in channels):
+    if (not isinstance(channels, Sequence) or len(channels) != 2
+            or not all(_is_int(c) and c > 0 for c in channels)):
         raise ValueError(f"lenet5: channels must be two positive ints, received {channels!r}.")
     c1, c2 = channels
     padding = 2 if input_size == 28 else 0

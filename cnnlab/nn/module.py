@@ -178,10 +178,8 @@ class Module:
                     f"load_state_dict: {key!r} expected shape {current_shape}, received "
                     f"{value.shape}."
                 )
-            if kind == "parameter":
-                current.data = value.astype(current.data.dtype, copy=True)
-            else:
-                np.copyto(current, value, casting="unsafe")    # in place, like torch
+            target = current.data if kind == "parameter" else current
+            np.copyto(target, value, casting="unsafe")         # in place, like torch
 
     # ------------------------------------------------------------ modes and grads
     def train(self, mode: bool = True) -> Module:

@@ -17,6 +17,11 @@ from ..functional.pool import (
 from .module import Module
 
 
+def _label(name: str, kernel: tuple[int, ...], stride: tuple[int, ...]) -> str:
+    """Short name for messages, e.g. ``MaxPool2d(kernel 2×2, stride 2×2)``."""
+    return f"{name}(kernel {fmt_size(kernel)}, stride {fmt_size(stride)})"
+
+
 class _MaxPoolNd(Module):
     nd = 0
 
@@ -27,17 +32,13 @@ class _MaxPoolNd(Module):
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
-        _pool_geometry(self.nd, kernel_size, stride, padding, dilation, type(self).__name__)
-
-    def _label(self) -> str:
-        """Short name for messages, e.g. ``MaxPool2d(kernel 2×2, stride 2×2)``."""
-        kernel, stride, *_ = _pool_geometry(self.nd, self.kernel_size, self.stride, self.padding,
-                                            self.dilation, type(self).__name__)
-        return f"{type(self).__name__}(kernel {fmt_size(kernel)}, stride {fmt_size(stride)})"
+        geometry = _pool_geometry(self.nd, kernel_size, stride, padding, dilation,
+                                  type(self).__name__)
+        self._where = _label(type(self).__name__, *geometry[:2])
 
     def forward(self, x):
         return _max_pool(self.nd, x, self.kernel_size, self.stride, self.padding, self.dilation,
-                         self.ceil_mode, self.return_indices, where=self._label())
+                         self.ceil_mode, self.return_indices, where=self._where)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -92,7 +93,8 @@ class _AvgPoolNd(Module):
         self.padding = padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
-        _pool_geometry(self.nd, kernel_size, stride, padding, 1, type(self).__name__)
+        geometry = _pool_geometry(self.nd, kernel_size, stride, padding, 1, type(self).__name__)
+        self._where = _label(type(self).__name__, *geometry[:2])
         if divisor_override is not None and (not _is_int(divisor_override)
                                              or divisor_override == 0):
             raise ValueError(
@@ -100,14 +102,9 @@ class _AvgPoolNd(Module):
                 f"received {divisor_override!r}."
             )
 
-    def _label(self) -> str:
-        kernel, stride, *_ = _pool_geometry(self.nd, self.kernel_size, self.stride, self.padding,
-                                            1, type(self).__name__)
-        return f"{type(self).__name__}(kernel {fmt_size(kernel)}, stride {fmt_size(stride)})"
-
     def forward(self, x):
         return _avg_pool(self.nd, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                         self.count_include_pad, self.divisor_override, where=self._label())
+                         self.count_include_pad, self.divisor_override, where=self._where)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

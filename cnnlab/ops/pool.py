@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .pad import pad_forward
-from .shapes import Pairs, pool_output_size
+from .shapes import Pairs, pool_output_size, windows_overlap
 from .windows import col2im, sliding_windows
 
 
@@ -105,7 +105,7 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, 
     if any(pb or pe for pb, pe in pads):
         _point_at_first_real(index, best, out, stride, dilation, pads, steps)
 
-    overlap = any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+    overlap = windows_overlap(kernel, stride, dilation)
     return best, MaxPoolCache(index, padded, pads, in_sizes, overlap)
 
 

@@ -126,6 +126,12 @@ def conv_output_sizes(
         ) from None
 
 
+def windows_overlap(kernel: Sequence[int], stride: Sequence[int],
+                    dilation: Sequence[int]) -> bool:
+    """Can two windows read the same input position? (stride smaller than the dilated span)"""
+    return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+
+
 def pool_output_size(
     n: int, k: int, s: int, p: int = 0, d: int = 1, ceil_mode: bool = False
 ) -> int:

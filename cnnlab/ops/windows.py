@@ -14,6 +14,8 @@ import itertools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .shapes import windows_overlap
+
 
 def _window_strides(strides: tuple[int, ...], nd: int, trail: int, stride: tuple[int, ...],
                     dilation: tuple[int, ...]) -> tuple[int, ...]:
@@ -49,7 +51,7 @@ def col2im(cols: np.ndarray, padded: tuple[int, ...], kernel: tuple[int, ...],
     lead = cols.shape[:end - 2 * nd]
     tail = cols.shape[end:]
     dxp = np.zeros(lead + tuple(padded) + tail, dtype=cols.dtype)
-    if all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation)):
+    if not windows_overlap(kernel, stride, dilation):
         # Windows do not overlap: every input position receives at most one value, so all
         # offsets are written by one strided assignment instead of prod(K) adds.
         view = as_strided(dxp, shape=cols.shape,

@@ -58,6 +58,11 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
         self._check_hyper(self.defaults)
+        if hasattr(params, "named_parameters") and hasattr(params, "state_dict"):
+            raise TypeError(
+                f"{self._name}: params must be an iterable of Parameters, received the module "
+                f"{type(params).__name__} itself; pass model.parameters()."
+            )
         if isinstance(params, (Tensor, np.ndarray)):
             raise TypeError(
                 f"{self._name}: params must be an iterable of Parameters or of param-group "
