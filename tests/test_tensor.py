@@ -819,3 +819,14 @@ def test_conv2d_skips_the_input_gradient(monkeypatch, rng):
     F.conv2d(x_t, tensor(w_data)).backward(g)
     assert flags[-1] == (True, False, False) and len(input_grads) == 1
     assert x_t.grad.shape == x.shape
+
+
+def test_shape_mistakes_name_both_shapes():
+    t = cnnlab.tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3\) "
+                                         r"\(6 elements\) into \(4, 2\)"):
+        t.reshape(4, 2)
+    with pytest.raises(ValueError, match=r"matmul \(@\) needs the last axis of the first "
+                                         r"operand to match the second-to-last axis of the "
+                                         r"second, received shapes \(2, 3\) and \(2, 3\)"):
+        t @ t

@@ -283,8 +283,15 @@ class Tensor:
                 f"{a.shape} and {b.shape}."
             )
         need = needs_grad(a, b)
-        return record(a.data @ b.data, (a, b),
-                      lambda dy: ew.matmul_backward(dy, a.data, b.data, *need))
+        try:
+            data = a.data @ b.data
+        except ValueError:
+            raise ValueError(
+                f"matmul (@) needs the last axis of the first operand to match the "
+                f"{'only' if b.ndim == 1 else 'second-to-last'} axis of the second, received "
+                f"shapes {a.shape} and {b.shape}."
+            ) from None
+        return record(data, (a, b), lambda dy: ew.matmul_backward(dy, a.data, b.data, *need))
 
     def __rmatmul__(self, other) -> Tensor:
         return _wrap(other, self) @ self
@@ -354,7 +361,14 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         old = self.shape
-        return record(self.data.reshape(shape), (self,), lambda dy: (dy.reshape(old),))
+        try:
+            data = self.data.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"cannot reshape a tensor of shape {old} ({self.size} elements) into "
+                f"{tuple(shape)}."
+            ) from None
+        return record(data, (self,), lambda dy: (dy.reshape(old),))
 
     view = reshape
 
