@@ -130,7 +130,7 @@ def test_lenet5_mnist_shapes():
 
 
 def test_lenet5_rejects_too_small_input():
-    with pytest.raises(ValueError, match="input_size must be at least 12"):
+    with pytest.raises(ValueError, match="input_size must be at least 16"):
         models.lenet5(input_size=8)
 
 

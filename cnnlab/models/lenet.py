@@ -49,7 +49,7 @@ def lenet5(in_channels: int = 1, num_classes: int = 10, input_size: int = 28,
         size = pool_output_size(size, 2, 2)                # pool 2
     except ValueError:
         raise ValueError(
-            f"lenet5: input_size must be at least 12 (28 with padding) for two 5×5 convolutions "
+            f"lenet5: input_size must be at least 16 (28 is padded) for two 5×5 convolutions "
             f"and two 2×2 poolings, received {input_size}."
         ) from None
     return Sequential(

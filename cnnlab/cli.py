@@ -1,0 +1,295 @@
+"""The ``cnnlab`` command: argument parsing only; the work is done by the importable layers.
+
+``cnnlab train | evaluate | predict | summary``, each with ``--help``. User mistakes (a missing
+file, an unknown model, numbers out of range, an input too small for the network) end with one
+line on stderr and exit status 2; Ctrl-C keeps the last checkpoint and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in the checkpoint and printed first)."""
+
+    model: str = "lenet5"         # a name from cnnlab.models.available()
+    data: str = "digits"          # digits (embedded), mnist, fashion-mnist, or an image folder
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3              # Adam's default; SGD runs use momentum 0.9
+    optimizer: str = "adam"       # adam | sgd
+    seed: int = 0
+    out: str = ""                 # default: runs/<model>-<data>
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, received {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, received {text!r}") from None
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text}")
+    return value
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated channel counts such as 6,16, received {text!r}") from None
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"channel counts must be positive, received {text!r}")
+    return values
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes in one line (exit 2), without the usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnlab", description="Convolutional neural networks from first "
+                     "principles: train, evaluate and use image classifiers.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a classifier and save a checkpoint",
+                                description="Train a classifier; writes DIR/model.npz (+ .json),"
+                                " DIR/history.json and DIR/metrics.json.")
+    defaults = TrainConfig()
+    train.add_argument("--model", default=defaults.model, help="model name (default lenet5)")
+    train.add_argument("--data", default=defaults.data,
+                       help="digits (embedded, default), mnist, fashion-mnist, or a folder of "
+                            "images in class subfolders")
+    train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    train.add_argument("--lr", type=_positive_float, default=None,
+                       help="learning rate (default 1e-3 for adam, 0.05 for sgd)")
+    train.add_argument("--optimizer", choices=("adam", "sgd"), default=defaults.optimizer)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--out", default="", help="output directory (default runs/MODEL-DATA)")
+    train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, loss and confusion matrix")
+    evaluate.add_argument("checkpoint", metavar="CKPT")
+    evaluate.add_argument("--data", help="dataset to evaluate on (default: the training one)")
+
+    predict = commands.add_parser("predict", help="classify image files")
+    predict.add_argument("checkpoint", metavar="CKPT")
+    predict.add_argument("images", metavar="IMAGE", nargs="+")
+    predict.add_argument("--top", type=_positive_int, default=3, help="classes shown per image")
+
+    summary = commands.add_parser("summary", help="layer table: shapes, sizes, parameters")
+    summary.add_argument("model", metavar="MODEL")
+    summary.add_argument("--in-channels", type=_positive_int, default=None)
+    summary.add_argument("--input-size", type=_positive_int, default=None)
+    summary.add_argument("--num-classes", type=_positive_int, default=None)
+    summary.add_argument("--channels", type=_channels, default=None,
+                         help="channel counts of the convolutions, e.g. 8,16")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+def _model_kwargs(in_channels=None, input_size=None, num_classes=None, channels=None) -> dict:
+    kwargs = {"in_channels": in_channels, "input_size": input_size, "num_classes": num_classes,
+              "channels": channels}
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from . import models
+    from .tools import summary
+
+    kwargs = _model_kwargs(args.in_channels, args.input_size, args.num_classes, args.channels)
+    model = models.get(args.model, **kwargs)
+    in_channels = kwargs.get("in_channels", _default(models, args.model, "in_channels"))
+    input_size = kwargs.get("input_size", _default(models, args.model, "input_size"))
+    print(summary(model, (in_channels, input_size, input_size)))
+    return 0
+
+
+def _default(models, name: str, argument: str):
+    import inspect
+
+    return inspect.signature(models.get_builder(name)).parameters[argument].default
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import models, optim, random
+    from .data import load_dataset
+    from .train import ModelCheckpoint, fit, load_checkpoint, restore_training
+    from .train import evaluate as evaluate_model
+
+    lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 0.05)
+    config = TrainConfig(args.model, args.data, args.epochs, args.batch_size, lr,
+                         args.optimizer, args.seed,
+                         args.out or f"runs/{args.model}-{Path(args.data).name}")
+    out = Path(config.out)
+    train_set, test_set = load_dataset(config.data)
+    in_channels, input_size = train_set.images.shape[1], train_set.images.shape[2]
+    model_args = {"in_channels": int(in_channels), "input_size": int(input_size),
+                  "num_classes": len(train_set.classes)}
+    random.manual_seed(config.seed)
+    model = models.get(config.model, **model_args)
+    if config.optimizer == "adam":
+        optimizer = optim.Adam(model.parameters(), lr=config.lr)
+    else:
+        optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    start_epoch = 0
+    if args.resume:
+        checkpoint = load_checkpoint(args.resume)
+        start_epoch = restore_training(checkpoint, model, optimizer)
+        if start_epoch >= config.epochs:
+            raise UsageError(f"the checkpoint {args.resume} has already trained {start_epoch} "
+                             f"epochs; ask for more with --epochs (received {config.epochs}).")
+
+    print("cnnlab train: " + ", ".join(f"{k}={v}" for k, v in asdict(config).items())
+          + f"; {len(train_set):,} training and {len(test_set):,} test images "
+          f"{input_size}×{input_size}×{in_channels}; {model.num_parameters():,} parameters"
+          + (f"; resuming after epoch {start_epoch}" if start_epoch else ""), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # model.npz: the latest epoch (resume from it); best.npz: the best validation accuracy.
+    saver = ModelCheckpoint(out, monitor="val_accuracy", model_name=config.model,
+                            model_args=model_args,
+                            config={**asdict(config), "classes": list(train_set.classes)},
+                            last="model", best="best")
+    start = time.perf_counter()
+    try:
+        history = fit(model, train_set, epochs=config.epochs, optimizer=optimizer,
+                      batch_size=config.batch_size, callbacks=[saver], val_data=test_set,
+                      seed=config.seed, start_epoch=start_epoch, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"cnnlab train: interrupted; {out / 'model.npz'} holds the last complete epoch "
+              f"(resume with --resume), {out / 'interrupted.npz'} the moment of the interrupt",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    train_seconds = time.perf_counter() - start
+    results = evaluate_model(model, test_set, batch_size=256)
+    metrics = {"test_accuracy": float(results["accuracy"]), "test_loss": float(results["loss"]),
+               "train_seconds": round(train_seconds, 2), "epochs": config.epochs,
+               "images_per_s": round(len(train_set) * (config.epochs - start_epoch)
+                                     / train_seconds, 1)}
+    _write_json(out / "history.json", history.to_json() if hasattr(history, "to_json")
+                else history)
+    _write_json(out / "metrics.json", metrics)
+    print(f"cnnlab train: test accuracy {metrics['test_accuracy']:.4f}, test loss "
+          f"{metrics['test_loss']:.4f}, {train_seconds:.1f} s of training; checkpoint "
+          f"{out / 'model.npz'}")
+    return 0
+
+
+def _write_json(path: Path, data) -> None:
+    """Atomically: a half-written file never replaces a good one."""
+    text = data if isinstance(data, str) else json.dumps(data, indent=2)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + ("\n" if not text.endswith("\n") else ""))
+    tmp.replace(path)
+
+
+def _load_model(path: str):
+    from . import models
+    from .train import load_checkpoint, restore_model
+
+    checkpoint = load_checkpoint(path)
+    model = models.get(checkpoint.model_name, **checkpoint.model_args)
+    restore_model(checkpoint, model)
+    model.eval()
+    return checkpoint, model
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .train import evaluate as evaluate_model
+
+    checkpoint, model = _load_model(args.checkpoint)
+    data_name = args.data or checkpoint.config.get("data", "digits")
+    _, test_set = load_dataset(data_name)
+    results = evaluate_model(model, test_set, batch_size=256)
+    print(f"{data_name} test set, {results['count']:,} images: accuracy "
+          f"{results['accuracy']:.4f}, loss {results['loss']:.4f}")
+    classes = test_set.classes
+    width = max(len(c) for c in classes)
+    print("per-class accuracy:")
+    for name, value in zip(classes, results["per_class_accuracy"]):
+        print(f"  {name:>{width}}  {value:.4f}")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    matrix = np.asarray(results["confusion_matrix"])
+    cell = max(len(str(int(matrix.max()))), 3)
+    print(" " * (width + 2) + " ".join(f"{i:>{cell}}" for i in range(len(classes))))
+    for i, (name, row) in enumerate(zip(classes, matrix)):
+        print(f"  {name:>{width}} " + " ".join(f"{int(v):>{cell}}" for v in row) + f"  ({i})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .data import read_image
+    from .train import predict
+
+    checkpoint, model = _load_model(args.checkpoint)
+    in_channels = checkpoint.model_args.get("in_channels", 1)
+    size = checkpoint.model_args.get("input_size", 28)
+    classes = checkpoint.config.get("classes") or [str(i) for i in
+                                                   range(checkpoint.model_args["num_classes"])]
+    images = np.stack([read_image(path, channels=in_channels, size=size, invert="auto")
+                       for path in args.images])
+    probabilities = predict(model, images)
+    top = min(args.top, probabilities.shape[1])
+    for path, p in zip(args.images, probabilities):
+        order = np.argsort(p)[::-1][:top]
+        shown = ", ".join(f"{classes[i]} {p[i]:.1%}" for i in order)
+        print(f"{path}: {shown}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "summary": cmd_summary}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cnnlab`` console script and ``python -m cnnlab``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
+            PermissionError) as error:
+        message = str(error) or type(error).__name__
+        print(f"cnnlab {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

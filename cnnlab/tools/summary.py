@@ -1,0 +1,332 @@
+"""``summary(model, input_shape)``: the lecture's layer table, measured by one forward pass.
+
+Every leaf module (one with no sub-modules) is recorded as it runs: its output shape, the number
+of values it produces per sample (its activation size) and the parameters it owns. Recording
+temporarily replaces each leaf's ``forward`` on the instance and restores it afterwards, so the
+model is left exactly as it was (evaluation mode is used during the pass, so BatchNorm statistics
+are not updated and dropout draws no random numbers, then every module's mode is restored).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validate import _is_int, fmt_size
+from ..autograd import no_grad
+from ..nn import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+    Module,
+)
+
+_CONVS = (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
+_POOLS = (MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d)
+_ADAPTIVE = (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d)
+_NORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One executed leaf layer.
+
+    Attributes:
+        name: the module's path as in ``state_dict`` keys (``"features.0"``; ``""`` for a model
+            that is itself a leaf).
+        layer: class name and the main arguments, e.g. ``"Conv2d(3→8, 5×5)"``.
+        output_shape: the output's shape per sample, PyTorch layout (``(C, H, W)``, no batch).
+        activation_size: values in the output per sample (the product of ``output_shape``).
+        params: parameters the layer owns (0 when a module runs again: counted once).
+    """
+
+    name: str
+    layer: str
+    output_shape: tuple[int, ...]
+    activation_size: int
+    params: int
+
+
+@dataclass
+class Summary:
+    """What :func:`summary` measured; ``str()`` renders it as the lecture's table.
+
+    Attributes:
+        model: the model's class name.
+        input_shape: the input per sample, ``(C, H, W)``.
+        batch_size: ``N`` of the forward pass (1 unless the caller gave ``(N, C, H, W)``).
+        rows: one :class:`SummaryRow` per executed leaf layer, in execution order.
+        total_params: every parameter of the model (shared parameters counted once).
+        trainable_params: those with ``requires_grad``.
+    """
+
+    model: str
+    input_shape: tuple[int, ...]
+    batch_size: int
+    rows: list[SummaryRow] = field(default_factory=list)
+    total_params: int = 0
+    trainable_params: int = 0
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def input_size(self) -> int:
+        """Values per input sample (the "Input" row's activation size)."""
+        return math.prod(self.input_shape)
+
+    def to_dict(self) -> dict:
+        """Plain lists, ints and strings, ready for ``json.dumps``."""
+        return {
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "batch_size": self.batch_size,
+            "rows": [{"name": r.name, "layer": r.layer, "output_shape": list(r.output_shape),
+                      "activation_size": r.activation_size, "params": r.params}
+                     for r in self.rows],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+        }
+
+    def __str__(self) -> str:
+        """The table: layer, activation shape (H×W×C), activation size, # parameters, totals."""
+        width = max((len(r.name) for r in self.rows), default=0)
+        body = [("Input", _channels_last(self.input_shape), f"{self.input_size:,}", "0")]
+        for r in self.rows:
+            label = f"{r.name:<{width}}  {r.layer}" if width else r.layer
+            body.append((label, _channels_last(r.output_shape), f"{r.activation_size:,}",
+                         f"{r.params:,}"))
+        head = ("Layer", "Activation shape", "Activation size", "# Parameters")
+        widths = [max(len(row[i]) for row in (head, *body)) for i in range(4)]
+
+        def line(cells: Sequence[str]) -> str:
+            return (f"{cells[0]:<{widths[0]}}   {cells[1]:<{widths[1]}}   "
+                    f"{cells[2]:>{widths[2]}}   {cells[3]:>{widths[3]}}").rstrip()
+
+        rule = "=" * (sum(widths) + 9)
+        return "\n".join([
+            line(head), rule, *(line(cells) for cells in body), rule,
+            f"Total parameters: {self.total_params:,}",
+            f"Trainable parameters: {self.trainable_params:,}",
+            f"Non-trainable parameters: {self.non_trainable_params:,}",
+        ])
+
+
+def summary(model: Module, input_shape: Sequence[int]) -> Summary:
+    """Run one forward pass of zeros through ``model`` and record every leaf layer.
+
+    Activation shapes in ``str(summary)`` are written channels last, ``H×W×C`` (``28×28×8``),
+    as in the lecture; :attr:`SummaryRow.output_shape` keeps PyTorch's ``(C, H, W)`` order.
+    A flat output reads as its length (``120``). The model is left unchanged (see the module
+    docstring); the pass runs under ``no_grad`` in the dtype of the model's parameters.
+
+    Args:
+        model: any :class:`~cnnlab.nn.Module`.
+        input_shape: ``(C, H, W)`` (a batch of one is used) or ``(N, C, H, W)``.
+
+    Returns:
+        A :class:`Summary`; ``print`` it for the table, or use ``.rows`` and ``.to_dict()``.
+
+    Raises:
+        ValueError: a layer cannot take the shape that reaches it; the message names the layer
+            (its path and class) and the input shape it received. Also a malformed
+            ``input_shape``.
+        TypeError: ``model`` is not a Module.
+
+    Example:
+        >>> from cnnlab import models
+        >>> from cnnlab.tools import summary
+        >>> net = models.lenet5(in_channels=3, input_size=32, channels=(8, 16))
+        >>> table = summary(net, (3, 32, 32))
+        >>> table.rows[0].name, table.rows[0].output_shape, table.rows[0].params
+        ('0', (8, 28, 28), 608)
+        >>> print(table)
+        Layer                   Activation shape   Activation size   # Parameters
+        =========================================================================
+        Input                   32×32×3                      3,072              0
+        0   Conv2d(3→8, 5×5)    28×28×8                      6,272            608
+        1   ReLU                28×28×8                      6,272              0
+        2   MaxPool2d(2×2)      14×14×8                      1,568              0
+        3   Conv2d(8→16, 5×5)   10×10×16                     1,600          3,216
+        4   ReLU                10×10×16                     1,600              0
+        5   MaxPool2d(2×2)      5×5×16                         400              0
+        6   Flatten             400                            400              0
+        7   Linear(400→120)     120                            120         48,120
+        8   ReLU                120                            120              0
+        9   Linear(120→84)      84                              84         10,164
+        10  ReLU                84                              84              0
+        11  Linear(84→10)       10                              10            850
+        =========================================================================
+        Total parameters: 62,958
+        Trainable parameters: 62,958
+        Non-trainable parameters: 0
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"summary expects a cnnlab nn.Module, received {type(model).__name__}.")
+    shape = _check_input_shape(input_shape)
+    result = Summary(type(model).__name__, shape[1:], shape[0])
+    leaves: dict[int, tuple[str, Module]] = {}
+    for name, module in model.named_modules():
+        if next(module.children(), None) is None and id(module) not in leaves:
+            leaves[id(module)] = (name, module)
+    counted: set[int] = set()
+    modes = [(module, module.training) for module in model.modules()]
+    patched: list[tuple[Module, object]] = []
+    try:
+        model.eval()
+        for name, module in leaves.values():
+            patched.append((module, module.__dict__.get("forward")))
+            object.__setattr__(module, "forward",
+                               _recording(module, name, module.forward, result.rows, counted))
+        with no_grad():
+            model(np.zeros(shape, dtype=_dtype(model)))
+    except ValueError as error:
+        message = str(error)
+        if message.startswith("layer "):
+            raise                                   # located by a leaf or a Sequential
+        raise ValueError(
+            f"{result.model} failed on input of shape {shape}: {message}"
+        ) from None
+    finally:
+        for module, original in patched:
+            if original is None:
+                object.__delattr__(module, "forward")
+            else:
+                object.__setattr__(module, "forward", original)
+        for module, mode in modes:
+            object.__setattr__(module, "training", mode)
+    params = list(model.parameters())
+    result.total_params = sum(p.size for p in params)
+    result.trainable_params = sum(p.size for p in params if p.requires_grad)
+    return result
+
+
+def _recording(module: Module, name: str, forward, rows: list[SummaryRow], counted: set[int]):
+    """``forward`` wrapped to append a row, or to say where a shape stopped fitting."""
+    label = describe(module)
+
+    def wrapper(*args, **kwargs):
+        try:
+            out = forward(*args, **kwargs)
+        except (ValueError, TypeError) as error:
+            where = f"{name} ({label})" if name else label
+            received = _shape(args[0]) if args else None
+            raise type(error)(
+                f"layer {where} received input of shape {received}: {error}"
+            ) from None
+        shape = _shape(out) or (1,)
+        params = 0 if id(module) in counted else sum(p.size for p in module.parameters())
+        counted.add(id(module))
+        rows.append(SummaryRow(name, label, shape[1:], math.prod(shape[1:]), params))
+        return out
+
+    return wrapper
+
+
+def describe(module: Module) -> str:
+    """A layer in a few characters: ``Conv2d(3→8, 5×5, stride 2)``, ``MaxPool2d(2×2)``...
+
+    Example:
+        >>> from cnnlab import nn
+        >>> from cnnlab.tools.summary import describe
+        >>> describe(nn.Conv2d(16, 32, 3, stride=2, padding=1)), describe(nn.MaxPool2d(2))
+        ('Conv2d(16→32, 3×3, stride 2, padding 1)', 'MaxPool2d(2×2)')
+    """
+    kind = type(module).__name__
+    if isinstance(module, _CONVS):
+        nd = len(module.kernel_size)
+        parts = [f"{module.in_channels}→{module.out_channels}", fmt_size(module.kernel_size)]
+        if module.stride != (1,) * nd:
+            parts.append(f"stride {_size(module.stride, nd)}")
+        if module.padding not in ((0,) * nd, "valid"):
+            parts.append(f"padding {_size(module.padding, nd)}")
+        if module.dilation != (1,) * nd:
+            parts.append(f"dilation {_size(module.dilation, nd)}")
+        if module.groups != 1:
+            parts.append(f"groups {module.groups}")
+        return f"{kind}({', '.join(parts)})"
+    if isinstance(module, _POOLS):
+        nd = module.nd
+        parts = [_size(module.kernel_size, nd, full=True)]
+        if _size(module.stride, nd) != _size(module.kernel_size, nd):
+            parts.append(f"stride {_size(module.stride, nd)}")
+        if _size(module.padding, nd) != "0":
+            parts.append(f"padding {_size(module.padding, nd)}")
+        return f"{kind}({', '.join(parts)})"
+    if isinstance(module, _ADAPTIVE):
+        return f"{kind}({_size(module.output_size, module.nd, full=True)})"
+    if isinstance(module, Linear):
+        return f"{kind}({module.in_features}→{module.out_features})"
+    if isinstance(module, _NORMS):
+        return f"{kind}({module.num_features})"
+    if isinstance(module, Dropout):
+        return f"{kind}(p={module.p})"
+    if isinstance(module, Flatten):
+        return kind
+    extra = module.extra_repr()
+    return f"{kind}({extra})" if extra and len(extra) <= 24 else kind
+
+
+def _size(value, nd: int, full: bool = False) -> str:
+    """``2 -> "2"`` (``"2×2"`` with ``full``), ``(2, 3) -> "2×3"``, ``(2, 2) -> "2"``."""
+    if isinstance(value, str):
+        return value
+    values = tuple(value) if isinstance(value, Sequence) else (value,) * nd
+    if not full and len(set(values)) == 1:
+        return str(values[0])
+    return "×".join("_" if v is None else str(v) for v in values)
+
+
+def _channels_last(shape: tuple[int, ...]) -> str:
+    """``(C, H, W) -> "H×W×C"`` (the lecture's order); a flat ``(F,)`` reads ``"F"``."""
+    if len(shape) <= 1:
+        return fmt_size(shape) or "1"
+    return fmt_size((*shape[1:], shape[0]))
+
+
+def _shape(value) -> tuple[int, ...] | None:
+    if isinstance(value, (tuple, list)) and value:
+        value = value[0]                # e.g. (output, indices) of a max-pool
+    shape = getattr(value, "shape", None)
+    return tuple(int(s) for s in shape) if shape is not None else None
+
+
+def _dtype(model: Module) -> np.dtype:
+    for p in model.parameters():
+        if np.issubdtype(p.dtype, np.floating):
+            return p.dtype
+    return np.dtype(np.float32)
+
+
+def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    if (isinstance(input_shape, Sequence) and not isinstance(input_shape, str)
+            and len(input_shape) in (3, 4) and all(_is_int(v) and v > 0 for v in input_shape)):
+        shape = tuple(int(v) for v in input_shape)
+        return shape if len(shape) == 4 else (1, *shape)
+    raise ValueError(
+        f"summary: input_shape must be (C, H, W) or (N, C, H, W) with positive ints, received "
+        f"{input_shape!r}."
+    )

@@ -1,0 +1,111 @@
+"""The ``cnnlab`` command: success paths on the embedded digits, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnlab.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:           # argparse errors and --help
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One quick epoch of LeNet-5 on digits (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", "--epochs", "1", "--quiet", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_train_writes_checkpoint_history_and_metrics(trained):
+    for name in ("model.npz", "model.json", "best.npz", "history.json", "metrics.json"):
+        assert (trained / name).exists(), name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert {"test_accuracy", "test_loss", "train_seconds"} <= set(metrics)
+    assert metrics["test_accuracy"] > 0.85            # one epoch of LeNet-5 on 8,000 digits
+    history = json.loads((trained / "history.json").read_text())
+    assert len(history["epochs"]) == 1 and "val_accuracy" in history["epochs"][0]
+    meta = json.loads((trained / "model.json").read_text())
+    assert meta["model"]["name"] == "lenet5" and meta["model"]["parameters"] == 61706
+
+
+def test_evaluate_prints_accuracy_and_confusion_matrix(trained, capsys):
+    code, out, _ = run(capsys, "evaluate", str(trained / "model.npz"))
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert code == 0
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in out
+    assert "confusion matrix" in out and "per-class accuracy" in out
+
+
+def test_predict_reads_an_image_file(trained, tmp_path, capsys):
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+
+    _, test = load_dataset("digits")
+    index = int(np.flatnonzero(test.labels == 0)[0])
+    Image.fromarray((test.images[index, 0] * 255).astype(np.uint8)).save(tmp_path / "zero.png")
+    code, out, _ = run(capsys, "predict", str(trained / "model.npz"), str(tmp_path / "zero.png"))
+    assert code == 0
+    assert out.startswith(f"{tmp_path / 'zero.png'}: 0 ")
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(["train", "--epochs", "2", "--quiet", "--out", str(straight)]) == 0
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(resumed)]) == 0
+    assert main(["train", "--epochs", "2", "--quiet", "--out", str(resumed),
+                 "--resume", str(resumed / "model.npz")]) == 0
+    a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
+    weights = [k for k in a.files if k.startswith("model/")]
+    assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
+
+
+def test_summary_prints_the_lecture_table(capsys):
+    code, out, _ = run(capsys, "summary", "lenet5", "--in-channels", "3", "--input-size", "32",
+                       "--channels", "8,16")
+    assert code == 0
+    assert "62,958" in out and "28×28×8" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--model", "nope"], "unknown model 'nope'"),
+    (["train", "--data", "nope"], "unknown dataset 'nope'"),
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer, received 0"),
+    (["train", "--lr", "abc"], "--lr: expected a positive number, received 'abc'"),
+    (["evaluate", "/nonexistent/model.npz"], "does not exist"),
+    (["summary", "lenet5", "--input-size", "8"], "input_size must be at least 16"),
+    (["summary", "lenet5", "--channels", "6,x"], "expected comma-separated channel counts"),
+])
+def test_mistakes_exit_2_with_one_line(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "cnnlab", "--version"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0 and result.stdout.startswith("cnnlab ")
+
+
+@pytest.mark.slow
+def test_default_train_reaches_97_percent_on_digits(tmp_path):
+    """The README's first command: ``cnnlab train`` with its defaults, offline."""
+    assert main(["train", "--quiet", "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.97
