@@ -50,6 +50,23 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(trained, capsys):
     assert "confusion matrix" in out and "per-class accuracy" in out
 
 
+def test_checkpoint_keeps_the_input_standardisation(trained, tmp_path, capsys):
+    from cnnlab.data import load_dataset
+
+    train, _ = load_dataset("digits")
+    meta = json.loads((trained / "model.json").read_text())
+    stats = meta["config"]["normalize"]
+    np.testing.assert_allclose(stats["mean"], [train.images.mean(dtype=np.float64)], rtol=1e-12)
+    np.testing.assert_allclose(stats["std"], [train.images.std(dtype=np.float64)], rtol=1e-12)
+    # A hand-edited, unusable entry is a user mistake, reported in one line.
+    for name in ("model.npz", "model.json"):
+        (tmp_path / name).write_bytes((trained / name).read_bytes())
+    meta["config"]["normalize"] = {"mean": [0.1]}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    code, out, err = run(capsys, "evaluate", str(tmp_path / "model.npz"))
+    assert code == 2 and "unreadable 'normalize' entry" in err and err.count("\n") == 1
+
+
 def test_predict_reads_an_image_file(trained, tmp_path, capsys):
     from PIL import Image
 

@@ -57,6 +57,23 @@ class Normalize:
         if np.any(self.std <= 0):
             raise ValueError(f"Normalize: std must be positive, received {std!r}.")
 
+    @classmethod
+    def from_data(cls, images: np.ndarray) -> Normalize:
+        """The per-channel mean and standard deviation of ``images`` ``(N, C, H, W)``.
+
+        Computed in float64, so the statistics do not depend on the batch order. A channel
+        that is constant everywhere gets std 1 (it is only shifted).
+
+        Example:
+            >>> import numpy as np
+            >>> Normalize.from_data(np.array([[[[0.0, 1.0]]], [[[1.0, 2.0]]]]))
+            Normalize(mean=[1.0], std=[0.7071067811865476])
+        """
+        images = _batch(images, "Normalize.from_data")
+        mean = images.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = images.std(axis=(0, 2, 3), dtype=np.float64)
+        return cls(mean, np.where(std > 0, std, 1.0))
+
     def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         x = _batch(x, "Normalize")
         channels = x.shape[1]

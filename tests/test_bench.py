@@ -1,0 +1,114 @@
+"""``cnnlab bench`` and the torch twin: everything runs and reports; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab import models, nn
+from cnnlab.cli import main
+from cnnlab.tools import bench
+from cnnlab.tools.twin import torch_twin
+
+
+def test_conv_suite_times_cnnlab_alone():
+    report = bench.run(parts=("conv",), quick=True, use_torch=False, cases=bench.CONV_SUITE[:2])
+    assert [r["name"] for r in report.conv] == [c.name for c in bench.CONV_SUITE[:2]]
+    assert all(r["cnnlab_ms"] > 0 and r["torch_ms"] is None and r["ratio"] is None
+               for r in report.conv)
+    assert report.conv_geomean is None
+    text = str(report)
+    assert "PyTorch not installed" in text and "LeNet conv2 6→16 5×5" in text
+
+
+def test_alternate_takes_the_median_per_call():
+    calls = {"a": 0, "b": 0}
+
+    def runner(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    times = bench.alternate({"a": runner("a"), "b": runner("b")}, rounds=3, min_seconds=0.0)
+    assert set(times) == {"a", "b"} and calls == {"a": 4, "b": 4}   # warm-up + 3 rounds
+
+
+def test_unknown_part_is_refused():
+    with pytest.raises(ValueError, match="parts must be among conv, train, infer, memory, "
+                                         "scaling; received 'speed'"):
+        bench.run(parts=("speed",))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_memory_is_measured_in_a_fresh_process():
+    result = bench.bench_memory(batch=16, steps=2, torch=None)
+    assert result["cnnlab_peak_mib"] > 0 and "ratio" not in result
+
+
+def test_cli_bench_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--no-torch", "--only", "infer,scaling",
+                 "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["infer"]["cnnlab_images_per_s"] > 0 and data["infer"]["ratio"] is None
+    assert [(r["batch"], r["size"]) for r in data["scaling"]] == [(16, 28), (32, 28), (64, 32)]
+    assert "LeNet-5 inference, batch 64" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--only", "speed"], "expected parts among conv,train,infer,memory,scaling"),
+    (["bench", "--rounds", "0"], "expected a positive integer, received 0"),
+    (["bench", "--json", "/no/such/dir/x.json"], "the directory /no/such/dir does not exist"),
+])
+def test_cli_bench_mistakes_exit_2(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- with PyTorch
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: models.lenet5(),
+    lambda: models.lenet5(in_channels=3, input_size=32, channels=(8, 16)),
+    lambda: models.small_vgg(),
+    lambda: nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=2, groups=2,
+                                    padding_mode="reflect"), nn.LeakyReLU(0.2),
+                          nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(16, 3)),
+])
+def test_twin_computes_the_same_function(build, torch):
+    cnnlab.manual_seed(0)
+    model = build().eval()
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    size = 28 if first.in_channels == 1 else (32 if first.in_channels == 3 else 8)
+    x = np.random.default_rng(0).standard_normal((2, first.in_channels, size, size),
+                                                 dtype=np.float32)
+    twin = torch_twin(model, torch)
+    assert not twin.training
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(x).data, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_twin_refuses_what_torch_cannot_express(torch):
+    with pytest.raises(TypeError, match="asymmetric padding"):
+        torch_twin(nn.Sequential(nn.Conv2d(1, 1, 3, padding=((0, 1), (1, 1)))), torch)
+
+
+def test_conv_suite_against_torch(torch):
+    report = bench.run(parts=("conv", "train"), quick=True, cases=bench.CONV_SUITE[-2:])
+    assert all(r["torch_ms"] > 0 and r["ratio"] > 0 for r in report.conv)
+    assert report.conv_geomean > 0 and report.train["ratio"] > 0
+    assert "geometric mean" in str(report)
