@@ -350,6 +350,10 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cnnlab`` console script and ``python -m cnnlab``."""
     args = build_parser().parse_args(argv)
+    if args.command in ("train", "evaluate", "bench"):
+        from .memory import keep_freed_memory
+
+        keep_freed_memory()      # this process is ours: reuse freed memory (see cnnlab.memory)
     try:
         return COMMANDS[args.command](args)
     except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import sys
 
 import numpy as np
@@ -33,7 +34,8 @@ def test_alternate_takes_the_median_per_call():
             calls[name] += 1
         return fn
 
-    times = bench.alternate({"a": runner("a"), "b": runner("b")}, rounds=3, min_seconds=0.0)
+    times = bench.alternate({"a": runner("a"), "b": runner("b")}, rounds=3, min_seconds=0.0,
+                            settle=0.0)
     assert set(times) == {"a", "b"} and calls == {"a": 4, "b": 4}   # warm-up + 3 rounds
 
 
@@ -112,3 +114,11 @@ def test_conv_suite_against_torch(torch):
     assert all(r["torch_ms"] > 0 and r["ratio"] > 0 for r in report.conv)
     assert report.conv_geomean > 0 and report.train["ratio"] > 0
     assert "geometric mean" in str(report)
+
+
+def test_keep_freed_memory_checks_its_limit():
+    assert cnnlab.memory.keep_freed_memory(64) in (True, False)
+    if platform.libc_ver()[0] == "glibc":
+        assert cnnlab.memory.keep_freed_memory(64) is True
+    with pytest.raises(ValueError, match="limit_mib must be a positive int, received 0"):
+        cnnlab.memory.keep_freed_memory(0)

@@ -20,17 +20,72 @@ BLAS spreads over all cores), and the col2im adds of ``dX`` run over contiguous 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
+from . import conv_direct, conv_fft
 from .pad import PadCache, pad_backward, pad_forward
 from .shapes import Pairs, conv_output_size, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
+ALGORITHMS = ("gemm", "fft", "depthwise")
+FFT_MIN_TAPS = 49               # kernels with at least this many taps (7×7) ...
+FFT_MAX_CHANNEL_PAIRS = 16      # ... and at most this many (input, output) channel pairs
+
+
+def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
+                     groups: int) -> str:
+    """The convolution algorithm for a layer's geometry: ``"gemm"`` or ``"fft"``.
+
+    The choice is a fixed rule of the shapes, never a timing, so a run repeats bit for bit
+    on any machine. The FFT's cost does not grow with the kernel, while im2col copies every
+    input pixel once per tap (121 times for 11×11); but its per-frequency channel sums are
+    slower than a GEMM's. So: the FFT for image filtering (at least ``FFT_MIN_TAPS`` taps,
+    at most ``FFT_MAX_CHANNEL_PAIRS`` channel pairs, stride 1, one group); the direct tap loop
+    of ``conv_direct`` for depthwise layers (``groups = C_in = C_out > 1``), where a GEMM
+    per channel would be a matrix-vector product; im2col + GEMM for everything else (the
+    measured crossovers are in benchmarks/RESULTS.md).
+    """
+    if _forced:
+        return _forced[-1]
+    if groups == c_in == c_out > 1:
+        return "depthwise"
+    if (groups == 1 and all(s == 1 for s in stride) and math.prod(kernel) >= FFT_MIN_TAPS
+            and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
+        return "fft"
+    return "gemm"
+
+
+_forced: list[str] = []
+
+
+@contextmanager
+def forced_algorithm(algorithm: str) -> Iterator[None]:
+    """Within the block every convolution uses ``algorithm`` (tests and comparisons).
+
+    >>> import numpy as np
+    >>> with forced_algorithm("fft"):
+    ...     z, cache = conv_forward(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), None, (1, 1),
+    ...                             ((0, 0), (0, 0)), (1, 1))
+    >>> cache.algorithm, z.round(6).ravel().tolist()
+    ('fft', [9.0, 9.0, 9.0, 9.0])
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"forced_algorithm: expected one of {ALGORITHMS}, received "
+                         f"{algorithm!r}.")
+    _forced.append(algorithm)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
 
 class ConvCache(NamedTuple):
-    cols: np.ndarray            # (G, C/G*prod(k), prod(O)*N): the windows of Xp, as a matrix
+    saved: np.ndarray           # gemm: cols (G, C/G*prod(k), prod(O)*N), the windows of Xp as a
+    #                             matrix; fft: ℱXp (C, *F, N); depthwise: Xp (C, *Sp, N)
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache
@@ -38,6 +93,8 @@ class ConvCache(NamedTuple):
     dilation: tuple[int, ...]
     groups: int
     flip_kernel: bool
+    algorithm: str = "gemm"
+    fft: tuple | None = None    # fft: (plan, ℱK)
 
 
 def _flip(w: np.ndarray) -> np.ndarray:
@@ -117,26 +174,53 @@ def _weight_grad(dzt: np.ndarray, cols: np.ndarray, w_shape: tuple[int, ...],
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
                  pads: Pairs, dilation: tuple[int, ...], groups: int = 1,
-                 padding_mode: str = "zeros",
-                 flip_kernel: bool = False) -> tuple[np.ndarray, ConvCache]:
+                 padding_mode: str = "zeros", flip_kernel: bool = False,
+                 algorithm: str | None = None) -> tuple[np.ndarray, ConvCache]:
     """Convolution layer forward: ``Z = K ⋆ pad(X) + B``.
 
     ``Z[n, o, i] = B[o] + Σ_{c ∈ group(o)} Σ_k Xp[n, c, i*s + k*d] · K[o, c mod C/G, k]``
 
     ``flip_kernel=True`` applies ``rot180(K)`` instead (the mathematical convolution).
     ``padding_mode`` is ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+    ``algorithm`` is ``"gemm"`` (im2col + GEMM), ``"fft"`` (stride 1, one group; see
+    ``conv_fft``), ``"depthwise"`` (see ``conv_direct``) or None for the rule of
+    :func:`choose_algorithm`; all give the same numbers up to rounding, and the backward pass
+    uses the forward's algorithm.
 
     Shapes: ``x (N, C, *S)``, ``w (C_out, C/G, *k)``, ``b (C_out,)`` -> ``(N, C_out, *O)``.
     """
     nd = w.ndim - 2
     kernel = _flip(w) if flip_kernel else w
+    algorithm = algorithm or choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride,
+                                              groups)
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv_forward: algorithm must be one of {ALGORITHMS} or None, "
+                         f"received {algorithm!r}.")
+    if algorithm == "fft" and (groups != 1 or any(s != 1 for s in stride)):
+        raise ValueError(f"conv_forward: the FFT algorithm needs stride 1 and one group, "
+                         f"received stride {stride} and groups {groups}.")
+    if algorithm == "depthwise" and not groups == x.shape[1] == w.shape[0]:
+        raise ValueError(f"conv_forward: the depthwise algorithm needs groups = input "
+                         f"channels = output channels, received groups {groups}, "
+                         f"{x.shape[1]} input and {w.shape[0]} output channels.")
     mode = "constant" if padding_mode == "zeros" else padding_mode
     xt, pad_cache = _batch_last(x, pads, mode)                     # (C, *S_padded, N)
-    z, cols = _correlate(xt, kernel, stride, dilation, groups)     # (N, C_out, *O)
+    fft = None
+    if algorithm == "fft":
+        plan = conv_fft.make_plan(xt.shape[1:-1], w.shape[2:], dilation)
+        wf = conv_fft.kernel_spectrum(kernel, plan, dilation)      # (C_out, C, *F)
+        zt, saved = conv_fft.correlate(xt, wf, plan)               # (C_out, *O, N)
+        z, fft = _batch_first(zt), (plan, wf)
+    elif algorithm == "depthwise":
+        out = tuple(conv_output_size(n, k, s_, 0, d)
+                    for n, k, s_, d in zip(xt.shape[1:-1], w.shape[2:], stride, dilation))
+        z, saved = _batch_first(conv_direct.correlate(xt, kernel, out, stride, dilation)), xt
+    else:
+        z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
     if b is not None:
         z += b.reshape((-1,) + (1,) * nd)
-    cache = ConvCache(cols, kernel, xt.shape[1:-1], pad_cache, stride, dilation, groups,
-                      flip_kernel)
+    cache = ConvCache(saved, kernel, xt.shape[1:-1], pad_cache, stride, dilation, groups,
+                      flip_kernel, algorithm, fft)
     return z, cache
 
 
@@ -160,12 +244,24 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         return dx, dw, db
     dzt, _ = _batch_last(dz)                                       # (C_out, *O, N)
     if need_dw:
-        dw = _weight_grad(dzt, cache.cols, cache.w.shape, cache.groups)
+        if cache.algorithm == "fft":
+            dw = conv_fft.weight_grad(dzt, cache.saved, cache.fft[0], cache.dilation)
+        elif cache.algorithm == "depthwise":
+            dw = conv_direct.weight_grad(dzt, cache.saved, cache.w.shape, cache.stride,
+                                         cache.dilation)
+        else:
+            dw = _weight_grad(dzt, cache.saved, cache.w.shape, cache.groups)
         if cache.flip_kernel:
             dw = np.ascontiguousarray(_flip(dw))
     if need_dx:
-        dxt = _input_grad(dzt, cache.w, cache.padded, cache.stride, cache.dilation,
-                          cache.groups)                            # (C, *S_padded, N)
+        if cache.algorithm == "fft":
+            dxt = conv_fft.input_grad(dzt, cache.fft[1], cache.fft[0])
+        elif cache.algorithm == "depthwise":
+            dxt = conv_direct.input_grad(dzt, cache.w, cache.padded, cache.stride,
+                                         cache.dilation)
+        else:
+            dxt = _input_grad(dzt, cache.w, cache.padded, cache.stride, cache.dilation,
+                              cache.groups)                        # (C, *S_padded, N)
         dx = np.ascontiguousarray(pad_backward(np.moveaxis(dxt, -1, 0), cache.pad_cache))
     return dx, dw, db
 

@@ -102,12 +102,15 @@ def _load_torch(use_torch: bool) -> Any:
     return torch
 
 
-def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: float
-              ) -> dict[str, float]:
+def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: float,
+              settle: float = 0.25) -> dict[str, float]:
     """Median seconds per call of each runner, the runners taking turns round by round.
 
     Each runner is called once to warm up; its calls per round are chosen so that one round
-    lasts about ``min_seconds``.
+    lasts about ``min_seconds``. Before each round the machine idles ``settle`` seconds: BLAS
+    and OpenMP worker threads spin for a while after their work, and would otherwise take the
+    cores from the library timed next (measured: PyTorch's LeNet-5 step went from 8 to 15 ms
+    right after cnnlab's).
     """
     calls = {}
     for name, fn in runners.items():
@@ -118,6 +121,7 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
+            time.sleep(settle)          # the other library's worker threads stop spinning
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()
@@ -256,6 +260,9 @@ def _rss_kib(field_name: str) -> int:
 
 def _peak_memory_child(framework: str, batch: int, steps: int) -> dict[str, float]:
     """In a fresh process: resident memory added at the peak of ``steps`` LeNet-5 steps."""
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()                       # as in `cnnlab train` and the timed parts
     torch = _load_torch(True) if framework == "torch" else None
     if framework == "torch" and torch is None:
         raise SystemExit("torch is not installed")

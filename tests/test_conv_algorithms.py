@@ -1,0 +1,146 @@
+"""Every convolution algorithm against the loop reference and finite differences.
+
+``test_conv.py`` checks the automatic choice over the whole grid; here each algorithm is forced
+(``ops.conv.forced_algorithm``) over every geometry it supports, so a path that the rule seldom
+picks is still proven right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import close
+from test_conv import CASES, CONV, _fits, _inputs, _pads
+
+import reference
+from cnnlab import functional as F
+from cnnlab import gradcheck, models, random
+from cnnlab.ops import conv as conv_ops
+from cnnlab.ops.conv import choose_algorithm, conv_backward, conv_forward, forced_algorithm
+
+FFT_CASES = [c for c in CASES if c[2] == 1 and c[4] == 1]       # stride 1, one group
+
+
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", FFT_CASES)
+def test_fft_matches_loop_reference(nd, padding, stride, dilation, groups, mode, rng):
+    if not _fits(nd, padding, stride, dilation, mode, rng):
+        pytest.skip("reflect padding must be smaller than the input")
+    x, w, b = _inputs(rng, nd)
+    flip = nd == 2
+    with forced_algorithm("fft"):
+        y = CONV[nd](x, w, b, padding=padding, dilation=dilation, padding_mode=mode,
+                     flip_kernel=flip)
+    pads, s, d = _pads(nd, x.shape, w.shape[2:], padding, stride, dilation)
+    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 1, mode, flip),
+                               rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode",
+                         [c for c in FFT_CASES if c[0] < 3 or c[1] == "same"])
+def test_fft_gradcheck(nd, padding, stride, dilation, groups, mode, rng):
+    if not _fits(nd, padding, stride, dilation, mode, rng):
+        pytest.skip("reflect padding must be smaller than the input")
+    small = {1: (7,), 2: (6, 5), 3: (4, 5, 4)}[nd]
+    x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=3, spatial=small)
+    with forced_algorithm("fft"):
+        result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, padding=padding,
+                                                   dilation=dilation, padding_mode=mode),
+                           [x, w, b])
+    assert result, str(result)
+
+
+DEPTHWISE_CASES = [c for c in CASES if c[0] < 3 or c[1] in (1, "same")]
+
+
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", DEPTHWISE_CASES)
+def test_depthwise_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups,
+                                                        mode, rng):
+    if not _fits(nd, padding, stride, dilation, mode, rng):
+        pytest.skip("reflect padding must be smaller than the input")
+    x, w, b = _inputs(rng, nd, c_in=3, c_out=3, groups=3)
+    with forced_algorithm("depthwise"):
+        y = CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=3,
+                     padding_mode=mode)
+    pads, s, d = _pads(nd, x.shape, w.shape[2:], padding, stride, dilation)
+    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 3, mode),
+                               rtol=1e-12, atol=1e-12)
+    if groups == 1:                      # the grid's groups axis means nothing here: once
+        small = {1: (7,), 2: (6, 5), 3: (4, 5, 4)}[nd]
+        x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=2, groups=2, spatial=small)
+        with forced_algorithm("depthwise"):
+            result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, stride=stride, padding=padding,
+                                                       dilation=dilation, groups=2,
+                                                       padding_mode=mode), [x, w, b])
+        assert result, str(result)
+
+
+@pytest.mark.parametrize("shape, kernel, dilation", [
+    ((1, 1, 512, 512), (1, 1, 11, 11), (1, 1)),        # the blur of the benchmark
+    ((4, 3, 40, 33), (2, 3, 7, 5), (2, 1)),
+    ((2, 2, 50), (3, 2, 9), (3,)),
+])
+def test_fft_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.standard_normal(kernel, dtype=np.float32)
+    nd = len(shape) - 2
+    pads = tuple((k // 2, k // 2) for k in kernel[2:])
+    results = {}
+    for algorithm in ("gemm", "fft"):
+        z, cache = conv_forward(x, w, None, (1,) * nd, pads, dilation, algorithm=algorithm)
+        dz = np.random.default_rng(1).standard_normal(z.shape, dtype=np.float32)
+        results[algorithm] = (z, *conv_backward(dz, cache, need_db=False)[:2])
+    for name, ours, theirs in zip(("z", "dx", "dw"), results["fft"], results["gemm"]):
+        assert ours.dtype == np.float32 and ours.shape == theirs.shape, name
+        scale = np.abs(theirs).max()
+        assert np.abs(ours - theirs).max() <= 2e-6 * scale * np.sqrt(np.prod(kernel[1:])), name
+
+
+def test_lenet_trains_the_same_on_either_algorithm(rng):
+    """A whole training step: the FFT path gives GEMM's gradients to float64 rounding."""
+    x = rng.standard_normal((4, 1, 28, 28))
+    y = rng.integers(0, 10, 4)
+    grads = {}
+    for algorithm in ("gemm", "fft"):
+        random.manual_seed(0)
+        net = models.lenet5().double()
+        with forced_algorithm(algorithm):
+            F.cross_entropy(net(x), y).backward()
+        grads[algorithm] = [p.grad for p in net.parameters()]
+    for ours, theirs in zip(grads["fft"], grads["gemm"]):
+        close(ours, theirs, 1e-10)
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, groups, expected", [
+    (1, 1, (11, 11), (1, 1), 1, "fft"),            # image filtering
+    (3, 3, (7, 7), (1, 1), 1, "fft"),
+    (1, 6, (5, 5), (1, 1), 1, "gemm"),             # LeNet's first layer: 25 taps
+    (32, 32, (7, 7), (1, 1), 1, "gemm"),           # many channel pairs
+    (1, 1, (11, 11), (2, 2), 1, "gemm"),           # strided
+    (4, 4, (7, 7), (1, 1), 2, "gemm"),             # grouped
+    (64, 64, (3, 3), (1, 1), 64, "depthwise"),
+    (8, 8, (5, 5), (2, 2), 8, "depthwise"),
+    (8, 16, (3, 3), (1, 1), 8, "gemm"),            # depth multiplier 2: GEMM
+    (1, 1, (3, 3), (1, 1), 1, "gemm"),
+    (1, 1, (4, 4, 4), (1, 1, 1), 1, "fft"),        # 64 taps in 3-D
+])
+def test_the_rule_picks_fft_for_filtering_sized_work(c_in, c_out, kernel, stride, groups,
+                                                     expected):
+    assert choose_algorithm(c_in, c_out, kernel, stride, groups) == expected
+
+
+def test_unsupported_or_unknown_algorithms_are_refused():
+    x, w = np.ones((1, 2, 6, 6)), np.ones((2, 1, 3, 3))
+    with pytest.raises(ValueError, match="FFT algorithm needs stride 1 and one group, received "
+                                         r"stride \(1, 1\) and groups 2"):
+        conv_forward(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), groups=2, algorithm="fft")
+    with pytest.raises(ValueError, match="depthwise algorithm needs groups = input channels = "
+                                         "output channels, received groups 1, 2 input and 2"):
+        conv_forward(x, np.ones((2, 2, 3, 3)), None, (1, 1), ((0, 0),) * 2, (1, 1),
+                     algorithm="depthwise")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        conv_forward(x, w[:, :1].repeat(2, 1), None, (1, 1), ((0, 0),) * 2, (1, 1),
+                     algorithm="winograd")
+    with pytest.raises(ValueError, match="forced_algorithm: expected one of"):
+        with forced_algorithm("direct"):
+            pass
+    assert conv_ops._forced == []
