@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 from helpers import close
 from test_conv import CASES, CONV, _fits, _inputs, _pads
 
-import reference
 from cnnlab import functional as F
 from cnnlab import gradcheck, models, random
 from cnnlab.ops import conv as conv_ops

@@ -85,7 +85,7 @@ def forced_algorithm(algorithm: str) -> Iterator[None]:
 
 class ConvCache(NamedTuple):
     saved: np.ndarray           # gemm: cols (G, C/G*prod(k), prod(O)*N), the windows of Xp as a
-    #                             matrix; fft: ℱXp (C, *F, N); depthwise: Xp (C, *Sp, N)
+    #                             matrix; fft: ℱXp (C, *F, N); depthwise: Xp (N, C, *Sp)
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache
@@ -204,17 +204,22 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                          f"channels = output channels, received groups {groups}, "
                          f"{x.shape[1]} input and {w.shape[0]} output channels.")
     mode = "constant" if padding_mode == "zeros" else padding_mode
-    xt, pad_cache = _batch_last(x, pads, mode)                     # (C, *S_padded, N)
     fft = None
+    if algorithm == "depthwise":                   # in the (N, C, *S) layout, no transposes
+        xp, pad_cache = pad_forward(x, pads, mode)                 # (N, C, *S_padded)
+        out = tuple(conv_output_size(n, k, s_, 0, d)
+                    for n, k, s_, d in zip(xp.shape[2:], w.shape[2:], stride, dilation))
+        z = conv_direct.correlate(xp, kernel, out, stride, dilation)   # (N, C, *O)
+        if b is not None:
+            z += b.reshape((-1,) + (1,) * nd)
+        return z, ConvCache(xp, kernel, xp.shape[2:], pad_cache, stride, dilation, groups,
+                            flip_kernel, algorithm)
+    xt, pad_cache = _batch_last(x, pads, mode)                     # (C, *S_padded, N)
     if algorithm == "fft":
         plan = conv_fft.make_plan(xt.shape[1:-1], w.shape[2:], dilation)
         wf = conv_fft.kernel_spectrum(kernel, plan, dilation)      # (C_out, C, *F)
         zt, saved = conv_fft.correlate(xt, wf, plan)               # (C_out, *O, N)
         z, fft = _batch_first(zt), (plan, wf)
-    elif algorithm == "depthwise":
-        out = tuple(conv_output_size(n, k, s_, 0, d)
-                    for n, k, s_, d in zip(xt.shape[1:-1], w.shape[2:], stride, dilation))
-        z, saved = _batch_first(conv_direct.correlate(xt, kernel, out, stride, dilation)), xt
     else:
         z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
     if b is not None:
@@ -242,13 +247,12 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         db = dz.sum(axis=(0, *range(2, 2 + nd)))                  # (C_out,)
     if not (need_dw or need_dx):
         return dx, dw, db
+    if cache.algorithm == "depthwise":
+        return (*_depthwise_backward(dz, cache, need_dx, need_dw), db)
     dzt, _ = _batch_last(dz)                                       # (C_out, *O, N)
     if need_dw:
         if cache.algorithm == "fft":
             dw = conv_fft.weight_grad(dzt, cache.saved, cache.fft[0], cache.dilation)
-        elif cache.algorithm == "depthwise":
-            dw = conv_direct.weight_grad(dzt, cache.saved, cache.w.shape, cache.stride,
-                                         cache.dilation)
         else:
             dw = _weight_grad(dzt, cache.saved, cache.w.shape, cache.groups)
         if cache.flip_kernel:
@@ -256,14 +260,25 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
     if need_dx:
         if cache.algorithm == "fft":
             dxt = conv_fft.input_grad(dzt, cache.fft[1], cache.fft[0])
-        elif cache.algorithm == "depthwise":
-            dxt = conv_direct.input_grad(dzt, cache.w, cache.padded, cache.stride,
-                                         cache.dilation)
         else:
             dxt = _input_grad(dzt, cache.w, cache.padded, cache.stride, cache.dilation,
                               cache.groups)                        # (C, *S_padded, N)
         dx = np.ascontiguousarray(pad_backward(np.moveaxis(dxt, -1, 0), cache.pad_cache))
     return dx, dw, db
+
+
+def _depthwise_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool, need_dw: bool):
+    """``dX`` and ``dK`` of the direct depthwise path, in the ``(N, C, *S)`` layout."""
+    dx = dw = None
+    if need_dw:
+        dw = conv_direct.weight_grad(dz, cache.saved, cache.w.shape, cache.stride,
+                                     cache.dilation)
+        if cache.flip_kernel:
+            dw = np.ascontiguousarray(_flip(dw))
+    if need_dx:
+        dxp = conv_direct.input_grad(dz, cache.w, cache.padded, cache.stride, cache.dilation)
+        dx = np.ascontiguousarray(pad_backward(dxp, cache.pad_cache))
+    return dx, dw
 
 
 class ConvTransposeCache(NamedTuple):
