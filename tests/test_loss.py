@@ -247,8 +247,8 @@ def test_soft_cross_entropy_matches_torch(shape_id, reduction, eps, weighted, rn
                 [z, _soft_targets(rng, z.shape)])
 
 
-@pytest.mark.parametrize("shape_id,reduction", itertools.product(range(len(SHAPES)),
-                                                                 REDUCTIONS))
+@pytest.mark.parametrize("shape_id,reduction",
+                         list(itertools.product(range(len(SHAPES)), REDUCTIONS)))
 def test_nll_loss_matches_torch_and_composes_to_cross_entropy(shape_id, reduction, rng):
     torch = pytest.importorskip("torch")
     z, t, w = make_case(rng, *SHAPES[shape_id], ignore=shape_id != 3)
