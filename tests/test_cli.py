@@ -91,6 +91,14 @@ def test_resume_continues_exactly(tmp_path):
     assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
 
 
+def test_predict_with_the_image_first_says_what_a_checkpoint_is(tmp_path, capsys):
+    image = tmp_path / "digit.png"
+    image.write_bytes(b"not really a png")
+    code, _, err = run(capsys, "predict", str(image), str(image))
+    assert code == 2
+    assert f"expected a checkpoint file (.npz with its .json), received '{image}'" in err
+
+
 def test_summary_prints_the_lecture_table(capsys):
     code, out, _ = run(capsys, "summary", "lenet5", "--in-channels", "3", "--input-size", "32",
                        "--channels", "8,16")

@@ -345,6 +345,9 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
         )
     npz_path, json_path = checkpoint_paths(given)
     if not npz_path.is_file():
+        if given.is_file():               # an existing file that is no checkpoint (an image?)
+            raise ValueError(f"expected a checkpoint file (.npz with its .json), received "
+                             f"{str(given)!r}.")
         raise FileNotFoundError(f"checkpoint file {str(npz_path)!r} does not exist.")
     metadata = _read_metadata(json_path, npz_path)
     arrays = _read_arrays(npz_path, metadata["npz_sha256"], json_path)
