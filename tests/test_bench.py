@@ -89,6 +89,9 @@ def torch():
     lambda: nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=2, groups=2,
                                     padding_mode="reflect"), nn.LeakyReLU(0.2),
                           nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(16, 3)),
+    lambda: nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4, affine=False),
+                          nn.AvgPool2d(2, divisor_override=3), nn.ConvTranspose2d(4, 2, 3),
+                          nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(8, 3)),
 ])
 def test_twin_computes_the_same_function(build, torch):
     cnnlab.manual_seed(0)

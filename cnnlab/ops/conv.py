@@ -28,7 +28,7 @@ import numpy as np
 
 from . import conv_direct, conv_fft
 from .pad import PadCache, pad_backward, pad_forward
-from .shapes import Pairs, conv_output_size, conv_transpose_output_size
+from .shapes import Pairs, conv_output_sizes, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
 ALGORITHMS = ("gemm", "fft", "depthwise")
@@ -123,11 +123,16 @@ def _batch_first(yt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(yt, -1, 0))
 
 
+def _valid_sizes(padded: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                 dilation: tuple[int, ...]) -> tuple[int, ...]:
+    """``O``: the output sizes over an input that is already padded."""
+    return conv_output_sizes(padded, kernel, stride, ((0, 0),) * len(padded), dilation)
+
+
 def _im2col(xt: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], groups: int) -> tuple[np.ndarray, tuple[int, ...]]:
     """``Xp (C, *S, N) -> cols (G, C/G*prod(k), prod(O)*N)`` (one copy) and ``O``."""
-    out = tuple(conv_output_size(n, k, s, 0, d)
-                for n, k, s, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    out = _valid_sizes(xt.shape[1:-1], kernel, stride, dilation)
     windows = sliding_windows(xt, kernel, stride, dilation, out, trail=1)   # (C, *k, *O, N)
     c, n = xt.shape[0], xt.shape[-1]
     return windows.reshape(groups, c // groups * math.prod(kernel), math.prod(out) * n), out
@@ -206,25 +211,23 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     mode = "constant" if padding_mode == "zeros" else padding_mode
     fft = None
     if algorithm == "depthwise":                   # in the (N, C, *S) layout, no transposes
-        xp, pad_cache = pad_forward(x, pads, mode)                 # (N, C, *S_padded)
-        out = tuple(conv_output_size(n, k, s_, 0, d)
-                    for n, k, s_, d in zip(xp.shape[2:], w.shape[2:], stride, dilation))
-        z = conv_direct.correlate(xp, kernel, out, stride, dilation)   # (N, C, *O)
-        if b is not None:
-            z += b.reshape((-1,) + (1,) * nd)
-        return z, ConvCache(xp, kernel, xp.shape[2:], pad_cache, stride, dilation, groups,
-                            flip_kernel, algorithm)
-    xt, pad_cache = _batch_last(x, pads, mode)                     # (C, *S_padded, N)
-    if algorithm == "fft":
-        plan = conv_fft.make_plan(xt.shape[1:-1], w.shape[2:], dilation)
-        wf = conv_fft.kernel_spectrum(kernel, plan, dilation)      # (C_out, C, *F)
-        zt, saved = conv_fft.correlate(xt, wf, plan)               # (C_out, *O, N)
-        z, fft = _batch_first(zt), (plan, wf)
+        saved, pad_cache = pad_forward(x, pads, mode)              # Xp (N, C, *S_padded)
+        padded = saved.shape[2:]
+        out = _valid_sizes(padded, w.shape[2:], stride, dilation)
+        z = conv_direct.correlate(saved, kernel, out, stride, dilation)    # (N, C, *O)
     else:
-        z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
+        xt, pad_cache = _batch_last(x, pads, mode)                 # (C, *S_padded, N)
+        padded = xt.shape[1:-1]
+        if algorithm == "fft":
+            plan = conv_fft.make_plan(padded, w.shape[2:], dilation)
+            wf = conv_fft.kernel_spectrum(kernel, plan, dilation)  # (C_out, C, *F)
+            zt, saved = conv_fft.correlate(xt, wf, plan)           # (C_out, *O, N)
+            z, fft = _batch_first(zt), (plan, wf)
+        else:
+            z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
     if b is not None:
         z += b.reshape((-1,) + (1,) * nd)
-    cache = ConvCache(saved, kernel, xt.shape[1:-1], pad_cache, stride, dilation, groups,
+    cache = ConvCache(saved, kernel, padded, pad_cache, stride, dilation, groups,
                       flip_kernel, algorithm, fft)
     return z, cache
 
@@ -247,38 +250,29 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         db = dz.sum(axis=(0, *range(2, 2 + nd)))                  # (C_out,)
     if not (need_dw or need_dx):
         return dx, dw, db
-    if cache.algorithm == "depthwise":
-        return (*_depthwise_backward(dz, cache, need_dx, need_dw), db)
-    dzt, _ = _batch_last(dz)                                       # (C_out, *O, N)
+    algorithm, w, padded, stride, dilation = (cache.algorithm, cache.w, cache.padded,
+                                              cache.stride, cache.dilation)
+    if algorithm != "depthwise":                   # the depthwise path works in (N, C, *S)
+        dzt, _ = _batch_last(dz)                                   # (C_out, *O, N)
     if need_dw:
-        if cache.algorithm == "fft":
-            dw = conv_fft.weight_grad(dzt, cache.saved, cache.fft[0], cache.dilation)
+        if algorithm == "depthwise":
+            dw = conv_direct.weight_grad(dz, cache.saved, w.shape, stride, dilation)
+        elif algorithm == "fft":
+            dw = conv_fft.weight_grad(dzt, cache.saved, cache.fft[0], dilation)
         else:
-            dw = _weight_grad(dzt, cache.saved, cache.w.shape, cache.groups)
+            dw = _weight_grad(dzt, cache.saved, w.shape, cache.groups)
         if cache.flip_kernel:
             dw = np.ascontiguousarray(_flip(dw))
     if need_dx:
-        if cache.algorithm == "fft":
-            dxt = conv_fft.input_grad(dzt, cache.fft[1], cache.fft[0])
+        if algorithm == "depthwise":
+            dxp = conv_direct.input_grad(dz, w, padded, stride, dilation)  # (N, C, *S_padded)
+        elif algorithm == "fft":
+            dxp = np.moveaxis(conv_fft.input_grad(dzt, cache.fft[1], cache.fft[0]), -1, 0)
         else:
-            dxt = _input_grad(dzt, cache.w, cache.padded, cache.stride, cache.dilation,
-                              cache.groups)                        # (C, *S_padded, N)
-        dx = np.ascontiguousarray(pad_backward(np.moveaxis(dxt, -1, 0), cache.pad_cache))
-    return dx, dw, db
-
-
-def _depthwise_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool, need_dw: bool):
-    """``dX`` and ``dK`` of the direct depthwise path, in the ``(N, C, *S)`` layout."""
-    dx = dw = None
-    if need_dw:
-        dw = conv_direct.weight_grad(dz, cache.saved, cache.w.shape, cache.stride,
-                                     cache.dilation)
-        if cache.flip_kernel:
-            dw = np.ascontiguousarray(_flip(dw))
-    if need_dx:
-        dxp = conv_direct.input_grad(dz, cache.w, cache.padded, cache.stride, cache.dilation)
+            dxt = _input_grad(dzt, w, padded, stride, dilation, cache.groups)  # (C, *Sp, N)
+            dxp = np.moveaxis(dxt, -1, 0)
         dx = np.ascontiguousarray(pad_backward(dxp, cache.pad_cache))
-    return dx, dw
+    return dx, dw, db
 
 
 class ConvTransposeCache(NamedTuple):

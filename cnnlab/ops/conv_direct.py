@@ -40,7 +40,8 @@ def _per_channel(w: np.ndarray, tap: tuple[int, ...]) -> np.ndarray:
 
 def _blocks(n: int, per_image: int) -> list[slice]:
     """Batch ranges whose data stays in the CPU cache through all taps (about 256 KiB of
-    float32): measured 2× faster than passes over the whole batch."""
+    float32). For 3×3 on 32×64×32×32, against passes over the whole batch: forward 23.6 ->
+    18.8 ms, dK 12.7 -> 8.8 ms, dX 25.7 -> 22.7 ms."""
     step = max(1, (1 << 16) // max(per_image, 1))                  # 65,536 values
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 

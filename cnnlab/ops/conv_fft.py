@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .shapes import conv_output_sizes, kernel_span
+
 
 class FFTPlan(NamedTuple):
     padded: tuple[int, ...]     # Sp: spatial sizes of the padded input
@@ -53,7 +55,7 @@ def spread(w: np.ndarray, dilation: tuple[int, ...]) -> np.ndarray:
     if all(d == 1 for d in dilation):
         return w
     k = w.shape[-nd:]
-    out = np.zeros(w.shape[:-nd] + tuple(d * (n - 1) + 1 for n, d in zip(k, dilation)),
+    out = np.zeros(w.shape[:-nd] + tuple(kernel_span(n, d) for n, d in zip(k, dilation)),
                    dtype=w.dtype)
     out[(Ellipsis, *(slice(None, None, d) for d in dilation))] = w
     return out
@@ -61,9 +63,10 @@ def spread(w: np.ndarray, dilation: tuple[int, ...]) -> np.ndarray:
 
 def make_plan(padded: tuple[int, ...], kernel: tuple[int, ...],
               dilation: tuple[int, ...]) -> FFTPlan:
-    k_eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    out = tuple(s - k + 1 for s, k in zip(padded, k_eff))
-    return FFTPlan(padded, tuple(fast_length(s) for s in padded), k_eff, out)
+    nd = len(padded)
+    span = tuple(kernel_span(k, d) for k, d in zip(kernel, dilation))
+    out = conv_output_sizes(padded, kernel, (1,) * nd, ((0, 0),) * nd, dilation)
+    return FFTPlan(padded, tuple(fast_length(s) for s in padded), span, out)
 
 
 def _axes(nd: int, first: int) -> tuple[int, ...]:

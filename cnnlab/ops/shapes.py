@@ -19,6 +19,15 @@ Pairs = tuple[tuple[int, int], ...]
 PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
 
 
+def kernel_span(k: int, d: int = 1) -> int:
+    """``d*(k-1) + 1``: how many input positions a kernel of ``k`` taps, dilation ``d``, covers.
+
+    >>> kernel_span(3), kernel_span(3, d=2)
+    (3, 5)
+    """
+    return d * (k - 1) + 1
+
+
 def conv_output_size(n: int, k: int, s: int = 1, p: int | tuple[int, int] = 0, d: int = 1) -> int:
     """``floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1``.
 
@@ -31,7 +40,7 @@ def conv_output_size(n: int, k: int, s: int = 1, p: int | tuple[int, int] = 0, d
     4
     """
     pb, pe = (p, p) if isinstance(p, int) else p
-    span = d * (k - 1) + 1
+    span = kernel_span(k, d)
     if n + pb + pe < span:
         raise ValueError(
             f"kernel of size {k} (dilation {d}, span {span}) is larger than the padded input of "
@@ -119,7 +128,7 @@ def conv_output_sizes(
         )
     except ValueError:
         padded = [n + pb + pe for n, (pb, pe) in zip(in_sizes, pads)]
-        span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        span = [kernel_span(k, d) for k, d in zip(kernel, dilation)]
         raise ValueError(
             f"kernel {fmt_size(kernel)} (dilated span {fmt_size(span)}) is larger than the "
             f"padded input {fmt_size(padded)} (input {fmt_size(in_sizes)}, padding {pads})."
@@ -129,7 +138,7 @@ def conv_output_sizes(
 def windows_overlap(kernel: Sequence[int], stride: Sequence[int],
                     dilation: Sequence[int]) -> bool:
     """Can two windows read the same input position? (stride smaller than the dilated span)"""
-    return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+    return any(s < kernel_span(k, d) for k, s, d in zip(kernel, stride, dilation))
 
 
 def pool_output_size(
@@ -144,7 +153,7 @@ def pool_output_size(
     >>> pool_output_size(5, 2, 2), pool_output_size(5, 2, 2, ceil_mode=True)
     (2, 3)
     """
-    span = d * (k - 1) + 1
+    span = kernel_span(k, d)
     if ceil_mode:
         out = -(-(n + 2 * p - span) // s) + 1
         if out > 1 and (out - 1) * s >= n + p:

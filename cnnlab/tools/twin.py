@@ -15,17 +15,18 @@ Example:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import nn
+from ..nn.conv import _ConvNd
+from ..nn.norm import _BatchNorm
+from ..nn.pool import _AdaptiveAvgPoolNd, _AvgPoolNd, _MaxPoolNd
 
 
-def _conv(layer: nn.Module, tnn: Any) -> Any:
-    cls = {(False, 1): tnn.Conv1d, (False, 2): tnn.Conv2d, (False, 3): tnn.Conv3d,
-           (True, 1): tnn.ConvTranspose1d, (True, 2): tnn.ConvTranspose2d,
-           (True, 3): tnn.ConvTranspose3d}[(layer.transposed, layer.nd)]
+def _conv(layer: _ConvNd, cls: Any) -> Any:
     padding = layer.padding
     if not isinstance(padding, str) and any(isinstance(p, tuple) for p in padding):
         raise TypeError(f"torch_twin: {layer._where} has asymmetric padding {padding}, which "
@@ -39,38 +40,40 @@ def _conv(layer: nn.Module, tnn: Any) -> Any:
     return cls(layer.in_channels, layer.out_channels, layer.kernel_size, **kwargs)
 
 
+def _avg_pool(layer: _AvgPoolNd, cls: Any) -> Any:
+    override = () if layer.divisor_override is None else (layer.divisor_override,)
+    return cls(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+               layer.count_include_pad, *override)          # AvgPool1d has no override
+
+
+# How to build each layer family's torch twin, given the torch class of the same name.
+_BUILDERS: tuple[tuple[type, Callable[[Any, Any], Any]], ...] = (
+    (_ConvNd, _conv),
+    (_MaxPoolNd, lambda m, cls: cls(m.kernel_size, m.stride, m.padding, m.dilation,
+                                    ceil_mode=m.ceil_mode)),
+    (_AvgPoolNd, _avg_pool),
+    (_AdaptiveAvgPoolNd, lambda m, cls: cls(m.output_size)),
+    (_BatchNorm, lambda m, cls: cls(m.num_features, eps=m.eps, momentum=m.momentum,
+                                    affine=m.affine,
+                                    track_running_stats=m.track_running_stats)),
+    (nn.Linear, lambda m, cls: cls(m.in_features, m.out_features, bias=m.bias is not None)),
+    (nn.Flatten, lambda m, cls: cls(m.start_dim, m.end_dim)),
+    (nn.Dropout, lambda m, cls: cls(m.p)),
+    (nn.LeakyReLU, lambda m, cls: cls(m.negative_slope)),
+    ((nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Identity), lambda m, cls: cls()),
+)
+
+
 def _layer(layer: nn.Module, torch: Any) -> Any:
     tnn = torch.nn
     if isinstance(layer, nn.Sequential):
         return tnn.Sequential(OrderedDict((name, _layer(child, torch))
                                           for name, child in layer.named_children()))
-    if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
-        return _conv(layer, tnn)
-    if isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        return getattr(tnn, type(layer).__name__)(layer.kernel_size, layer.stride,
-                                                  layer.padding, layer.dilation,
-                                                  ceil_mode=layer.ceil_mode)
-    if isinstance(layer, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        return getattr(tnn, type(layer).__name__)(layer.kernel_size, layer.stride,
-                                                  layer.padding, layer.ceil_mode,
-                                                  layer.count_include_pad)
-    if isinstance(layer, nn.AdaptiveAvgPool2d):
-        return tnn.AdaptiveAvgPool2d(layer.output_size)
-    if isinstance(layer, nn.Linear):
-        return tnn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return getattr(tnn, type(layer).__name__)(layer.num_features, eps=layer.eps,
-                                                  momentum=layer.momentum)
-    if isinstance(layer, nn.Flatten):
-        return tnn.Flatten(layer.start_dim, layer.end_dim)
-    if isinstance(layer, nn.Dropout):
-        return tnn.Dropout(layer.p)
-    if isinstance(layer, nn.LeakyReLU):
-        return tnn.LeakyReLU(layer.negative_slope)
-    simple = {nn.ReLU: "ReLU", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh", nn.Identity: "Identity"}
-    for cls, name in simple.items():
-        if type(layer) is cls:
-            return getattr(tnn, name)()
+    # Every cnnlab layer has the name of its torch.nn counterpart (Conv2d, MaxPool3d, ...).
+    cls = getattr(tnn, type(layer).__name__, None)
+    for family, build in _BUILDERS:
+        if cls is not None and isinstance(layer, family):
+            return build(layer, cls)
     raise TypeError(f"torch_twin: no PyTorch counterpart is known for {type(layer).__name__}.")
 
 
