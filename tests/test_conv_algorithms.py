@@ -16,6 +16,7 @@ from test_conv import CASES, CONV, _fits, _inputs, _pads
 from cnnlab import functional as F
 from cnnlab import gradcheck, models, random
 from cnnlab.ops import conv as conv_ops
+from cnnlab.ops import parallel
 from cnnlab.ops.conv import choose_algorithm, conv_backward, conv_forward, forced_algorithm
 
 FFT_CASES = [c for c in CASES if c[2] == 1 and c[4] == 1]       # stride 1, one group
@@ -43,6 +44,29 @@ def test_fft_gradcheck(nd, padding, stride, dilation, groups, mode, rng):
     small = {1: (7,), 2: (6, 5), 3: (4, 5, 4)}[nd]
     x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=3, spatial=small)
     with forced_algorithm("fft"):
+        result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, padding=padding,
+                                                   dilation=dilation, padding_mode=mode),
+                           [x, w, b])
+    assert result, str(result)
+
+
+ROWS_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[4] == 1]   # 2-D, stride 1, 1 group
+
+
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", ROWS_CASES)
+def test_rows_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups, mode,
+                                                   rng):
+    if not _fits(nd, padding, stride, dilation, mode, rng):
+        pytest.skip("reflect padding must be smaller than the input")
+    x, w, b = _inputs(rng, nd)
+    with forced_algorithm("rows"):
+        y = CONV[nd](x, w, b, padding=padding, dilation=dilation, padding_mode=mode,
+                     flip_kernel=True)
+    pads, s, d = _pads(nd, x.shape, w.shape[2:], padding, stride, dilation)
+    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 1, mode, True),
+                               rtol=1e-12, atol=1e-12)
+    x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=3, spatial=(6, 5))
+    with forced_algorithm("rows"):
         result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, padding=padding,
                                                    dilation=dilation, padding_mode=mode),
                            [x, w, b])
@@ -79,42 +103,49 @@ def test_depthwise_matches_loop_reference_and_gradcheck(nd, padding, stride, dil
     ((4, 3, 40, 33), (2, 3, 7, 5), (2, 1)),
     ((2, 2, 50), (3, 2, 9), (3,)),
 ])
-def test_fft_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
+def test_fft_rows_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
     x = rng.standard_normal(shape, dtype=np.float32)
     w = rng.standard_normal(kernel, dtype=np.float32)
     nd = len(shape) - 2
     pads = tuple((k // 2, k // 2) for k in kernel[2:])
     results = {}
-    for algorithm in ("gemm", "fft"):
+    for algorithm in ("gemm", "fft") + (("rows",) if nd == 2 else ()):
         z, cache = conv_forward(x, w, None, (1,) * nd, pads, dilation, algorithm=algorithm)
         dz = np.random.default_rng(1).standard_normal(z.shape, dtype=np.float32)
         results[algorithm] = (z, *conv_backward(dz, cache, need_db=False)[:2])
-    for name, ours, theirs in zip(("z", "dx", "dw"), results["fft"], results["gemm"]):
-        assert ours.dtype == np.float32 and ours.shape == theirs.shape, name
-        scale = np.abs(theirs).max()
-        assert np.abs(ours - theirs).max() <= 2e-6 * scale * np.sqrt(np.prod(kernel[1:])), name
+    for algorithm in set(results) - {"gemm"}:
+        for name, ours, theirs in zip(("z", "dx", "dw"), results[algorithm], results["gemm"]):
+            assert ours.dtype == np.float32 and ours.shape == theirs.shape, name
+            scale = np.abs(theirs).max()
+            assert (np.abs(ours - theirs).max()
+                    <= 2e-6 * scale * np.sqrt(np.prod(kernel[1:]))), (algorithm, name)
 
 
 def test_lenet_trains_the_same_on_either_algorithm(rng):
-    """A whole training step: the FFT path gives GEMM's gradients to float64 rounding."""
+    """A whole training step: every path gives GEMM's gradients to float64 rounding."""
     x = rng.standard_normal((4, 1, 28, 28))
     y = rng.integers(0, 10, 4)
     grads = {}
-    for algorithm in ("gemm", "fft"):
+    for algorithm in ("gemm", "fft", "rows"):
         random.manual_seed(0)
         net = models.lenet5().double()
         with forced_algorithm(algorithm):
             F.cross_entropy(net(x), y).backward()
         grads[algorithm] = [p.grad for p in net.parameters()]
-    for ours, theirs in zip(grads["fft"], grads["gemm"]):
-        close(ours, theirs, 1e-10)
+    for algorithm in ("fft", "rows"):
+        for ours, theirs in zip(grads[algorithm], grads["gemm"]):
+            close(ours, theirs, 1e-10)
 
 
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, groups, expected", [
     (1, 1, (11, 11), (1, 1), 1, "fft"),            # image filtering
     (3, 3, (7, 7), (1, 1), 1, "fft"),
-    (1, 6, (5, 5), (1, 1), 1, "gemm"),             # LeNet's first layer: 25 taps
-    (32, 32, (7, 7), (1, 1), 1, "gemm"),           # many channel pairs
+    (1, 6, (5, 5), (1, 1), 1, "gemm"),             # LeNet's first layer: 25 taps, depth 5
+    (6, 16, (5, 5), (1, 1), 1, "gemm"),            # LeNet's second layer: depth 30
+    (32, 32, (7, 7), (1, 1), 1, "rows"),           # many channel pairs
+    (32, 32, (3, 3), (1, 1), 1, "rows"),
+    (32, 64, (3, 3), (2, 2), 1, "gemm"),           # strided
+    (32, 32, (3, 3, 3), (1, 1, 1), 1, "gemm"),     # 3-D
     (1, 1, (11, 11), (2, 2), 1, "gemm"),           # strided
     (4, 4, (7, 7), (1, 1), 2, "gemm"),             # grouped
     (64, 64, (3, 3), (1, 1), 64, "depthwise"),
@@ -137,6 +168,10 @@ def test_unsupported_or_unknown_algorithms_are_refused():
                                          "output channels, received groups 1, 2 input and 2"):
         conv_forward(x, np.ones((2, 2, 3, 3)), None, (1, 1), ((0, 0),) * 2, (1, 1),
                      algorithm="depthwise")
+    with pytest.raises(ValueError, match=r"rows algorithm needs a 2-D kernel, stride 1 and one "
+                                         r"group, received kernel \(3, 3\), stride \(2, 2\)"):
+        conv_forward(x, w[:, :1].repeat(2, 1), None, (2, 2), ((0, 0),) * 2, (1, 1),
+                     algorithm="rows")
     with pytest.raises(ValueError, match="algorithm must be one of"):
         conv_forward(x, w[:, :1].repeat(2, 1), None, (1, 1), ((0, 0),) * 2, (1, 1),
                      algorithm="winograd")
@@ -144,3 +179,26 @@ def test_unsupported_or_unknown_algorithms_are_refused():
         with forced_algorithm("direct"):
             pass
     assert conv_ops._forced == []
+
+
+@pytest.mark.parametrize("algorithm, groups, stride", [
+    ("gemm", 1, (2, 2)), ("rows", 1, (1, 1)), ("depthwise", 8, (1, 1)), ("depthwise", 8, (2, 2)),
+    ("fft", 1, (1, 1)),
+])
+def test_results_do_not_depend_on_the_number_of_threads(algorithm, groups, stride, rng):
+    """Every output element is computed by one block, the same way: bit for bit equal."""
+    x = rng.standard_normal((16, 8, 40, 36), dtype=np.float32)
+    w = rng.standard_normal((8, 8 // groups, 3, 3), dtype=np.float32)
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            parallel.set_num_threads(threads)
+            z, cache = conv_forward(x, w, None, stride, ((1, 1), (1, 1)), (1, 1), groups,
+                                    algorithm=algorithm)
+            dz = np.random.default_rng(1).standard_normal(z.shape, dtype=np.float32)
+            results.append((z, *conv_backward(dz, cache)))
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+    for other in results[1:]:
+        for ours, theirs in zip(results[0], other):
+            np.testing.assert_array_equal(ours, theirs)

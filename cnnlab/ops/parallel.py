@@ -1,0 +1,131 @@
+"""Both cores for NumPy's element-wise passes: split a loop's blocks over a few threads.
+
+BLAS already runs a GEMM on every core, but NumPy's element-wise loops (the copies, adds and
+products of the convolution paths) run on the calling thread only. They release the GIL, so
+threads that each take their own share of the blocks run side by side.
+
+Every output element is computed by exactly one block, with the same arithmetic whatever the
+number of threads, so results are bit for bit the same with 1 thread or many. The blocks of one
+call must write disjoint outputs; anything summed across blocks is summed afterwards, in order,
+by the caller.
+
+``set_num_threads(n)`` (or the environment variable ``CNNLAB_NUM_THREADS``) sets how many
+threads run the blocks; the default is the number of CPUs this process may use, at most 8.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+_MAX_DEFAULT = 8
+_MIN_PARALLEL = 1 << 18     # smaller arrays: handing work to a thread costs more than it saves
+_pool: ThreadPoolExecutor | None = None
+_threads = 0
+
+
+def _default_threads() -> int:
+    value = os.environ.get("CNNLAB_NUM_THREADS", "")
+    if value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_DEFAULT))
+
+
+def num_threads() -> int:
+    """How many threads run the blocks of :func:`run_blocks`."""
+    global _threads
+    if not _threads:
+        _threads = _default_threads()
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Run element-wise blocks on ``n`` threads (1 runs them on the calling thread only)."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, received {n!r}.")
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _threads = n
+
+
+def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
+    """Call ``fn(start, stop)`` for each consecutive pair of ``bounds``, spread over the threads.
+
+    The blocks are dealt out in contiguous runs, one run per thread (the calling thread takes
+    the first); it returns when all are done and re-raises the first error.
+    """
+    global _pool
+    blocks = list(zip(bounds[:-1], bounds[1:]))
+    threads = min(num_threads(), len(blocks))
+    if threads <= 1:
+        for start, stop in blocks:
+            fn(start, stop)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=num_threads() - 1,
+                                   thread_name_prefix="cnnlab-blocks")
+    share = -(-len(blocks) // threads)
+
+    def run(part: list[tuple[int, int]]) -> None:
+        for start, stop in part:
+            fn(start, stop)
+
+    parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
+    futures = [_pool.submit(run, part) for part in parts[1:]]
+    try:
+        run(parts[0])
+    finally:
+        for future in futures:
+            future.result()
+
+
+def split(n: int, block: int) -> list[int]:
+    """Bounds ``[0, block, 2*block, ..., n]`` of blocks of at most ``block`` items."""
+    block = max(1, block)
+    return list(range(0, n, block)) + [n]
+
+
+def copyto(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` (``src`` may be any strided view of the same shape), on the threads."""
+    _split(np.copyto, dst, src)
+
+
+def add(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst += src`` (same shapes), on the threads."""
+    _split(lambda d, s: np.add(d, s, out=d), dst, src)
+
+
+def _split(fn: Callable[[np.ndarray, np.ndarray], object], dst: np.ndarray,
+           src: np.ndarray) -> None:
+    """``fn(dst part, src part)`` over blocks of the first axis with at least as many items as
+    threads."""
+    threads = num_threads()
+    axis = next((i for i, n in enumerate(dst.shape) if n >= threads), None)
+    if threads == 1 or axis is None or dst.size < _MIN_PARALLEL:
+        fn(dst, src)
+        return
+    index = (slice(None),) * axis
+
+    def block(start: int, stop: int) -> None:
+        part = index + (slice(start, stop),)
+        fn(dst[part], src[part])
+
+    run_blocks(block, split(dst.shape[axis], -(-dst.shape[axis] // threads)))
+
+
+def contiguous(src: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``src`` made with :func:`copyto` (``src`` itself if it is one)."""
+    if src.flags.c_contiguous:
+        return src
+    dst = np.empty(src.shape, dtype=src.dtype)
+    copyto(dst, src)
+    return dst
