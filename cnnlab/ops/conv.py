@@ -118,8 +118,8 @@ def _batch_last(x: np.ndarray, pads: Pairs = (), mode: str = "constant"
         return parallel.contiguous(np.moveaxis(xp, 0, -1)), cache
     padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
     xt = np.zeros((x.shape[1], *padded, x.shape[0]), dtype=x.dtype)
-    parallel.copyto(xt[(slice(None), *(slice(pb, pb + n) for n, (pb, _) in zip(x.shape[2:], pads)))],
-                    moved)
+    interior = tuple(slice(pb, pb + n) for n, (pb, _) in zip(x.shape[2:], pads))
+    parallel.copyto(xt[(slice(None), *interior)], moved)
     return xt, cache
 
 
@@ -215,7 +215,8 @@ def _rows_correlate(xt: np.ndarray, w: np.ndarray, dilation: tuple[int, ...]
     """
     c_out, _, kh, kw = w.shape
     r = _row_windows(xt, w.shape[2:], dilation)
-    wa = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, c_out, -1)  # (k_h, C_out, C*k_w)
+    # (k_h, C_out, C*k_w): the weights of each tap row as a matrix
+    wa = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, c_out, -1)
     z = None
     for a, taps in enumerate(_row_taps(r, kh, dilation[0])):
         part = wa[a] @ taps                                       # (C_out, O_h*O_w*N)
@@ -229,7 +230,7 @@ def _rows_correlate(xt: np.ndarray, w: np.ndarray, dilation: tuple[int, ...]
 
 def _rows_weight_grad(dzt: np.ndarray, r: np.ndarray, w_shape: tuple[int, ...],
                       dilation: tuple[int, ...]) -> np.ndarray:
-    """``dK[:, :, a, :] = dZ @ R_aᵀ`` for each tap ``a`` of the first axis -> ``(C_out, C, k_h, k_w)``."""
+    """``dK[:, :, a, :] = dZ @ R_aᵀ`` for each tap row ``a`` -> ``(C_out, C, k_h, k_w)``."""
     c_out, c, kh, kw = w_shape
     dz2 = dzt.reshape(c_out, -1)
     dw = np.empty((kh, c_out, c * kw), dtype=dzt.dtype)
