@@ -208,7 +208,7 @@ def _row_taps(r: np.ndarray, kh: int, dh: int) -> Iterator[np.ndarray]:
 
 def _rows_correlate(xt: np.ndarray, w: np.ndarray, dilation: tuple[int, ...]
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """2-D, stride 1, one group: ``Z = Σ_a K[:, :, a, :] @ R_a`` -> ``Z (C_out, O_h, O_w, N)``, ``R``.
+    """2-D, stride 1, one group: ``Z = Σ_a K[:, :, a, :] @ R_a`` -> ``Z (C_out, O_h, O_w, N), R``.
 
     The same sum as im2col + GEMM (``k_h`` GEMMs of depth ``C*k_w`` instead of one of depth
     ``C*k_h*k_w``) with a third of the copying for 3×3 kernels.
