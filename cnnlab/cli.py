@@ -37,6 +37,7 @@ class TrainConfig:
     lr: float = 2e-3              # Adam (beats 1e-3 on fashion-mnist); SGD: 0.05, momentum 0.9
     optimizer: str = "adam"       # adam | sgd
     seed: int = 0
+    schedule: str = "constant"    # constant | cosine (annealed to 0 over the epochs)
     out: str = ""                 # default: runs/<model>-<data>
 
 
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="learning rate (default 2e-3 for adam, 0.05 for sgd)")
     train.add_argument("--optimizer", choices=("adam", "sgd"), default=defaults.optimizer)
     train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--schedule", choices=("constant", "cosine"), default=defaults.schedule,
+                       help="learning rate: constant, or cosine annealing to 0 over --epochs "
+                            "(stepped per epoch; a cosine run resumes only with its --epochs)")
     train.add_argument("--out", default="", help="output directory (default runs/MODEL-DATA)")
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -187,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     default_lr = TrainConfig.lr if args.optimizer == "adam" else 0.05
     lr = args.lr if args.lr is not None else default_lr
     config = TrainConfig(args.model, args.data, args.epochs, args.batch_size, lr,
-                         args.optimizer, args.seed,
+                         args.optimizer, args.seed, args.schedule,
                          args.out or f"runs/{args.model}-{Path(args.data).name}")
     out = Path(config.out)
     train_set, test_set = load_dataset(config.data)
@@ -204,10 +208,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer = optim.Adam(model.parameters(), lr=config.lr)
     else:
         optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    scheduler = (optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+                 if config.schedule == "cosine" else None)
     start_epoch = 0
     if args.resume:
         checkpoint = load_checkpoint(args.resume)
-        start_epoch = restore_training(checkpoint, model, optimizer)
+        _check_resumable_schedule(args.resume, checkpoint.config, config)
+        start_epoch = restore_training(checkpoint, model, optimizer, scheduler)
         if start_epoch >= config.epochs:
             raise UsageError(f"the checkpoint {args.resume} has already trained {start_epoch} "
                              f"epochs; ask for more with --epochs (received {config.epochs}).")
@@ -227,7 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         history = fit(model, train_set, epochs=config.epochs, optimizer=optimizer,
-                      batch_size=config.batch_size, callbacks=[saver], val_data=test_set,
+                      batch_size=config.batch_size, lr_schedule=scheduler, callbacks=[saver],
+                      val_data=test_set,
                       seed=config.seed, start_epoch=start_epoch, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"cnnlab train: interrupted; {out / 'model.npz'} holds the last complete epoch "
@@ -247,6 +255,18 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{metrics['test_loss']:.4f}, {train_seconds:.1f} s of training; checkpoint "
           f"{out / 'model.npz'}")
     return 0
+
+
+def _check_resumable_schedule(path: str, saved: dict, config: TrainConfig) -> None:
+    """A resumed run keeps its schedule; a cosine one also its length (the curve depends on it)."""
+    schedule = saved.get("schedule", "constant")
+    if schedule != config.schedule:
+        raise UsageError(f"the checkpoint {path} was trained with --schedule {schedule}; resume "
+                         f"it with the same schedule (received --schedule {config.schedule}).")
+    if schedule == "cosine" and saved.get("epochs") != config.epochs:
+        raise UsageError(f"the checkpoint {path} follows a cosine schedule over "
+                         f"{saved.get('epochs')} epochs; resume it with --epochs "
+                         f"{saved.get('epochs')} (received {config.epochs}).")
 
 
 def _write_json(path: Path, data) -> None:

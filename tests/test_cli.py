@@ -91,6 +91,38 @@ def test_resume_continues_exactly(tmp_path):
     assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
 
 
+def test_a_cosine_run_interrupted_and_resumed_equals_a_straight_one(tmp_path, monkeypatch,
+                                                                    capsys):
+    from cnnlab.train import ModelCheckpoint
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    cosine = ["--epochs", "3", "--schedule", "cosine", "--quiet"]
+    assert main(["train", *cosine, "--out", str(straight)]) == 0
+    lrs = [e["lr"] for e in json.loads((straight / "history.json").read_text())["epochs"]]
+    assert lrs == pytest.approx([2e-3, 1.5e-3, 0.5e-3])        # 2e-3 · (1 + cos(πt/3)) / 2
+
+    original = ModelCheckpoint.on_epoch_end
+
+    def stop_after_first_epoch(self, epoch, logs):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", stop_after_first_epoch)
+    assert main(["train", *cosine, "--out", str(resumed)]) == 130
+    monkeypatch.undo()
+    code, _, err = run(capsys, "train", "--epochs", "4", "--schedule", "cosine", "--quiet",
+                       "--out", str(resumed), "--resume", str(resumed / "model.npz"))
+    assert code == 2 and "follows a cosine schedule over 3 epochs; resume it with --epochs 3 " \
+                         "(received 4)" in err
+    code, _, err = run(capsys, "train", "--epochs", "3", "--quiet", "--out", str(resumed),
+                       "--resume", str(resumed / "model.npz"))
+    assert code == 2 and "was trained with --schedule cosine; resume it with the same " \
+                         "schedule (received --schedule constant)" in err
+    assert main(["train", *cosine, "--out", str(resumed),
+                 "--resume", str(resumed / "model.npz")]) == 0
+    a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
+    weights = [k for k in a.files if k.startswith("model/")]
+    assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
+
+
 def test_predict_with_the_image_first_says_what_a_checkpoint_is(tmp_path, capsys):
     image = tmp_path / "digit.png"
     image.write_bytes(b"not really a png")
