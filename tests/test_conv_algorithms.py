@@ -137,26 +137,28 @@ def test_lenet_trains_the_same_on_either_algorithm(rng):
             close(ours, theirs, 1e-10)
 
 
-@pytest.mark.parametrize("c_in, c_out, kernel, stride, groups, expected", [
-    (1, 1, (11, 11), (1, 1), 1, "fft"),            # image filtering
-    (3, 3, (7, 7), (1, 1), 1, "fft"),
-    (1, 6, (5, 5), (1, 1), 1, "gemm"),             # LeNet's first layer: 25 taps, depth 5
-    (6, 16, (5, 5), (1, 1), 1, "gemm"),            # LeNet's second layer: depth 30
-    (32, 32, (7, 7), (1, 1), 1, "rows"),           # many channel pairs
-    (32, 32, (3, 3), (1, 1), 1, "rows"),
-    (32, 64, (3, 3), (2, 2), 1, "gemm"),           # strided
-    (32, 32, (3, 3, 3), (1, 1, 1), 1, "gemm"),     # 3-D
-    (1, 1, (11, 11), (2, 2), 1, "gemm"),           # strided
-    (4, 4, (7, 7), (1, 1), 2, "gemm"),             # grouped
-    (64, 64, (3, 3), (1, 1), 64, "depthwise"),
-    (8, 8, (5, 5), (2, 2), 8, "depthwise"),
-    (8, 16, (3, 3), (1, 1), 8, "gemm"),            # depth multiplier 2: GEMM
-    (1, 1, (3, 3), (1, 1), 1, "gemm"),
-    (1, 1, (4, 4, 4), (1, 1, 1), 1, "fft"),        # 64 taps in 3-D
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, groups, size, expected", [
+    (1, 1, (11, 11), (1, 1), 1, (512, 512), "fft"),     # image filtering
+    (3, 3, (7, 7), (1, 1), 1, (64, 64), "fft"),
+    (1, 6, (5, 5), (1, 1), 1, (28, 28), "gemm"),        # LeNet's first layer: depth 5
+    (6, 16, (5, 5), (1, 1), 1, (14, 14), "gemm"),       # LeNet's second layer: depth 30
+    (32, 32, (7, 7), (1, 1), 1, (32, 32), "rows"),      # many channel pairs
+    (32, 32, (3, 3), (1, 1), 1, (32, 32), "rows"),
+    (32, 32, (3, 3), (1, 1), 1, (14, 14), "gemm"),      # small maps: im2col
+    (32, 32, (3, 3), (1, 1), 1, (), "gemm"),            # size unknown
+    (32, 64, (3, 3), (2, 2), 1, (32, 32), "gemm"),      # strided
+    (32, 32, (3, 3, 3), (1, 1, 1), 1, (32,) * 3, "gemm"),   # 3-D
+    (1, 1, (11, 11), (2, 2), 1, (512, 512), "gemm"),    # strided
+    (4, 4, (7, 7), (1, 1), 2, (32, 32), "gemm"),        # grouped
+    (64, 64, (3, 3), (1, 1), 64, (32, 32), "depthwise"),
+    (8, 8, (5, 5), (2, 2), 8, (32, 32), "depthwise"),
+    (8, 16, (3, 3), (1, 1), 8, (32, 32), "gemm"),       # depth multiplier 2: GEMM
+    (1, 1, (3, 3), (1, 1), 1, (32, 32), "gemm"),
+    (1, 1, (4, 4, 4), (1, 1, 1), 1, (16,) * 3, "fft"),  # 64 taps in 3-D
 ])
-def test_the_rule_picks_fft_for_filtering_sized_work(c_in, c_out, kernel, stride, groups,
-                                                     expected):
-    assert choose_algorithm(c_in, c_out, kernel, stride, groups) == expected
+def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, groups, size,
+                                                expected):
+    assert choose_algorithm(c_in, c_out, kernel, stride, groups, size) == expected
 
 
 def test_unsupported_or_unknown_algorithms_are_refused():

@@ -15,6 +15,12 @@ matrix ``(G, C_out/G, C/G*prod(k))`` gives ``Z``. With the batch axis last, each
 is built from long contiguous runs, the forward pass and ``dK`` are single large GEMMs (which
 BLAS spreads over all cores), and the col2im adds of ``dX`` run over contiguous rows — measured
 2-3× faster than the ``(N, C, *S)`` layout for LeNet's layers (benchmarks/RESULTS.md).
+
+Other algorithms, chosen per layer by :func:`choose_algorithm` (a fixed rule of the shapes):
+``"rows"`` (2-D, stride 1, deep layers) copies only the last axis' taps and runs one GEMM per
+tap row; ``"fft"`` (``conv_fft``) for filtering-sized kernels; ``"depthwise"``
+(``conv_direct``) for depthwise layers. All compute the same sums; tests hold each to the loop
+reference.
 """
 
 from __future__ import annotations
@@ -34,12 +40,13 @@ from .windows import col2im, sliding_windows
 ALGORITHMS = ("gemm", "rows", "fft", "depthwise")
 FFT_MIN_TAPS = 49               # kernels with at least this many taps (7×7) ...
 FFT_MAX_CHANNEL_PAIRS = 16      # ... and at most this many (input, output) channel pairs
-ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at least this
+ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at least this ...
+ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
 
 
 def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
-                     groups: int) -> str:
-    """The convolution algorithm for a layer's geometry: ``"gemm"`` or ``"fft"``.
+                     groups: int, size: tuple[int, ...] = ()) -> str:
+    """The convolution algorithm for a layer's geometry, one of :data:`ALGORITHMS`.
 
     The choice is a fixed rule of the shapes, never a timing, so a run repeats bit for bit
     on any machine. The FFT's cost does not grow with the kernel, while im2col copies every
@@ -47,8 +54,11 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     slower than a GEMM's. So: the FFT for image filtering (at least ``FFT_MIN_TAPS`` taps,
     at most ``FFT_MAX_CHANNEL_PAIRS`` channel pairs, stride 1, one group); the direct tap loop
     of ``conv_direct`` for depthwise layers (``groups = C_in = C_out > 1``), where a GEMM
-    per channel would be a matrix-vector product; im2col + GEMM for everything else (the
-    measured crossovers are in benchmarks/RESULTS.md).
+    per channel would be a matrix-vector product; ``"rows"`` for 2-D, stride-1, one-group
+    layers whose rows are deep enough (``C_in * k_w >= ROWS_MIN_DEPTH``) that ``k_h`` GEMMs
+    cost little more than one and whose input ``size`` (height, width) is large enough
+    (``ROWS_MIN_SIZE``) that copying ``k_w`` instead of ``k_h * k_w`` windows pays;
+    im2col + GEMM for everything else (the measured crossovers are in benchmarks/RESULTS.md).
     """
     if _forced:
         return _forced[-1]
@@ -58,7 +68,8 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
             and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
         return "fft"
     if (groups == 1 and len(kernel) == 2 and all(s == 1 for s in stride)
-            and c_in * kernel[-1] >= ROWS_MIN_DEPTH):
+            and c_in * kernel[-1] >= ROWS_MIN_DEPTH and len(size) == 2
+            and min(size) >= ROWS_MIN_SIZE):
         return "rows"
     return "gemm"
 
@@ -259,7 +270,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     nd = w.ndim - 2
     kernel = _flip(w) if flip_kernel else w
     algorithm = algorithm or choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride,
-                                              groups)
+                                              groups, x.shape[2:])
     if algorithm not in ALGORITHMS:
         raise ValueError(f"conv_forward: algorithm must be one of {ALGORITHMS} or None, "
                          f"received {algorithm!r}.")

@@ -11,10 +11,11 @@ view of ``Xp`` that tap ``t`` reads for every output):
 - ``dXp[c, win_t] += K[c, 0, t] · dZ[c]``          (the same sum as ``(dZ dilated, padded) ⋆
   rot180(K)``, scattered tap by tap)
 
-The loop runs over the ``prod(k)`` taps (9 for 3×3) and over blocks of images small enough to
-stay in the CPU cache; every pass is vectorised over the channels and output positions. The
-layout is the usual ``(N, C, *S)``: per-channel weights broadcast over it without the two
-transposes that the batch-last GEMM layout needs (benchmarks/RESULTS.md has the timings).
+With stride 1 (most depthwise layers) every image's padded channels are one flat row, each tap
+is a shift along it, and the passes run over long contiguous ranges in blocks spread over the
+cores (``_FlatPlan``; forward, dK and dX each 3-4× faster than per-channel passes, see
+benchmarks/RESULTS.md). Strided layers loop over the taps with the windows as strided views.
+The layout is the usual ``(N, C, *S)``: no transposes to a batch-last layout.
 """
 
 from __future__ import annotations
