@@ -291,7 +291,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
         saved, pad_cache = pad_forward(x, pads, mode)              # Xp (N, C, *S_padded)
         padded = saved.shape[2:]
         out = _valid_sizes(padded, w.shape[2:], stride, dilation)
-        z = conv_direct.correlate(saved, kernel, out, stride, dilation)    # (N, C, *O)
+        z = conv_direct.correlate(saved, kernel, b, out, stride, dilation)  # (N, C, *O)
     else:
         xt, pad_cache = _batch_last(x, pads, mode)                 # (C, *S_padded, N)
         padded = xt.shape[1:-1]
@@ -305,7 +305,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
             z = _batch_first(zt)
         else:
             z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
-    if b is not None:
+    if b is not None and algorithm != "depthwise":              # depthwise added it already
         z += b.reshape((-1,) + (1,) * nd)
     cache = ConvCache(saved, kernel, padded, pad_cache, stride, dilation, groups,
                       flip_kernel, algorithm, fft)

@@ -50,21 +50,28 @@ def _blocks(n: int, per_image: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def correlate(xp: np.ndarray, w: np.ndarray, out: tuple[int, ...], stride: tuple[int, ...],
-              dilation: tuple[int, ...]) -> np.ndarray:
-    """Forward: ``Xp (N, C, *Sp)``, ``K (C, 1, *k)`` -> ``Z (N, C, *O)``."""
+def correlate(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, out: tuple[int, ...],
+              stride: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray:
+    """Forward: ``Xp (N, C, *Sp)``, ``K (C, 1, *k)``, ``B (C,)`` or None -> ``Z (N, C, *O)``."""
     if _unit(stride):
         plan = _FlatPlan(xp.shape, w, dilation)
-        z = np.empty_like(xp)
-        zf = z.reshape(len(z), -1)
-        plan.gather(xp.reshape(len(xp), -1), plan.offsets, zf, plan.length)
-        return np.ascontiguousarray(z[plan.valid(out)])
+        full = np.empty_like(xp)
+        plan.gather(xp.reshape(len(xp), -1), plan.offsets, full.reshape(len(full), -1),
+                    plan.length)
+        z = np.empty((xp.shape[0], xp.shape[1], *out), dtype=xp.dtype)
+        if b is None:
+            parallel.copyto(z, full[plan.valid(out)])
+        else:                                        # the bias added on the way out
+            parallel.add_into(z, full[plan.valid(out)], b.reshape((-1,) + (1,) * len(out)))
+        return z
     z = np.zeros((xp.shape[0], xp.shape[1], *out), dtype=xp.dtype)
     for block in _blocks(len(z), z[0].size):
         zb, xb = z[block], xp[block]
         term = np.empty_like(zb)
         for tap, window in _windows(w.shape[2:], out, stride, dilation):
             zb += np.multiply(xb[window], _per_channel(w, tap), out=term)
+    if b is not None:
+        z += b.reshape((-1,) + (1,) * len(out))
     return z
 
 
@@ -145,7 +152,7 @@ class _FlatPlan:
     def spread(self, dz: np.ndarray, front: int = 0) -> np.ndarray:
         """``dZ (N, C, *O)`` placed at its positions of a zero ``(N, front + P)`` array."""
         flat = np.zeros((self.n, front + self.plane), dtype=dz.dtype)
-        flat[:, front:].reshape(self.shape)[self.valid(dz.shape[2:])] = dz
+        parallel.copyto(flat[:, front:].reshape(self.shape)[self.valid(dz.shape[2:])], dz)
         return flat
 
     def gather(self, src: np.ndarray, offsets: list[int], out: np.ndarray, stop: int) -> None:

@@ -104,20 +104,24 @@ def add(dst: np.ndarray, src: np.ndarray) -> None:
     _split(lambda d, s: np.add(d, s, out=d), dst, src)
 
 
-def _split(fn: Callable[[np.ndarray, np.ndarray], object], dst: np.ndarray,
-           src: np.ndarray) -> None:
-    """``fn(dst part, src part)`` over blocks of the first axis with at least as many items as
-    threads."""
+def add_into(dst: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``dst[...] = a + b`` (``b`` broadcast to ``dst``'s shape), on the threads."""
+    _split(lambda d, x, y: np.add(x, y, out=d), dst, a, np.broadcast_to(b, dst.shape))
+
+
+def _split(fn: Callable[..., object], dst: np.ndarray, *srcs: np.ndarray) -> None:
+    """``fn(dst part, *src parts)`` over blocks of the first axis with at least as many items
+    as threads (all arrays have ``dst``'s shape)."""
     threads = num_threads()
     axis = next((i for i, n in enumerate(dst.shape) if n >= threads), None)
     if threads == 1 or axis is None or dst.size < _MIN_PARALLEL:
-        fn(dst, src)
+        fn(dst, *srcs)
         return
     index = (slice(None),) * axis
 
     def block(start: int, stop: int) -> None:
         part = index + (slice(start, stop),)
-        fn(dst[part], src[part])
+        fn(dst[part], *(src[part] for src in srcs))
 
     run_blocks(block, split(dst.shape[axis], -(-dst.shape[axis] // threads)))
 
