@@ -187,8 +187,10 @@ def test_unsupported_or_unknown_algorithms_are_refused():
     ("gemm", 1, (2, 2)), ("rows", 1, (1, 1)), ("depthwise", 8, (1, 1)), ("depthwise", 8, (2, 2)),
     ("fft", 1, (1, 1)),
 ])
-def test_results_do_not_depend_on_the_number_of_threads(algorithm, groups, stride, rng):
+def test_results_do_not_depend_on_the_number_of_threads(algorithm, groups, stride, rng,
+                                                        monkeypatch):
     """Every output element is computed by one block, the same way: bit for bit equal."""
+    monkeypatch.setattr(parallel, "_MIN_PARALLEL", 1)          # split even these small arrays
     x = rng.standard_normal((16, 8, 40, 36), dtype=np.float32)
     w = rng.standard_normal((8, 8 // groups, 3, 3), dtype=np.float32)
     results = []
@@ -204,3 +206,24 @@ def test_results_do_not_depend_on_the_number_of_threads(algorithm, groups, strid
     for other in results[1:]:
         for ours, theirs in zip(results[0], other):
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_parallel_blocks_cover_the_range_and_pass_errors_on():
+    seen = []
+    parallel.run_blocks(lambda a, b: seen.append((a, b)), parallel.split(10, 3))
+    assert sorted(seen) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+
+    def fail(a, b):
+        if a == 9:
+            raise RuntimeError("block 9 failed")
+    with pytest.raises(RuntimeError, match="block 9 failed"):
+        parallel.run_blocks(fail, parallel.split(10, 3))
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive int, received 0"):
+        parallel.set_num_threads(0)
+
+
+def test_the_thread_count_comes_from_cnnlab_num_threads(monkeypatch):
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "3")
+    assert parallel._default_threads() == 3
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "many")            # not a count: the CPUs
+    assert 1 <= parallel._default_threads() <= 8

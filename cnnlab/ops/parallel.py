@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 _MAX_DEFAULT = 8
-_MIN_PARALLEL = 1 << 18     # smaller arrays: handing work to a thread costs more than it saves
+_MIN_PARALLEL = 1 << 20     # smaller arrays: handing work to a thread costs more than it saves
 _pool: ThreadPoolExecutor | None = None
 _threads = 0
 
