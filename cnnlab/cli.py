@@ -142,6 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="one short round and a small scaling table (a smoke test)")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+    filt = commands.add_parser(
+        "filter", help="filter an image with named kernels (blur, Sobel, sharpen, edges...)",
+        description="Cross-correlate each channel of an image with a kernel, using the same "
+        "convolution the networks train with. --kernel may repeat: --out applies the kernels "
+        "one after the other (e.g. gaussian, then sobel); --grid shows the original beside "
+        "each kernel's result.")
+    filt.add_argument("image", metavar="IMAGE", nargs="?")
+    filt.add_argument("--kernel", "-k", action="append", default=[], metavar="SPEC",
+                      help="a name with optional parameters (gaussian:sigma=2,size=9) or a "
+                           "matrix ('0 -1 0; -1 5 -1; 0 -1 0'); see --list")
+    filt.add_argument("--border", choices=("zeros", "reflect", "replicate", "circular",
+                                           "valid"), default="reflect",
+                      help="how the image is extended past its edges (default reflect; valid: "
+                           "no padding, a smaller output)")
+    filt.add_argument("--stride", type=_positive_int, default=1)
+    filt.add_argument("--dilation", type=_positive_int, default=1)
+    filt.add_argument("--map", choices=("auto", "clip", "abs", "normalize"), default="auto",
+                      help="signed responses to pixels: clip to 0..255, abs (edges of both "
+                           "signs light up), normalize (min..max to 0..255); auto: abs when "
+                           "the (last) kernel sums to 0, as edge detectors do, clip otherwise")
+    filt.add_argument("--equalize", action="store_true",
+                      help="equalise the histogram of each result (more contrast)")
+    filt.add_argument("--gray", action="store_true", help="convert a colour image to grey first")
+    filt.add_argument("--out", metavar="OUT.png", help="write the filtered image")
+    filt.add_argument("--grid", metavar="OUT.png",
+                      help="write the original and each kernel's result side by side, titled")
+    filt.add_argument("--list", action="store_true", help="list the named kernels and exit")
+    filt.add_argument("--show-kernel", action="store_true",
+                      help="print the --kernel matrices (no image needed)")
     return parser
 
 
@@ -363,8 +393,75 @@ def _check_writable(path: Path) -> None:
         raise UsageError(f"cannot write {path}: it is a directory, expected a file name.")
 
 
+def cmd_filter(args: argparse.Namespace) -> int:
+    from .data import read_pixels
+    from .tools import filters
+
+    if args.list:
+        print(filters.describe())
+        return 0
+    if args.show_kernel:
+        if not args.kernel:
+            raise UsageError("--show-kernel needs at least one --kernel SPEC.")
+        print("\n\n".join(f"{spec}:\n{filters.format_kernel(spec)}" for spec in args.kernel))
+        return 0
+    if not args.image:
+        raise UsageError("expected an IMAGE to filter (or --list, or --show-kernel).")
+    if not args.kernel:
+        raise UsageError("expected at least one --kernel SPEC (see cnnlab filter --list).")
+    if not (args.out or args.grid):
+        raise UsageError("expected --out OUT.png, --grid OUT.png or both.")
+    for target in filter(None, (args.out, args.grid)):
+        _check_writable(Path(target))
+    for spec in args.kernel:
+        filters.kernels(spec)                       # a bad spec fails before any work
+    original = read_pixels(args.image, channels=1 if args.gray else None)
+    options = {"border": args.border, "stride": args.stride, "dilation": args.dilation}
+
+    def pixels(response, specs):
+        mapping = args.map
+        if mapping == "auto":
+            zero_sum = all(abs(k.sum()) < 1e-9 for k in filters.kernels(specs[-1]))
+            mapping = "abs" if zero_sum else "clip"     # the last kernel decides the sign
+        result = filters.to_pixels(response, mapping)
+        return (filters.equalize(result) if args.equalize else result), mapping
+
+    if args.out:
+        response = original.astype(np.float64)
+        for spec in args.kernel:
+            response = filters.apply(response, spec, **options)
+        result, mapping = pixels(response, args.kernel)
+        _save_image(result, Path(args.out))
+        print(f"cnnlab filter: wrote {args.out} ({'×'.join(map(str, result.shape))}, "
+              f"{' then '.join(args.kernel)}, border {args.border}, mapping {mapping})")
+    if args.grid:
+        panels = [("original", original)]
+        for spec in args.kernel:
+            result, mapping = pixels(filters.apply(original, spec, **options), [spec])
+            panels.append((f"{spec} ({mapping})", result))
+        sheet = filters.grid(panels)
+        _save_image(np.asarray(sheet), Path(args.grid))
+        print(f"cnnlab filter: wrote {args.grid} (original and {len(args.kernel)} "
+              f"result{'s' if len(args.kernel) > 1 else ''})")
+    return 0
+
+
+def _save_image(pixels: np.ndarray, path: Path) -> None:
+    """Atomically, in the format the file name asks for (PNG, JPEG, BMP...)."""
+    from PIL import Image
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        Image.fromarray(pixels).save(tmp, format=Image.registered_extensions().get(
+            path.suffix.lower()) or "PNG")
+    except (KeyError, ValueError, OSError) as error:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {error}.") from None
+    tmp.replace(path)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "summary": cmd_summary, "bench": cmd_bench}
+            "summary": cmd_summary, "bench": cmd_bench, "filter": cmd_filter}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -322,7 +322,16 @@ class SigintAt(nn.Module):
         return x
 
 
-def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test, as in a terminal. A shell that starts a
+    background job (``cmd &``) makes it ignore SIGINT, and fit then rightly leaves it alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path, python_sigint):
     cnnlab.manual_seed(0)
     model = nn.Sequential(SigintAt(at=3 + 2), *tiny_net())   # epoch 2, step 2
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -350,7 +359,7 @@ def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path):
     assert last.epoch == 1 and not last.extra["interrupted"]
 
 
-def test_second_ctrl_c_interrupts_at_once(tmp_path):
+def test_second_ctrl_c_interrupts_at_once(tmp_path, python_sigint):
     cnnlab.manual_seed(0)
     model = nn.Sequential(SigintAt(at=2, count=2), *tiny_net())
     saver = ModelCheckpoint(tmp_path, monitor=None, model_name="tiny")
@@ -361,7 +370,7 @@ def test_second_ctrl_c_interrupts_at_once(tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_ctrl_c_after_the_last_step_is_not_lost(tmp_path):
+def test_ctrl_c_after_the_last_step_is_not_lost(tmp_path, python_sigint):
     class SigintAtEnd:
         def on_epoch_end(self, epoch, logs):
             if logs["epoch"] == 2:

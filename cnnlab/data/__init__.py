@@ -17,9 +17,9 @@ with Pillow.
 
 from . import transforms
 from .datasets import DATASETS, ArrayDataset, load_dataset
-from .folder import load_image_folder, read_image
+from .folder import load_image_folder, read_image, read_pixels
 from .idx import read_idx
 from .loader import DataLoader
 
 __all__ = ["DATASETS", "ArrayDataset", "DataLoader", "load_dataset", "load_image_folder",
-           "read_idx", "read_image", "transforms"]
+           "read_idx", "read_image", "read_pixels", "transforms"]

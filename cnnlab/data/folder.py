@@ -139,6 +139,23 @@ def read_image(path: str | os.PathLike, channels: int | None = None,
     return x
 
 
+def read_pixels(path: str | os.PathLike, channels: int | None = None) -> np.ndarray:
+    """One image file as its 8-bit pixels: uint8 ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB).
+
+    ``channels`` 1 or 3 converts; the default keeps a grey image grey (also an RGB file whose
+    three channels are equal) and a colour one RGB. Transparency is composited onto white.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"Image file not found: {file}.")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, received {channels!r}.")
+    image = _open(file)
+    array = _to_array(image, (image.height, image.width),
+                      channels or (3 if _has_colour(image) else 1))
+    return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
+
+
 def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
