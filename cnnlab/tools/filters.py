@@ -291,14 +291,14 @@ def grid(panels: Sequence[tuple[str, np.ndarray]], columns: int = 0):
     """A titled grid of uint8 images (``(H, W)`` or ``(H, W, 3)``) as one Pillow image.
 
     Smaller panels (strided results) are enlarged to the first panel's size, pixel by pixel.
-    ``columns`` 0 chooses up to 4 per row.
+    ``columns`` 0 chooses up to 4 a row, the rows as evenly filled as possible.
     """
     from PIL import Image, ImageDraw, ImageFont
 
     if not panels:
         raise ValueError("grid needs at least one panel.")
     height, width = panels[0][1].shape[:2]
-    columns = columns or min(4, len(panels))
+    columns = columns or -(-len(panels) // -(-len(panels) // 4))    # ≤ 4 a row, rows even
     rows = -(-len(panels) // columns)
     font = ImageFont.load_default(size=max(12, min(24, width // 14)))
     title_h = font.size + 10
