@@ -143,6 +143,53 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one short round and a small scaling table (a smoke test)")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
+    explain = commands.add_parser(
+        "explain", help="worked arithmetic of a convolution, pooling, ReLU, softmax or padding",
+        description="Every number of an operation worked out as the lecture notes write it. "
+        "Matrices are typed as rows split by ';' and values by spaces or commas ('1 0 -1; 2 0 "
+        "-2'); channels are split by '|'.")
+    what = explain.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    conv = what.add_parser("conv2d", help="a 2-D convolution, entry by entry")
+    conv.add_argument("--input", required=True, metavar="MATRIX")
+    conv.add_argument("--kernel", required=True, action="append", metavar="MATRIX",
+                      help="one filter (channels split by '|'); repeat for several filters")
+    conv.add_argument("--bias", metavar="B[ B...]", help="one value per filter")
+    conv.add_argument("--stride", type=_int_or_pair, default=1, metavar="S|R,C")
+    conv.add_argument("--padding", type=_padding_arg, default=0, metavar="P|R,C|valid|same")
+    conv.add_argument("--dilation", type=_int_or_pair, default=1, metavar="D|R,C")
+    conv.add_argument("--flip", action="store_true",
+                      help="rotate the kernel 180° (true convolution instead of correlation)")
+    conv.add_argument("--at", metavar="R,C", help="the entry to work out when there are many "
+                      "(F,R,C with several filters)")
+    conv.add_argument("--check", metavar="ANSWER",
+                      help="your answer (a matrix; filters split by '|'): lists wrong entries")
+    conv.add_argument("--grad", metavar="MATRIX",
+                      help="dL/dZ: also work out dL/dK, dL/dB and dL/dX")
+    pool = what.add_parser("pool", help="max or average pooling, window by window")
+    pool.add_argument("--input", required=True, metavar="MATRIX")
+    pool.add_argument("--size", type=_int_or_pair, default=2, metavar="K|R,C")
+    pool.add_argument("--stride", type=_int_or_pair, default=None, metavar="S|R,C",
+                      help="default: the window size")
+    pool.add_argument("--padding", type=_int_or_pair_nonneg, default=0, metavar="P|R,C")
+    pool.add_argument("--mode", choices=("max", "avg"), default="max")
+    pool.add_argument("--at", metavar="R,C")
+    pool.add_argument("--check", metavar="ANSWER")
+    relu = what.add_parser("relu", help="ReLU, entry by entry")
+    relu.add_argument("--input", required=True, metavar="MATRIX")
+    relu.add_argument("--check", metavar="ANSWER")
+    soft = what.add_parser("softmax", help="softmax of a score vector (and cross-entropy)")
+    soft.add_argument("--input", required=True, metavar="SCORES")
+    soft.add_argument("--target", type=int, default=None, help="class index: also the loss")
+    pad = what.add_parser("padding", help="'same' padding in TensorFlow, JAX and PyTorch")
+    pad.add_argument("--size", type=_positive_int, required=True, metavar="N")
+    pad.add_argument("--kernel-size", type=_positive_int, required=True, metavar="K")
+    pad.add_argument("--stride", type=_positive_int, default=1)
+    pad.add_argument("--dilation", type=_positive_int, default=1)
+    pad.add_argument("--pad", type=int, default=None, metavar="P",
+                     help="also an explicit symmetric padding")
+    for sub in (conv, pool, relu, soft, pad):
+        sub.add_argument("--markdown", action="store_true", help="print Markdown")
+
     filt = commands.add_parser(
         "filter", help="filter an image with named kernels (blur, Sobel, sharpen, edges...)",
         description="Cross-correlate each channel of an image with a kernel, using the same "
@@ -173,6 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--show-kernel", action="store_true",
                       help="print the --kernel matrices (no image needed)")
     return parser
+
+
+def _int_or_pair(text: str, minimum: int = 1):
+    """``"2"`` -> 2, ``"2,3"`` -> (2, 3) (each at least ``minimum``)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or min(values) < minimum:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer ≥ {minimum} or two (R,C), received {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def _int_or_pair_nonneg(text: str):
+    return _int_or_pair(text, minimum=0)
+
+
+def _padding_arg(text: str):
+    return text if text in ("valid", "same") else _int_or_pair(text, minimum=0)
 
 
 def _parts(text: str) -> tuple[str, ...]:
@@ -393,6 +460,28 @@ def _check_writable(path: Path) -> None:
         raise UsageError(f"cannot write {path}: it is a directory, expected a file name.")
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .tools import explain
+
+    if args.what == "conv2d":
+        kernel = args.kernel if len(args.kernel) > 1 else args.kernel[0]
+        result = explain.conv2d(args.input, kernel, args.bias, stride=args.stride,
+                                padding=args.padding, dilation=args.dilation, flip=args.flip,
+                                at=args.at, check=args.check, grad=args.grad)
+    elif args.what == "pool":
+        result = explain.pool(args.input, args.size, stride=args.stride, padding=args.padding,
+                              mode=args.mode, at=args.at, check=args.check)
+    elif args.what == "relu":
+        result = explain.relu(args.input, check=args.check)
+    elif args.what == "softmax":
+        result = explain.softmax(args.input, target=args.target)
+    else:
+        result = explain.padding(args.size, args.kernel_size, args.stride, args.dilation,
+                                 args.pad)
+    print(result.markdown if args.markdown else result.text, end="\n" * (not args.markdown))
+    return 0
+
+
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data import read_pixels
     from .tools import filters
@@ -461,7 +550,8 @@ def _save_image(pixels: np.ndarray, path: Path) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "summary": cmd_summary, "bench": cmd_bench, "filter": cmd_filter}
+            "summary": cmd_summary, "bench": cmd_bench, "filter": cmd_filter,
+            "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

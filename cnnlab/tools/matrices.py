@@ -15,6 +15,7 @@ array([[ 1.,  0., -1.],
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -62,6 +63,8 @@ def parse_channels(text: str, name: str = "matrix") -> np.ndarray:
 def format_number(value: float) -> str:
     """A number as the notes write it: integers without a decimal point, others to 4 places."""
     value = float(value)
+    if not math.isfinite(value):
+        return {math.inf: "∞", -math.inf: "-∞"}.get(value, "nan")
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4f}".rstrip("0").rstrip(".")
