@@ -58,16 +58,25 @@ def test_every_leaf_is_a_row_named_like_its_state_dict_key(lecture_lenet):
 def test_str_renders_the_lecture_table(lecture_lenet):
     lines = str(summary(lecture_lenet, (3, 32, 32))).splitlines()
     assert lines[0].split() == ["Layer", "Activation", "shape", "Activation", "size", "#",
-                                "Parameters"]
+                                "Parameters", "MACs", "Padding", "Receptive", "field"]
     assert set(lines[1]) == {"="}
-    assert lines[2].split() == ["Input", "32×32×3", "3,072", "0"]
-    assert lines[3].split() == ["0", "Conv2d(3→8,", "5×5)", "28×28×8", "6,272", "608"]
-    assert lines[6].split() == ["3", "Conv2d(8→16,", "5×5)", "10×10×16", "1,600", "3,216"]
-    assert lines[10].split() == ["7", "Linear(400→120)", "120", "120", "48,120"]
-    assert lines[12].split() == ["9", "Linear(120→84)", "84", "84", "10,164"]
-    assert lines[-3:] == ["Total parameters: 62,958", "Trainable parameters: 62,958",
-                          "Non-trainable parameters: 0"]
-    assert len({len(line) for line in lines[:15]}) <= 2      # aligned columns
+    assert lines[2].split() == ["Input", "32×32×3", "3,072", "0", "0", "1×1"]
+    # MACs = output values × inputs per output: 28·28·8 × 3·5·5, 10·10·16 × 8·5·5, 400·120
+    assert lines[3].split() == ["0", "Conv2d(3→8,", "5×5)", "28×28×8", "6,272", "608",
+                                "470,400", "0+0,", "0+0", "5×5"]
+    assert lines[4].split()[-1] == "5×5"                                    # ReLU keeps it
+    assert lines[5].split()[-2:] == ["6×6", "/2"]                           # pool 2, stride 2
+    assert lines[6].split() == ["3", "Conv2d(8→16,", "5×5)", "10×10×16", "1,600", "3,216",
+                                "320,000", "0+0,", "0+0", "14×14", "/2"]
+    assert lines[8].split()[-2:] == ["16×16", "/4"]
+    assert lines[10].split() == ["7", "Linear(400→120)", "120", "120", "48,120", "48,000",
+                                 "all"]
+    assert lines[12].split() == ["9", "Linear(120→84)", "84", "84", "10,164", "10,080", "all"]
+    assert lines[-4:] == ["Total parameters: 62,958", "Trainable parameters: 62,958",
+                          "Non-trainable parameters: 0",
+                          "Multiply-accumulates per sample: 849,320"]
+    column = lines[0].index("Receptive field")                  # aligned columns
+    assert all(line[column - 3:column] == "   " and line[column] != " " for line in lines[2:14])
 
 
 def test_nested_names_and_batch_shape():
@@ -111,7 +120,10 @@ def test_to_dict_is_json_ready(lecture_lenet):
     assert data["total_params"] == 62958 and data["input_shape"] == [3, 32, 32]
     assert data["rows"][0] == {"name": "0", "layer": "Conv2d(3→8, 5×5)",
                                "output_shape": [8, 28, 28], "activation_size": 6272,
-                               "params": 608}
+                               "params": 608, "macs": 470400, "padding": [[0, 0], [0, 0]],
+                               "receptive_field": {"size": [5, 5], "jump": [1, 1],
+                                                   "start": [2, 2]}}
+    assert data["rows"][6]["receptive_field"] is None and data["total_macs"] == 849320
 
 
 def test_model_is_left_unchanged():
@@ -134,7 +146,7 @@ def test_float64_model_and_frozen_parameters():
     table = summary(net, (1, 28, 28))
     assert table.total_params == 61706
     assert table.trainable_params == 61706 - 150
-    assert str(table).endswith("Non-trainable parameters: 150")
+    assert "Non-trainable parameters: 150\n" in str(table)
 
 
 def test_too_small_input_names_the_layer_and_the_shape_it_received(lecture_lenet):

@@ -1,7 +1,9 @@
 """``summary(model, input_shape)``: the lecture's layer table, measured by one forward pass.
 
 Every leaf module (one with no sub-modules) is recorded as it runs: its output shape, the number
-of values it produces per sample (its activation size) and the parameters it owns. Recording
+of values it produces per sample (its activation size), the parameters it owns, its
+multiply-accumulates per sample, the padding it adds on each side and the receptive field of
+its outputs (:mod:`cnnlab.tools.receptive_field`). Recording
 temporarily replaces each leaf's ``forward`` on the instance and restores it afterwards, so the
 model is left exactly as it was (evaluation mode is used during the pass, so BatchNorm statistics
 are not updated and dropout draws no random numbers, then every module's mode is restored).
@@ -17,6 +19,7 @@ import numpy as np
 
 from .._validate import _is_int, fmt_size
 from ..autograd import no_grad
+from ..functional.pool import _pool_geometry
 from ..nn import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -41,6 +44,8 @@ from ..nn import (
     MaxPool3d,
     Module,
 )
+from ..ops.shapes import resolve_padding
+from .receptive_field import IMAGE, Field, format_field, image_field, propagate, whole_input
 
 _CONVS = (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
 _POOLS = (MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d)
@@ -59,6 +64,10 @@ class SummaryRow:
         output_shape: the output's shape per sample, PyTorch layout (``(C, H, W)``, no batch).
         activation_size: values in the output per sample (the product of ``output_shape``).
         params: parameters the layer owns (0 when a module runs again: counted once).
+        macs: multiply-accumulates per sample (convolutions and linear layers; 0 otherwise).
+        padding: ``((before, after), ...)`` per spatial axis for sliding-window layers, else
+            None (``"same"`` resolved to the pixels it adds).
+        field: the receptive field of the output (:class:`~cnnlab.tools.receptive_field.Field`).
     """
 
     name: str
@@ -66,6 +75,9 @@ class SummaryRow:
     output_shape: tuple[int, ...]
     activation_size: int
     params: int
+    macs: int = 0
+    padding: tuple[tuple[int, int], ...] | None = None
+    field: Field = IMAGE
 
 
 @dataclass
@@ -93,6 +105,11 @@ class Summary:
         return self.total_params - self.trainable_params
 
     @property
+    def total_macs(self) -> int:
+        """Multiply-accumulates of one forward pass, per sample."""
+        return sum(r.macs for r in self.rows)
+
+    @property
     def input_size(self) -> int:
         """Values per input sample (the "Input" row's activation size)."""
         return math.prod(self.input_shape)
@@ -104,34 +121,46 @@ class Summary:
             "input_shape": list(self.input_shape),
             "batch_size": self.batch_size,
             "rows": [{"name": r.name, "layer": r.layer, "output_shape": list(r.output_shape),
-                      "activation_size": r.activation_size, "params": r.params}
+                      "activation_size": r.activation_size, "params": r.params,
+                      "macs": r.macs,
+                      "padding": [list(p) for p in r.padding] if r.padding else None,
+                      "receptive_field": None if r.field.whole else {
+                          "size": list(r.field.size), "jump": list(r.field.jump),
+                          "start": list(r.field.start)}}
                      for r in self.rows],
+            "total_macs": self.total_macs,
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.non_trainable_params,
         }
 
     def __str__(self) -> str:
-        """The table: layer, activation shape (H×W×C), activation size, # parameters, totals."""
+        """The table: layer, activation shape (H×W×C), activation size, # parameters, MACs,
+        padding per side (``before+after`` per axis) and receptive field (size, ``/jump``)."""
         width = max((len(r.name) for r in self.rows), default=0)
-        body = [("Input", _channels_last(self.input_shape), f"{self.input_size:,}", "0")]
+        body = [("Input", _channels_last(self.input_shape), f"{self.input_size:,}", "0", "0",
+                 "", format_field(image_field(len(self.input_shape) - 1)))]
         for r in self.rows:
             label = f"{r.name:<{width}}  {r.layer}" if width else r.layer
+            pads = ", ".join(f"{pb}+{pe}" for pb, pe in r.padding) if r.padding else ""
             body.append((label, _channels_last(r.output_shape), f"{r.activation_size:,}",
-                         f"{r.params:,}"))
-        head = ("Layer", "Activation shape", "Activation size", "# Parameters")
-        widths = [max(len(row[i]) for row in (head, *body)) for i in range(4)]
+                         f"{r.params:,}", f"{r.macs:,}", pads, format_field(r.field)))
+        head = ("Layer", "Activation shape", "Activation size", "# Parameters", "MACs",
+                "Padding", "Receptive field")
+        widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+        right = (False, False, True, True, True, False, False)
 
         def line(cells: Sequence[str]) -> str:
-            return (f"{cells[0]:<{widths[0]}}   {cells[1]:<{widths[1]}}   "
-                    f"{cells[2]:>{widths[2]}}   {cells[3]:>{widths[3]}}").rstrip()
+            return "   ".join(f"{c:>{w}}" if r else f"{c:<{w}}"
+                              for c, w, r in zip(cells, widths, right)).rstrip()
 
-        rule = "=" * (sum(widths) + 9)
+        rule = "=" * (sum(widths) + 3 * (len(head) - 1))
         return "\n".join([
             line(head), rule, *(line(cells) for cells in body), rule,
             f"Total parameters: {self.total_params:,}",
             f"Trainable parameters: {self.trainable_params:,}",
             f"Non-trainable parameters: {self.non_trainable_params:,}",
+            f"Multiply-accumulates per sample: {self.total_macs:,}",
         ])
 
 
@@ -164,25 +193,26 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         >>> table.rows[0].name, table.rows[0].output_shape, table.rows[0].params
         ('0', (8, 28, 28), 608)
         >>> print(table)
-        Layer                   Activation shape   Activation size   # Parameters
-        =========================================================================
-        Input                   32×32×3                      3,072              0
-        0   Conv2d(3→8, 5×5)    28×28×8                      6,272            608
-        1   ReLU                28×28×8                      6,272              0
-        2   MaxPool2d(2×2)      14×14×8                      1,568              0
-        3   Conv2d(8→16, 5×5)   10×10×16                     1,600          3,216
-        4   ReLU                10×10×16                     1,600              0
-        5   MaxPool2d(2×2)      5×5×16                         400              0
-        6   Flatten             400                            400              0
-        7   Linear(400→120)     120                            120         48,120
-        8   ReLU                120                            120              0
-        9   Linear(120→84)      84                              84         10,164
-        10  ReLU                84                              84              0
-        11  Linear(84→10)       10                              10            850
-        =========================================================================
+        Layer                   Activation shape   Activation size   # Parameters      MACs   Padding    Receptive field
+        ================================================================================================================
+        Input                   32×32×3                      3,072              0         0              1×1
+        0   Conv2d(3→8, 5×5)    28×28×8                      6,272            608   470,400   0+0, 0+0   5×5
+        1   ReLU                28×28×8                      6,272              0         0              5×5
+        2   MaxPool2d(2×2)      14×14×8                      1,568              0         0   0+0, 0+0   6×6 /2
+        3   Conv2d(8→16, 5×5)   10×10×16                     1,600          3,216   320,000   0+0, 0+0   14×14 /2
+        4   ReLU                10×10×16                     1,600              0         0              14×14 /2
+        5   MaxPool2d(2×2)      5×5×16                         400              0         0   0+0, 0+0   16×16 /4
+        6   Flatten             400                            400              0         0              all
+        7   Linear(400→120)     120                            120         48,120    48,000              all
+        8   ReLU                120                            120              0         0              all
+        9   Linear(120→84)      84                              84         10,164    10,080              all
+        10  ReLU                84                              84              0         0              all
+        11  Linear(84→10)       10                              10            850       840              all
+        ================================================================================================================
         Total parameters: 62,958
         Trainable parameters: 62,958
         Non-trainable parameters: 0
+        Multiply-accumulates per sample: 849,320
     """
     if not isinstance(model, Module):
         raise TypeError(f"summary expects a cnnlab nn.Module, received {type(model).__name__}.")
@@ -193,6 +223,7 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         if next(module.children(), None) is None and id(module) not in leaves:
             leaves[id(module)] = (name, module)
     counted: set[int] = set()
+    flow = _Flow(len(shape) - 2)
     modes = [(module, module.training) for module in model.modules()]
     patched: list[tuple[Module, object]] = []
     try:
@@ -200,7 +231,8 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         for name, module in leaves.values():
             patched.append((module, module.__dict__.get("forward")))
             object.__setattr__(module, "forward",
-                               _recording(module, name, module.forward, result.rows, counted))
+                               _recording(module, name, module.forward, result.rows, counted,
+                                          flow))
         with no_grad():
             model(np.zeros(shape, dtype=_dtype(model)))
     except ValueError as error:
@@ -224,7 +256,31 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
     return result
 
 
-def _recording(module: Module, name: str, forward, rows: list[SummaryRow], counted: set[int]):
+class _Flow:
+    """The receptive field of every tensor a recorded layer produced, during one pass."""
+
+    def __init__(self, nd: int) -> None:
+        self.nd = nd
+        self.fields: dict[int, tuple[Field, tuple[int, ...]]] = {}
+        self.keep: list[object] = []            # outputs stay alive: ids are not reused
+
+    def field_of(self, value) -> Field:
+        if id(value) in self.fields:
+            return self.fields[id(value)][0]
+        shape = _shape(value)
+        same = [f for f, s in self.fields.values() if shape and s == shape[1:] and not f.whole]
+        if same:                                # made outside any layer, e.g. x + f(x)
+            return max(same, key=lambda f: f.size)
+        return image_field(self.nd)
+
+    def record(self, out, field: Field) -> None:
+        shape = _shape(out)
+        self.fields[id(out)] = (field, shape[1:] if shape else ())
+        self.keep.append(out)
+
+
+def _recording(module: Module, name: str, forward, rows: list[SummaryRow], counted: set[int],
+               flow: _Flow):
     """``forward`` wrapped to append a row, or to say where a shape stopped fitting."""
     label = describe(module)
 
@@ -238,12 +294,51 @@ def _recording(module: Module, name: str, forward, rows: list[SummaryRow], count
                 f"layer {where} received input of shape {received}: {error}"
             ) from None
         shape = _shape(out) or (1,)
+        in_shape = (_shape(args[0]) or (1,)) if args else (1,)
         params = 0 if id(module) in counted else sum(p.size for p in module.parameters())
         counted.add(id(module))
-        rows.append(SummaryRow(name, label, shape[1:], math.prod(shape[1:]), params))
+        pads, field = _geometry(module, in_shape[2:], flow.field_of(args[0]) if args
+                                else image_field(flow.nd))
+        flow.record(out[0] if isinstance(out, (tuple, list)) else out, field)
+        rows.append(SummaryRow(name, label, shape[1:], math.prod(shape[1:]), params,
+                               _macs(module, in_shape[1:], shape[1:]), pads, field))
         return out
 
     return wrapper
+
+
+def _geometry(module: Module, in_sizes: tuple[int, ...], field: Field
+              ) -> tuple[tuple[tuple[int, int], ...] | None, Field]:
+    """Per-side padding of a sliding-window layer and the field of its output."""
+    if isinstance(module, _CONVS) and not module.transposed:
+        pads = resolve_padding(module.padding, in_sizes, module.kernel_size, module.stride,
+                               module.dilation)
+        return pads, propagate(field, module.kernel_size, module.stride, [p for p, _ in pads],
+                               module.dilation)
+    if isinstance(module, _POOLS):
+        kernel, stride, padding, dilation = _pool_geometry(
+            module.nd, module.kernel_size, module.stride, module.padding,
+            getattr(module, "dilation", 1), type(module).__name__)
+        pads = tuple((p, p) for p in padding)
+        return pads, propagate(field, kernel, stride, padding, dilation)
+    if isinstance(module, (*_ADAPTIVE, Flatten, Linear)) or (
+            isinstance(module, _CONVS) and module.transposed):
+        # adaptive pooling: windows of varying size (global for output 1); a transposed conv
+        # spreads each input over several outputs: both reported as the whole input
+        return None, whole_input()
+    return None, field                          # element-wise: ReLU, BatchNorm, dropout...
+
+
+def _macs(module: Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates per sample of a convolution or linear layer."""
+    if isinstance(module, _CONVS):
+        taps = math.prod(module.kernel_size)
+        if module.transposed:
+            return math.prod(in_shape) * module.out_channels // module.groups * taps
+        return math.prod(out_shape) * module.in_channels // module.groups * taps
+    if isinstance(module, Linear):
+        return math.prod(out_shape) * module.in_features
+    return 0
 
 
 def describe(module: Module) -> str:
