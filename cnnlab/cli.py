@@ -190,6 +190,27 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (conv, pool, relu, soft, pad):
         sub.add_argument("--markdown", action="store_true", help="print Markdown")
 
+    viz = commands.add_parser(
+        "viz", help="pictures: filters, feature maps, training curves, confusion matrix",
+        description="Save a picture (PNG) of a trained model; needs matplotlib "
+        "(pip install 'cnnlab[viz]').")
+    pictures = viz.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    bank = pictures.add_parser("filters", help="the kernels of a convolution layer")
+    bank.add_argument("checkpoint", metavar="CKPT")
+    bank.add_argument("--layer", help="the convolution's name (default: the first)")
+    maps = pictures.add_parser("features", help="every layer's feature maps for one image")
+    maps.add_argument("checkpoint", metavar="CKPT")
+    maps.add_argument("image", metavar="IMAGE")
+    maps.add_argument("--channels", type=_positive_int, default=8,
+                      help="channels shown per layer (default 8)")
+    curves = pictures.add_parser("curves", help="loss and accuracy per epoch")
+    curves.add_argument("run", metavar="RUN", help="a training directory or its history.json")
+    confusion = pictures.add_parser("confusion", help="confusion matrix on the test set")
+    confusion.add_argument("checkpoint", metavar="CKPT")
+    confusion.add_argument("--data", help="dataset (default: the training one)")
+    for sub in (bank, maps, curves, confusion):
+        sub.add_argument("--out", required=True, metavar="OUT.png")
+
     filt = commands.add_parser(
         "filter", help="filter an image with named kernels (blur, Sobel, sharpen, edges...)",
         description="Cross-correlate each channel of an image with a kernel, using the same "
@@ -482,6 +503,42 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_viz(args: argparse.Namespace) -> int:
+    try:
+        from .tools import viz
+        viz._pyplot()
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    _check_writable(Path(args.out))
+    if args.what == "curves":
+        viz.training_curves(args.run, args.out)
+    elif args.what == "filters":
+        _, model, _ = _load_model(args.checkpoint)
+        viz.filter_bank(model, args.layer, args.out)
+    elif args.what == "features":
+        from .data import read_image
+
+        checkpoint, model, normalize = _load_model(args.checkpoint)
+        image = read_image(args.image, channels=checkpoint.model_args.get("in_channels", 1),
+                           size=checkpoint.model_args.get("input_size", 28), invert="auto")
+        viz.feature_maps(model, normalize(image[None])[0], args.out, channels=args.channels,
+                         title=f"{checkpoint.model_name} on {Path(args.image).name}")
+    else:
+        from .data import load_dataset
+        from .train import evaluate as evaluate_model
+
+        checkpoint, model, normalize = _load_model(args.checkpoint)
+        data = args.data or checkpoint.config.get("data", "digits")
+        _, test_set = load_dataset(data)
+        test_set.images = normalize(test_set.images)
+        results = evaluate_model(model, test_set, batch_size=256)
+        viz.confusion_matrix(results["confusion_matrix"], test_set.classes, args.out,
+                             title=f"{checkpoint.model_name} on the {data} test set: "
+                                   f"accuracy {results['accuracy']:.4f}")
+    print(f"cnnlab viz: wrote {args.out}")
+    return 0
+
+
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data import read_pixels
     from .tools import filters
@@ -551,7 +608,7 @@ def _save_image(pixels: np.ndarray, path: Path) -> None:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "summary": cmd_summary, "bench": cmd_bench, "filter": cmd_filter,
-            "explain": cmd_explain}
+            "explain": cmd_explain, "viz": cmd_viz}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

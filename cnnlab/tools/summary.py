@@ -12,7 +12,8 @@ are not updated and dropout draws no random numbers, then every module's mode is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -218,22 +219,11 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         raise TypeError(f"summary expects a cnnlab nn.Module, received {type(model).__name__}.")
     shape = _check_input_shape(input_shape)
     result = Summary(type(model).__name__, shape[1:], shape[0])
-    leaves: dict[int, tuple[str, Module]] = {}
-    for name, module in model.named_modules():
-        if next(module.children(), None) is None and id(module) not in leaves:
-            leaves[id(module)] = (name, module)
     counted: set[int] = set()
     flow = _Flow(len(shape) - 2)
-    modes = [(module, module.training) for module in model.modules()]
-    patched: list[tuple[Module, object]] = []
     try:
-        model.eval()
-        for name, module in leaves.values():
-            patched.append((module, module.__dict__.get("forward")))
-            object.__setattr__(module, "forward",
-                               _recording(module, name, module.forward, result.rows, counted,
-                                          flow))
-        with no_grad():
+        with wrapped_leaves(model, lambda name, module, forward: _recording(
+                module, name, forward, result.rows, counted, flow)):
             model(np.zeros(shape, dtype=_dtype(model)))
     except ValueError as error:
         message = str(error)
@@ -242,6 +232,31 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         raise ValueError(
             f"{result.model} failed on input of shape {shape}: {message}"
         ) from None
+    params = list(model.parameters())
+    result.total_params = sum(p.size for p in params)
+    result.trainable_params = sum(p.size for p in params if p.requires_grad)
+    return result
+
+
+@contextmanager
+def wrapped_leaves(model: Module, wrap: Callable[[str, Module, Callable], Callable]
+                   ) -> Iterator[None]:
+    """Within the block, every leaf module (no sub-modules) runs ``wrap(name, module, forward)``
+    instead of its ``forward``, the model is in evaluation mode and no gradient is recorded;
+    afterwards every ``forward`` and every module's mode are as they were."""
+    leaves: dict[int, tuple[str, Module]] = {}
+    for name, module in model.named_modules():
+        if next(module.children(), None) is None and id(module) not in leaves:
+            leaves[id(module)] = (name, module)
+    modes = [(module, module.training) for module in model.modules()]
+    patched: list[tuple[Module, object]] = []
+    try:
+        model.eval()
+        for name, module in leaves.values():
+            patched.append((module, module.__dict__.get("forward")))
+            object.__setattr__(module, "forward", wrap(name, module, module.forward))
+        with no_grad():
+            yield
     finally:
         for module, original in patched:
             if original is None:
@@ -250,10 +265,6 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
                 object.__setattr__(module, "forward", original)
         for module, mode in modes:
             object.__setattr__(module, "training", mode)
-    params = list(model.parameters())
-    result.total_params = sum(p.size for p in params)
-    result.trainable_params = sum(p.size for p in params if p.requires_grad)
-    return result
 
 
 class _Flow:
