@@ -187,7 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     pad.add_argument("--dilation", type=_positive_int, default=1)
     pad.add_argument("--pad", type=int, default=None, metavar="P",
                      help="also an explicit symmetric padding")
-    for sub in (conv, pool, relu, soft, pad):
+    mine = what.add_parser("model", help="one output value of a trained model's conv layer")
+    mine.add_argument("checkpoint", metavar="CKPT")
+    mine.add_argument("image", metavar="IMAGE")
+    mine.add_argument("--layer", required=True, help="the convolution's name (see summary)")
+    mine.add_argument("--at", required=True, metavar="C,R,C",
+                      help="output channel, row and column")
+    for sub in (conv, pool, relu, soft, pad, mine):
         sub.add_argument("--markdown", action="store_true", help="print Markdown")
 
     viz = commands.add_parser(
@@ -496,6 +502,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         result = explain.relu(args.input, check=args.check)
     elif args.what == "softmax":
         result = explain.softmax(args.input, target=args.target)
+    elif args.what == "model":
+        from .data import read_image
+
+        checkpoint, model, normalize = _load_model(args.checkpoint)
+        image = read_image(args.image, channels=checkpoint.model_args.get("in_channels", 1),
+                           size=checkpoint.model_args.get("input_size", 28), invert="auto")
+        result = explain.model(model, normalize(image[None])[0], args.layer, args.at)
     else:
         result = explain.padding(args.size, args.kernel_size, args.stride, args.dilation,
                                  args.pad)

@@ -304,3 +304,40 @@ def test_explain_command(capsys):
     code, _, err = run(capsys, "explain", "conv2d", "--input", "1 2", "--kernel", "1",
                        "--stride", "0")
     assert code == 2 and "expected an integer ≥ 1 or two (R,C), received '0'" in err
+
+
+def test_model_explains_one_value_of_your_own_network():
+    import cnnlab
+    from cnnlab import models, nn
+    from cnnlab.tools.viz import activations
+
+    cnnlab.manual_seed(0)
+    net = models.lenet5()
+    x = np.random.default_rng(0).standard_normal((1, 28, 28)).astype(np.float32)
+    e = explain.model(net, x, "3", (5, 2, 7))
+    maps = {name: a for name, _, a in activations(net, x)}
+    assert e.numbers["value"] == pytest.approx(float(maps["3"][0, 5, 2, 7]))
+    assert e.numbers["next"] == {"layer": "4", "value": pytest.approx(max(0.0, float(
+        maps["3"][0, 5, 2, 7])))}
+    assert len(e.numbers["channel_sums"]) == 6                    # the filter reads 6 channels
+    assert "Its input: 14×14×6, the output of layer 2 MaxPool2d(2×2)" in e.text
+    assert "Window: rows 2..6, columns 7..11" in e.text
+    depthwise = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU())
+    e = explain.model(depthwise, np.ones((4, 6, 6), np.float32), "0", "2,0,0")
+    assert len(e.numbers["channel_sums"]) == 1 and "Input channel 2," in e.text
+    with pytest.raises(ValueError, match="layer '1' is not a 2-D convolution of this model"):
+        explain.model(net, x, "1", (0, 0, 0))
+    with pytest.raises(ValueError, match=r"at: \(0, 10, 0\) is outside the layer's output"):
+        explain.model(net, x, "3", (0, 10, 0))
+
+
+@pytest.mark.slow
+def test_explain_model_command(tmp_path, capsys):
+    from PIL import Image
+    trained = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(trained)]) == 0
+    Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "line.png")
+    capsys.readouterr()
+    code, out, _ = run(capsys, "explain", "model", str(trained / "model.npz"),
+                       str(tmp_path / "line.png"), "--layer", "0", "--at", "1,5,5")
+    assert code == 0 and "output channel 1, row 5, column 5" in out and "Then layer 1 ReLU" in out

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -556,3 +557,103 @@ def padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1,
                      + ", ".join(f"{r['scheme']} {r['output']}" for r in same_rows) + ".")
     return Explanation("padding", lines, {"size": n, "kernel_size": k, "stride": s,
                                           "dilation": d, "schemes": table})
+
+
+# ----------------------------------------------------------------------------- your model
+def model(net: Any, x: Any, layer: str, at: Any) -> Explanation:
+    """One output value of a convolution layer of a trained model, for one input image.
+
+    The layer's input window (the previous layer's output, every channel the filter reads),
+    the filter's kernel, the products and their sum, the bias, and what the next layer (a ReLU,
+    say) makes of it; checked against the value the network computed.
+
+    Args:
+        net: a :class:`~cnnlab.nn.Module` (e.g. from a checkpoint).
+        x: the input image ``(C, H, W)`` as the network receives it (normalised).
+        layer: the convolution's name in the model (``"3"``, ``"features.0"``).
+        at: ``(channel, row, column)`` of the layer's output.
+    """
+    from .summary import _CONVS, describe, wrapped_leaves
+
+    convs = {name: m for name, m in net.named_modules() if isinstance(m, _CONVS)
+             and not m.transposed and len(m.kernel_size) == 2}
+    if layer not in convs:
+        raise ValueError(f"layer {layer!r} is not a 2-D convolution of this model; its "
+                         f"convolutions: {', '.join(convs) or 'none'}.")
+    conv = convs[layer]
+    seen: list[tuple[str, Any, np.ndarray, np.ndarray]] = []
+
+    def wrap(name, module, forward):
+        def run(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            value = out[0] if isinstance(out, (tuple, list)) else out
+            seen.append((name, module, np.asarray(getattr(args[0], "data", args[0])),
+                         np.asarray(getattr(value, "data", value))))
+            return out
+        return run
+
+    image = np.asarray(x, dtype=np.float32)
+    if image.ndim != 3:
+        raise ValueError(f"expected one image (C, H, W), received shape {image.shape}.")
+    with wrapped_leaves(net, wrap):
+        net(image[None])
+    position = next(i for i, (name, *_) in enumerate(seen) if name == layer)
+    _, _, inp, out = seen[position]
+    c, i, j = _index(at, 3)
+    if not all(0 <= v < n for v, n in zip((c, i, j), out.shape[1:])):
+        raise ValueError(f"at: ({c}, {i}, {j}) is outside the layer's output "
+                         f"({out.shape[1]} channels × {out.shape[2]}×{out.shape[3]}).")
+    w = np.asarray(conv.weight.data, dtype=np.float64)
+    b = 0.0 if conv.bias is None else float(conv.bias.data[c])
+    pads = resolve_padding(conv.padding, inp.shape[2:], conv.kernel_size, conv.stride,
+                           conv.dilation)
+    per_group = conv.in_channels // conv.groups
+    first = (c // (conv.out_channels // conv.groups)) * per_group
+    xp = np.pad(inp[0].astype(np.float64), ((0, 0), *pads))
+    (s0, s1), (d0, d1), (kh, kw) = conv.stride, conv.dilation, conv.kernel_size
+    rows = slice(i * s0, i * s0 + d0 * (kh - 1) + 1, d0)
+    cols = slice(j * s1, j * s1 + d1 * (kw - 1) + 1, d1)
+    source = seen[position - 1] if position else None
+    lines = [f"layer {layer} {describe(conv)}: output channel {c}, row {i}, column {j}",
+             f"Its input: {_size(inp.shape[2:])}×{inp.shape[1]}"
+             + (f", the output of layer {source[0]} {describe(source[1])}" if source
+                else ", the image"),
+             f"Window: rows {rows.start}..{rows.stop - 1}, columns {cols.start}..{cols.stop - 1} "
+             f"of the input padded by {pads[0][0]},{pads[0][1]} (rows) and {pads[1][0]},"
+             f"{pads[1][1]} (columns)", ""]
+    total, sums = b, []
+    for k in range(per_group):
+        window = xp[first + k, rows, cols]
+        kernel = w[c, k]
+        part = float((window * kernel).sum())
+        sums.append(part)
+        total += part
+        lines += [f"Input channel {first + k}, window and kernel:",
+                  *_side_by_side(format_matrix(np.round(window, 4), "  "),
+                                 format_matrix(np.round(kernel, 4), "  ")),
+                  *textwrap.wrap(" + ".join(_term(round(a, 4), round(q, 4)) for a, q in
+                                            zip(window.ravel(), kernel.ravel()))
+                                 + f" = {part:.4f}", width=98, initial_indent="  ",
+                                 subsequent_indent="    ", break_on_hyphens=False), ""]
+    engine = float(out[0, c, i, j])
+    lines.append("Sum over the channels: " + " + ".join(_signed(round(v, 4)) for v in sums)
+                 + f" + bias {_signed(round(b, 4))} = {total:.4f} (the network computed "
+                 f"{engine:.4f})")
+    if not math.isclose(total, engine, rel_tol=1e-4, abs_tol=1e-4):
+        raise RuntimeError(f"internal error: worked sum {total} differs from the network's "
+                           f"{engine}.")
+    numbers = {"layer": layer, "at": [c, i, j], "channel_sums": sums, "bias": b,
+               "value": engine}
+    if position + 1 < len(seen):
+        name, module, _, after = seen[position + 1]
+        if after.shape == out.shape:
+            value = float(after[0, c, i, j])
+            lines.append(f"Then layer {name} {describe(module)}: {engine:.4f} -> {value:.4f}")
+            numbers["next"] = {"layer": name, "value": value}
+    return Explanation("model", lines, numbers)
+
+
+def _side_by_side(left: str, right: str, gap: int = 6) -> list[str]:
+    a, b = left.split("\n"), right.split("\n")
+    width = max(len(line) for line in a)
+    return [f"{x:<{width}}{' ' * gap}{y}" for x, y in zip(a, b)]
