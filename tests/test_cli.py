@@ -91,6 +91,7 @@ def test_resume_continues_exactly(tmp_path):
     assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
 
 
+@pytest.mark.slow
 def test_a_cosine_run_interrupted_and_resumed_equals_a_straight_one(tmp_path, monkeypatch,
                                                                     capsys):
     from cnnlab.train import ModelCheckpoint
