@@ -325,6 +325,8 @@ def test_receptive_field_two_3x3_convs_see_5x5_with_18_weights():
     assert stack.num_parameters() == expected["weights_two_3x3_per_channel_pair"]
     assert nn.Conv2d(1, 1, 5, bias=False).num_parameters() == \
         expected["weights_one_5x5_per_channel_pair"]
+    from cnnlab.tools import receptive_field                 # and the tool says the same
+    assert receptive_field(stack, (1, 13, 13))[-1].size == (side, side)
 
 
 def test_every_numeric_example_is_checked():
