@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", metavar="IMAGE", nargs="+")
     predict.add_argument("--top", type=_positive_int, default=3, help="classes shown per image")
 
-    summary = commands.add_parser("summary", help="layer table: shapes, sizes, parameters")
+    summary = commands.add_parser("summary", help="layer table: shapes, sizes, parameters, MACs, "
+                                  "padding and receptive fields")
     summary.add_argument("model", metavar="MODEL")
     summary.add_argument("--in-channels", type=_positive_int, default=None)
     summary.add_argument("--input-size", type=_positive_int, default=None)
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--input", required=True, metavar="MATRIX")
     conv.add_argument("--kernel", required=True, action="append", metavar="MATRIX",
                       help="one filter (channels split by '|'); repeat for several filters")
-    conv.add_argument("--bias", metavar="B[ B...]", help="one value per filter")
+    conv.add_argument("--bias", metavar="VALUES", help="one value per filter, e.g. '1 0'")
     conv.add_argument("--stride", type=_int_or_pair, default=1, metavar="S|R,C")
     conv.add_argument("--padding", type=_padding_arg, default=0, metavar="P|R,C|valid|same")
     conv.add_argument("--dilation", type=_int_or_pair, default=1, metavar="D|R,C")
