@@ -270,6 +270,8 @@ def test_markdown_and_mistakes():
         (lambda: explain.softmax("3"), "softmax needs at least 2 scores"),
         (lambda: explain.padding(0, 3), "size must be a positive int"),
         (lambda: explain.conv2d("1 2; 3 4", "1", grad="1 2"), "grad: expected dL/dZ"),
+        (lambda: explain.conv2d("1 2; 3 4", "1", bias="1 2"),
+         r"bias: expected one value per filter \(1\), received 2"),
     ]:
         with pytest.raises(ValueError, match=message):
             call()

@@ -195,9 +195,14 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
         raise ValueError(f"the kernel has {k.shape[1]} channel(s) but the input has "
                          f"{x.shape[0]}: they must match.")
     filters = k.shape[0]
-    b = np.zeros(filters) if bias is None else np.broadcast_to(
-        _matrix(bias, "bias").ravel() if not isinstance(bias, (int, float)) else
-        np.array([float(bias)]), (filters,)).astype(np.float64)
+    b = np.zeros(filters)
+    if bias is not None:
+        values = (np.array([float(bias)]) if isinstance(bias, (int, float))
+                  else _matrix(bias, "bias").ravel())
+        if values.size not in (1, filters):
+            raise ValueError(f"bias: expected one value per filter ({filters}), received "
+                             f"{values.size}.")
+        b = np.broadcast_to(values, (filters,)).astype(np.float64)
     s, d = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = resolve_padding(padding, x.shape[1:], k.shape[2:], s, d)
     out = F.conv2d(x[None], k, b, stride=s, padding=pads, dilation=d, flip_kernel=flip).data[0]
