@@ -27,6 +27,11 @@ import numpy as np
 
 from . import parallel
 
+# Flat passes run in blocks of 8,192 positions (for every image at once): measured on
+# 32×64×34×34, 2 threads, forward/dK/dX 7.4/10.0/6.8 ms with 4,096, 5.3/6.1/5.4 with 8,192,
+# 6.1/7.1/6.6 with 16,384 (fewer blocks than threads × 4 leave a thread idle at the end).
+_BLOCK = 8192
+
 
 def _windows(kernel: tuple[int, ...], out: tuple[int, ...], stride: tuple[int, ...],
              dilation: tuple[int, ...]):
@@ -140,10 +145,6 @@ class _FlatPlan:
         self.length = self.plane - self.reach                       # positions every tap reads
         # plane[t] = K[c, 0, t] repeated over channel c's positions: (taps, P)
         self.planes = np.repeat(w.reshape(c, -1).T, math.prod(padded), axis=1)
-        # Blocks of 8,192 positions (for every image): measured on 32×64×34×34, 2 threads,
-        # forward/dK/dX 7.4/10.0/6.8 ms with 4,096, 5.3/6.1/5.4 with 8,192, 6.1/7.1/6.6
-        # with 16,384 (fewer blocks than threads × 4 leave a thread idle at the end).
-        self.bounds = lambda stop: parallel.split(stop, 8192)
 
     def valid(self, out: tuple[int, ...]) -> tuple[slice, ...]:
         """The output positions ``(N, C, *O)`` inside a ``(N, C, *Sp)`` array."""
@@ -165,7 +166,7 @@ class _FlatPlan:
                     np.multiply(window, self.planes[t, q0:q1], out=acc)
                 else:
                     acc += np.multiply(window, self.planes[t, q0:q1], out=term)
-        parallel.run_blocks(block, self.bounds(stop))
+        parallel.run_blocks(block, parallel.split(stop, _BLOCK))
 
     def weight_grad(self, xf: np.ndarray, dzf: np.ndarray, w_shape: tuple[int, ...]
                     ) -> np.ndarray:
@@ -178,6 +179,6 @@ class _FlatPlan:
             for t, offset in enumerate(self.offsets):
                 np.multiply(xf[:, q0 + offset:q1 + offset], dzf[:, q0:q1], out=term)
                 np.sum(term, axis=0, out=sums[t, q0:q1])
-        parallel.run_blocks(block, self.bounds(self.length))
+        parallel.run_blocks(block, parallel.split(self.length, _BLOCK))
         per_channel = sums.reshape(len(self.offsets), w_shape[0], -1).sum(axis=2)  # (taps, C)
         return np.ascontiguousarray(per_channel.T).reshape(w_shape)

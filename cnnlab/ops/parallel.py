@@ -66,19 +66,18 @@ def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
     global _pool
     blocks = list(zip(bounds[:-1], bounds[1:]))
     threads = min(num_threads(), len(blocks))
-    if threads <= 1:
-        for start, stop in blocks:
-            fn(start, stop)
-        return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=num_threads() - 1,
-                                   thread_name_prefix="cnnlab-blocks")
-    share = -(-len(blocks) // threads)
 
     def run(part: list[tuple[int, int]]) -> None:
         for start, stop in part:
             fn(start, stop)
 
+    if threads <= 1:
+        run(blocks)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=num_threads() - 1,
+                                   thread_name_prefix="cnnlab-blocks")
+    share = -(-len(blocks) // threads)
     parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
     futures = [_pool.submit(run, part) for part in parts[1:]]
     try:
@@ -101,7 +100,7 @@ def copyto(dst: np.ndarray, src: np.ndarray) -> None:
 
 def add(dst: np.ndarray, src: np.ndarray) -> None:
     """``dst += src`` (same shapes), on the threads."""
-    _split(lambda d, s: np.add(d, s, out=d), dst, src)
+    add_into(dst, dst, src)
 
 
 def add_into(dst: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:

@@ -89,8 +89,7 @@ def format_field(field: Field) -> str:
     """``"5×5 /2"`` (size, then jump when it is not 1), or ``"all"``."""
     if field.whole:
         return "all"
-    size = "×".join(str(v) for v in field.size) if len(set(field.size)) > 1 else \
-        "×".join([str(field.size[0])] * len(field.size))
+    size = "×".join(str(v) for v in field.size)
     jumps = set(field.jump)
     jump = "" if jumps == {1} else " /" + ("×".join(str(v) for v in field.jump)
                                           if len(jumps) > 1 else str(field.jump[0]))
