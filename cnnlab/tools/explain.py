@@ -578,7 +578,7 @@ def model(net: Any, x: Any, layer: str, at: Any) -> Explanation:
         layer: the convolution's name in the model (``"3"``, ``"features.0"``).
         at: ``(channel, row, column)`` of the layer's output.
     """
-    from .summary import _CONVS, describe, wrapped_leaves
+    from .summary import _CONVS, describe, leaf_activations
 
     convs = {name: m for name, m in net.named_modules() if isinstance(m, _CONVS)
              and not m.transposed and len(m.kernel_size) == 2}
@@ -586,22 +586,10 @@ def model(net: Any, x: Any, layer: str, at: Any) -> Explanation:
         raise ValueError(f"layer {layer!r} is not a 2-D convolution of this model; its "
                          f"convolutions: {', '.join(convs) or 'none'}.")
     conv = convs[layer]
-    seen: list[tuple[str, Any, np.ndarray, np.ndarray]] = []
-
-    def wrap(name, module, forward):
-        def run(*args, **kwargs):
-            out = forward(*args, **kwargs)
-            value = out[0] if isinstance(out, (tuple, list)) else out
-            seen.append((name, module, np.asarray(getattr(args[0], "data", args[0])),
-                         np.asarray(getattr(value, "data", value))))
-            return out
-        return run
-
     image = np.asarray(x, dtype=np.float32)
     if image.ndim != 3:
         raise ValueError(f"expected one image (C, H, W), received shape {image.shape}.")
-    with wrapped_leaves(net, wrap):
-        net(image[None])
+    seen = leaf_activations(net, image[None])
     position = next(i for i, (name, *_) in enumerate(seen) if name == layer)
     _, _, inp, out = seen[position]
     c, i, j = _index(at, 3)

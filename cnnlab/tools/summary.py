@@ -267,6 +267,26 @@ def wrapped_leaves(model: Module, wrap: Callable[[str, Module, Callable], Callab
             object.__setattr__(module, "training", mode)
 
 
+def leaf_activations(model: Module, x: np.ndarray
+                     ) -> list[tuple[str, Module, np.ndarray, np.ndarray]]:
+    """``(name, module, input, output)`` of every leaf layer as it runs on the batch ``x``
+    (evaluation mode, no gradient; a max-pool's ``(output, indices)`` gives its output)."""
+    seen: list[tuple[str, Module, np.ndarray, np.ndarray]] = []
+
+    def wrap(name, module, forward):
+        def run(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            value = out[0] if isinstance(out, (tuple, list)) else out
+            seen.append((name, module, np.asarray(getattr(args[0], "data", args[0])),
+                         np.asarray(getattr(value, "data", value))))
+            return out
+        return run
+
+    with wrapped_leaves(model, wrap):
+        model(x)
+    return seen
+
+
 class _Flow:
     """The receptive field of every tensor a recorded layer produced, during one pass."""
 

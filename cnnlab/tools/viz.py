@@ -106,22 +106,11 @@ def filter_bank(model: Module, layer: str | None = None, out: str | Path | None 
 
 def activations(model: Module, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
     """``(name, layer, output)`` of every leaf layer for one input ``x (C, H, W)`` (batch 1)."""
-    from .summary import describe, wrapped_leaves
-
-    outputs: list[tuple[str, str, np.ndarray]] = []
-
-    def wrap(name, module, forward):
-        def run(*args, **kwargs):
-            out = forward(*args, **kwargs)
-            value = out[0] if isinstance(out, (tuple, list)) else out
-            outputs.append((name, describe(module), np.asarray(getattr(value, "data", value))))
-            return out
-        return run
+    from .summary import describe, leaf_activations
 
     batch = np.asarray(x, dtype=np.float32)[None]
-    with wrapped_leaves(model, wrap):
-        model(batch)
-    return outputs
+    return [(name, describe(module), out)
+            for name, module, _, out in leaf_activations(model, batch)]
 
 
 def feature_maps(model: Module, x: np.ndarray, out: str | Path | None = None,
