@@ -422,15 +422,32 @@ def _load_model(path: str):
     return checkpoint, model, normalize
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _model_inputs(checkpoint, normalize, paths: Sequence[str]) -> np.ndarray:
+    """Image files as the checkpoint's model takes them: its channels and size, a light
+    background inverted, standardised as in training -> ``(N, C, H, W)``."""
+    from .data import read_image
+
+    in_channels = checkpoint.model_args.get("in_channels", 1)
+    size = checkpoint.model_args.get("input_size", 28)
+    return normalize(np.stack([read_image(path, channels=in_channels, size=size, invert="auto")
+                               for path in paths]))
+
+
+def _evaluate_checkpoint(checkpoint, model, normalize, data: str | None):
+    """``(data name, test set, results)``: the model on a dataset's test split (default: the
+    one it was trained on), standardised as in training."""
     from .data import load_dataset
     from .train import evaluate as evaluate_model
 
-    checkpoint, model, normalize = _load_model(args.checkpoint)
-    data_name = args.data or checkpoint.config.get("data", "digits")
+    data_name = data or checkpoint.config.get("data", "digits")
     _, test_set = load_dataset(data_name)
     test_set.images = normalize(test_set.images)
-    results = evaluate_model(model, test_set, batch_size=256)
+    return data_name, test_set, evaluate_model(model, test_set, batch_size=256)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    data_name, test_set, results = _evaluate_checkpoint(*_load_model(args.checkpoint),
+                                                        args.data)
     print(f"{data_name} test set, {results['count']:,} images: accuracy "
           f"{results['accuracy']:.4f}, loss {results['loss']:.4f}")
     classes = test_set.classes
@@ -448,17 +465,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .data import read_image
     from .train import predict
 
     checkpoint, model, normalize = _load_model(args.checkpoint)
-    in_channels = checkpoint.model_args.get("in_channels", 1)
-    size = checkpoint.model_args.get("input_size", 28)
     classes = checkpoint.config.get("classes") or [str(i) for i in
                                                    range(checkpoint.model_args["num_classes"])]
-    images = np.stack([read_image(path, channels=in_channels, size=size, invert="auto")
-                       for path in args.images])
-    probabilities = predict(model, normalize(images))
+    probabilities = predict(model, _model_inputs(checkpoint, normalize, args.images))
     top = min(args.top, probabilities.shape[1])
     for path, p in zip(args.images, probabilities):
         order = np.argsort(p)[::-1][:top]
@@ -504,12 +516,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     elif args.what == "softmax":
         result = explain.softmax(args.input, target=args.target)
     elif args.what == "model":
-        from .data import read_image
-
         checkpoint, model, normalize = _load_model(args.checkpoint)
-        image = read_image(args.image, channels=checkpoint.model_args.get("in_channels", 1),
-                           size=checkpoint.model_args.get("input_size", 28), invert="auto")
-        result = explain.model(model, normalize(image[None])[0], args.layer, args.at)
+        image = _model_inputs(checkpoint, normalize, [args.image])[0]
+        result = explain.model(model, image, args.layer, args.at)
     else:
         result = explain.padding(args.size, args.kernel_size, args.stride, args.dilation,
                                  args.pad)
@@ -530,22 +539,13 @@ def cmd_viz(args: argparse.Namespace) -> int:
         _, model, _ = _load_model(args.checkpoint)
         viz.filter_bank(model, args.layer, args.out)
     elif args.what == "features":
-        from .data import read_image
-
         checkpoint, model, normalize = _load_model(args.checkpoint)
-        image = read_image(args.image, channels=checkpoint.model_args.get("in_channels", 1),
-                           size=checkpoint.model_args.get("input_size", 28), invert="auto")
-        viz.feature_maps(model, normalize(image[None])[0], args.out, channels=args.channels,
+        image = _model_inputs(checkpoint, normalize, [args.image])[0]
+        viz.feature_maps(model, image, args.out, channels=args.channels,
                          title=f"{checkpoint.model_name} on {Path(args.image).name}")
     else:
-        from .data import load_dataset
-        from .train import evaluate as evaluate_model
-
         checkpoint, model, normalize = _load_model(args.checkpoint)
-        data = args.data or checkpoint.config.get("data", "digits")
-        _, test_set = load_dataset(data)
-        test_set.images = normalize(test_set.images)
-        results = evaluate_model(model, test_set, batch_size=256)
+        data, test_set, results = _evaluate_checkpoint(checkpoint, model, normalize, args.data)
         viz.confusion_matrix(results["confusion_matrix"], test_set.classes, args.out,
                              title=f"{checkpoint.model_name} on the {data} test set: "
                                    f"accuracy {results['accuracy']:.4f}")
