@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cnnlab
+from cnnlab.cli import main
+
+# The lecture's 56 worked examples, every value recomputed (see the README beside the file).
+LECTURE_EXAMPLES = json.loads((Path(__file__).parent / "data" / "lecture_examples.json")
+                              .read_text())
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``cnnlab ARGV``: exit status (argparse errors and --help too), stdout, stderr."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @contextlib.contextmanager

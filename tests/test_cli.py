@@ -8,17 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from cnnlab.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:           # argparse errors and --help
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def test_train_writes_checkpoint_history_and_metrics(trained):
 
 
 def test_evaluate_prints_accuracy_and_confusion_matrix(trained, capsys):
-    code, out, _ = run(capsys, "evaluate", str(trained / "model.npz"))
+    code, out, _ = run_cli(capsys, "evaluate", str(trained / "model.npz"))
     metrics = json.loads((trained / "metrics.json").read_text())
     assert code == 0
     assert f"accuracy {metrics['test_accuracy']:.4f}" in out
@@ -63,7 +55,7 @@ def test_checkpoint_keeps_the_input_standardisation(trained, tmp_path, capsys):
         (tmp_path / name).write_bytes((trained / name).read_bytes())
     meta["config"]["normalize"] = {"mean": [0.1]}
     (tmp_path / "model.json").write_text(json.dumps(meta))
-    code, out, err = run(capsys, "evaluate", str(tmp_path / "model.npz"))
+    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "model.npz"))
     assert code == 2 and "unreadable 'normalize' entry" in err and err.count("\n") == 1
 
 
@@ -75,7 +67,8 @@ def test_predict_reads_an_image_file(trained, tmp_path, capsys):
     _, test = load_dataset("digits")
     index = int(np.flatnonzero(test.labels == 0)[0])
     Image.fromarray((test.images[index, 0] * 255).astype(np.uint8)).save(tmp_path / "zero.png")
-    code, out, _ = run(capsys, "predict", str(trained / "model.npz"), str(tmp_path / "zero.png"))
+    code, out, _ = run_cli(capsys, "predict", str(trained / "model.npz"),
+                           str(tmp_path / "zero.png"))
     assert code == 0
     assert out.startswith(f"{tmp_path / 'zero.png'}: 0 ")
 
@@ -109,11 +102,11 @@ def test_a_cosine_run_interrupted_and_resumed_equals_a_straight_one(tmp_path, mo
     monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", stop_after_first_epoch)
     assert main(["train", *cosine, "--out", str(resumed)]) == 130
     monkeypatch.undo()
-    code, _, err = run(capsys, "train", "--epochs", "4", "--schedule", "cosine", "--quiet",
+    code, _, err = run_cli(capsys, "train", "--epochs", "4", "--schedule", "cosine", "--quiet",
                        "--out", str(resumed), "--resume", str(resumed / "model.npz"))
     assert code == 2 and "follows a cosine schedule over 3 epochs; resume it with --epochs 3 " \
                          "(received 4)" in err
-    code, _, err = run(capsys, "train", "--epochs", "3", "--quiet", "--out", str(resumed),
+    code, _, err = run_cli(capsys, "train", "--epochs", "3", "--quiet", "--out", str(resumed),
                        "--resume", str(resumed / "model.npz"))
     assert code == 2 and "was trained with --schedule cosine; resume it with the same " \
                          "schedule (received --schedule constant)" in err
@@ -127,13 +120,13 @@ def test_a_cosine_run_interrupted_and_resumed_equals_a_straight_one(tmp_path, mo
 def test_predict_with_the_image_first_says_what_a_checkpoint_is(tmp_path, capsys):
     image = tmp_path / "digit.png"
     image.write_bytes(b"not really a png")
-    code, _, err = run(capsys, "predict", str(image), str(image))
+    code, _, err = run_cli(capsys, "predict", str(image), str(image))
     assert code == 2
     assert f"expected a checkpoint file (.npz with its .json), received '{image}'" in err
 
 
 def test_summary_prints_the_lecture_table(capsys):
-    code, out, _ = run(capsys, "summary", "lenet5", "--in-channels", "3", "--input-size", "32",
+    code, out, _ = run_cli(capsys, "summary", "lenet5", "--in-channels", "3", "--input-size", "32",
                        "--channels", "8,16")
     assert code == 0
     assert "62,958" in out and "28×28×8" in out
@@ -149,7 +142,7 @@ def test_summary_prints_the_lecture_table(capsys):
     (["summary", "lenet5", "--channels", "6,x"], "expected comma-separated channel counts"),
 ])
 def test_mistakes_exit_2_with_one_line(capsys, argv, message):
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -6,17 +6,15 @@ where the notes are wrong; ``check=`` must flag exactly those entries.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import LECTURE_EXAMPLES, run_cli
 
 from cnnlab.cli import main
 from cnnlab.tools import explain
 from cnnlab.tools.matrices import format_number
 
-EXAMPLES = json.loads((Path(__file__).parent / "data" / "lecture_examples.json").read_text())
+EXAMPLES = LECTURE_EXAMPLES
 BY_ID = {e["id"]: e for e in EXAMPLES}
 
 
@@ -278,32 +276,24 @@ def test_markdown_and_mistakes():
 
 
 # ----------------------------------------------------------------------------- the command
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_explain_command(capsys):
-    code, out, _ = run(capsys, "explain", "conv2d", "--input", "1 2 3; 4 5 6; 7 8 9",
+    code, out, _ = run_cli(capsys, "explain", "conv2d", "--input", "1 2 3; 4 5 6; 7 8 9",
                        "--kernel", "1 0; 0 -1", "--bias", "1", "--check", "-3 -3; -3 -4")
     assert code == 0 and "Z[0,0] = 1*1 + 2*0 + 4*0 + 5*(-1) + bias 1 = -3" in out
     assert "entry (1, 1): you have -4, correct is -3" in out
-    code, out, _ = run(capsys, "explain", "pool", "--input", "1 5; 3 2", "--mode", "avg")
+    code, out, _ = run_cli(capsys, "explain", "pool", "--input", "1 5; 3 2", "--mode", "avg")
     assert code == 0 and "Z[0,0] = (1 + 5 + 3 + 2) / 4 = 2.75" in out
-    code, out, _ = run(capsys, "explain", "softmax", "--input", "1 1", "--markdown")
+    code, out, _ = run_cli(capsys, "explain", "softmax", "--input", "1 1", "--markdown")
     assert code == 0 and "**Probabilities**" in out
-    code, out, _ = run(capsys, "explain", "padding", "--size", "5", "--kernel-size", "3",
+    code, out, _ = run_cli(capsys, "explain", "padding", "--size", "5", "--kernel-size", "3",
                        "--stride", "2")
     assert code == 0 and "TensorFlow 'SAME'" in out
-    code, out, _ = run(capsys, "explain", "relu", "--input", "-1 2")
+    code, out, _ = run_cli(capsys, "explain", "relu", "--input", "-1 2")
     assert code == 0 and "X[0,0] = max(0, -1) = 0" in out
-    code, _, err = run(capsys, "explain", "conv2d", "--input", "1 2; 3", "--kernel", "1")
+    code, _, err = run_cli(capsys, "explain", "conv2d", "--input", "1 2; 3", "--kernel", "1")
     assert code == 2 and "every row needs the same number of values" in err
-    code, _, err = run(capsys, "explain", "conv2d", "--input", "1 2", "--kernel", "1",
+    code, _, err = run_cli(capsys, "explain", "conv2d", "--input", "1 2", "--kernel", "1",
                        "--stride", "0")
     assert code == 2 and "expected an integer ≥ 1 or two (R,C), received '0'" in err
 
@@ -340,6 +330,6 @@ def test_explain_model_command(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--quiet", "--out", str(trained)]) == 0
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "line.png")
     capsys.readouterr()
-    code, out, _ = run(capsys, "explain", "model", str(trained / "model.npz"),
+    code, out, _ = run_cli(capsys, "explain", "model", str(trained / "model.npz"),
                        str(tmp_path / "line.png"), "--layer", "0", "--at", "1,5,5")
     assert code == 0 and "output channel 1, row 5, column 5" in out and "Then layer 1 ReLU" in out

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LECTURE_EXAMPLES, run_cli
 from PIL import Image
 
 from cnnlab import functional as F
-from cnnlab.cli import main
 from cnnlab.tools import filters
 from cnnlab.tools.matrices import format_matrix, parse_channels, parse_matrix
 
-LECTURE = {e["id"]: e for e in json.loads(
-    (Path(__file__).parent / "data" / "lecture_examples.json").read_text())}
+LECTURE = {e["id"]: e for e in LECTURE_EXAMPLES}
 SINGLE = [n for n in filters.names() if len(filters.kernels(n)) == 1]
 
 
@@ -208,18 +206,10 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_filter_command_writes_what_the_api_computes(tmp_path, capsys):
     image, out = photo(tmp_path), tmp_path / "edges.png"
-    code, text, _ = run(capsys, "filter", str(image), "-k", "gaussian:sigma=1", "-k", "sobel",
+    code, text, _ = run_cli(capsys, "filter", str(image), "-k", "gaussian:sigma=1", "-k", "sobel",
                         "--border", "replicate", "--out", str(out))
     assert code == 0 and "gaussian:sigma=1 then sobel, border replicate, mapping abs" in text
     pixels = np.asarray(Image.open(image))
@@ -230,12 +220,12 @@ def test_filter_command_writes_what_the_api_computes(tmp_path, capsys):
 
 def test_filter_command_grid_list_and_show_kernel(tmp_path, capsys):
     grid = tmp_path / "grid.png"
-    code, text, _ = run(capsys, "filter", str(photo(tmp_path)), "-k", "sobel-x", "-k", "box",
+    code, text, _ = run_cli(capsys, "filter", str(photo(tmp_path)), "-k", "sobel-x", "-k", "box",
                         "--equalize", "--gray", "--grid", str(grid))
     assert code == 0 and "original and 2 results" in text and Image.open(grid).width > 64
-    code, text, _ = run(capsys, "filter", "--list")
+    code, text, _ = run_cli(capsys, "filter", "--list")
     assert code == 0 and all(name in text for name in filters.names())
-    code, text, _ = run(capsys, "filter", "--show-kernel", "-k", "sharpen")
+    code, text, _ = run_cli(capsys, "filter", "--show-kernel", "-k", "sharpen")
     assert code == 0 and text == "sharpen:\n 0  -1   0\n-1   5  -1\n 0  -1   0\n"
 
 
@@ -250,5 +240,5 @@ def test_filter_command_grid_list_and_show_kernel(tmp_path, capsys):
 def test_filter_command_mistakes_get_one_line(argv, message, tmp_path, capsys):
     argv = [str(photo(tmp_path)) if a == "IMG" else str(tmp_path / "out.png") if a == "X"
             else str(tmp_path / a) if a.startswith("missing") else a for a in argv]
-    code, _, err = run(capsys, "filter", *argv)
+    code, _, err = run_cli(capsys, "filter", *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -8,17 +8,15 @@ the engine must give the corrected value and differ from the printed one.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import LECTURE_EXAMPLES
 
 from cnnlab import functional as F
 from cnnlab import models, nn
 from cnnlab.ops.shapes import conv_output_size, same_padding
 
-EXAMPLES = json.loads((Path(__file__).parent / "data" / "lecture_examples.json").read_text())
+EXAMPLES = LECTURE_EXAMPLES
 BY_ID = {e["id"]: e for e in EXAMPLES}
 
 
@@ -325,7 +323,7 @@ def test_receptive_field_two_3x3_convs_see_5x5_with_18_weights():
     assert stack.num_parameters() == expected["weights_two_3x3_per_channel_pair"]
     assert nn.Conv2d(1, 1, 5, bias=False).num_parameters() == \
         expected["weights_one_5x5_per_channel_pair"]
-    from cnnlab.tools import receptive_field                 # and the tool says the same
+    from cnnlab.tools import receptive_field  # and the tool says the same
     assert receptive_field(stack, (1, 13, 13))[-1].size == (side, side)
 
 
