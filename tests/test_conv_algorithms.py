@@ -22,32 +22,49 @@ from cnnlab.ops.conv import choose_algorithm, conv_backward, conv_forward, force
 FFT_CASES = [c for c in CASES if c[2] == 1 and c[4] == 1]       # stride 1, one group
 
 
-@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", FFT_CASES)
-def test_fft_matches_loop_reference(nd, padding, stride, dilation, groups, mode, rng):
+SMALL = {1: (7,), 2: (6, 5), 3: (4, 5, 4)}       # gradcheck sizes
+
+
+def _skip_unless_fits(nd, padding, stride, dilation, mode, rng):
     if not _fits(nd, padding, stride, dilation, mode, rng):
         pytest.skip("reflect padding must be smaller than the input")
-    x, w, b = _inputs(rng, nd)
-    flip = nd == 2
-    with forced_algorithm("fft"):
-        y = CONV[nd](x, w, b, padding=padding, dilation=dilation, padding_mode=mode,
-                     flip_kernel=flip)
+
+
+def _matches_reference(algorithm, nd, padding, stride, dilation, mode, rng, tol, groups=1,
+                       flip=False):
+    """The forced ``algorithm`` against the loop reference (``groups`` > 1: depthwise)."""
+    channels = {"c_in": groups, "c_out": groups, "groups": groups} if groups > 1 else {}
+    x, w, b = _inputs(rng, nd, **channels)
+    with forced_algorithm(algorithm):
+        y = CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                     padding_mode=mode, flip_kernel=flip)
     pads, s, d = _pads(nd, x.shape, w.shape[2:], padding, stride, dilation)
-    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 1, mode, flip),
-                               rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, groups, mode,
+                                                         flip), rtol=tol, atol=tol)
+
+
+def _passes_gradcheck(algorithm, nd, padding, stride, dilation, mode, rng, groups=1):
+    """Finite differences on small float64 inputs, with the forced ``algorithm``."""
+    c_out = groups if groups > 1 else 3
+    x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=c_out, groups=groups, spatial=SMALL[nd])
+    with forced_algorithm(algorithm):
+        result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, stride=stride, padding=padding,
+                                                   dilation=dilation, groups=groups,
+                                                   padding_mode=mode), [x, w, b])
+    assert result, str(result)
+
+
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", FFT_CASES)
+def test_fft_matches_loop_reference(nd, padding, stride, dilation, groups, mode, rng):
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    _matches_reference("fft", nd, padding, stride, dilation, mode, rng, 1e-11, flip=nd == 2)
 
 
 @pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode",
                          [c for c in FFT_CASES if c[0] < 3 or c[1] == "same"])
 def test_fft_gradcheck(nd, padding, stride, dilation, groups, mode, rng):
-    if not _fits(nd, padding, stride, dilation, mode, rng):
-        pytest.skip("reflect padding must be smaller than the input")
-    small = {1: (7,), 2: (6, 5), 3: (4, 5, 4)}[nd]
-    x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=3, spatial=small)
-    with forced_algorithm("fft"):
-        result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, padding=padding,
-                                                   dilation=dilation, padding_mode=mode),
-                           [x, w, b])
-    assert result, str(result)
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    _passes_gradcheck("fft", nd, padding, stride, dilation, mode, rng)
 
 
 ROWS_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[4] == 1]   # 2-D, stride 1, 1 group
@@ -56,21 +73,9 @@ ROWS_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[4] == 1]   # 2-D
 @pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", ROWS_CASES)
 def test_rows_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups, mode,
                                                    rng):
-    if not _fits(nd, padding, stride, dilation, mode, rng):
-        pytest.skip("reflect padding must be smaller than the input")
-    x, w, b = _inputs(rng, nd)
-    with forced_algorithm("rows"):
-        y = CONV[nd](x, w, b, padding=padding, dilation=dilation, padding_mode=mode,
-                     flip_kernel=True)
-    pads, s, d = _pads(nd, x.shape, w.shape[2:], padding, stride, dilation)
-    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 1, mode, True),
-                               rtol=1e-12, atol=1e-12)
-    x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=3, spatial=(6, 5))
-    with forced_algorithm("rows"):
-        result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, padding=padding,
-                                                   dilation=dilation, padding_mode=mode),
-                           [x, w, b])
-    assert result, str(result)
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    _matches_reference("rows", nd, padding, stride, dilation, mode, rng, 1e-12, flip=True)
+    _passes_gradcheck("rows", nd, padding, stride, dilation, mode, rng)
 
 
 DEPTHWISE_CASES = [c for c in CASES if c[0] < 3 or c[1] in (1, "same")]
@@ -79,23 +84,10 @@ DEPTHWISE_CASES = [c for c in CASES if c[0] < 3 or c[1] in (1, "same")]
 @pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", DEPTHWISE_CASES)
 def test_depthwise_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups,
                                                         mode, rng):
-    if not _fits(nd, padding, stride, dilation, mode, rng):
-        pytest.skip("reflect padding must be smaller than the input")
-    x, w, b = _inputs(rng, nd, c_in=3, c_out=3, groups=3)
-    with forced_algorithm("depthwise"):
-        y = CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=3,
-                     padding_mode=mode)
-    pads, s, d = _pads(nd, x.shape, w.shape[2:], padding, stride, dilation)
-    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 3, mode),
-                               rtol=1e-12, atol=1e-12)
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    _matches_reference("depthwise", nd, padding, stride, dilation, mode, rng, 1e-12, groups=3)
     if groups == 1:                      # the grid's groups axis means nothing here: once
-        small = {1: (7,), 2: (6, 5), 3: (4, 5, 4)}[nd]
-        x, w, b = _inputs(rng, nd, n=2, c_in=2, c_out=2, groups=2, spatial=small)
-        with forced_algorithm("depthwise"):
-            result = gradcheck(lambda x, w, b: CONV[nd](x, w, b, stride=stride, padding=padding,
-                                                       dilation=dilation, groups=2,
-                                                       padding_mode=mode), [x, w, b])
-        assert result, str(result)
+        _passes_gradcheck("depthwise", nd, padding, stride, dilation, mode, rng, groups=2)
 
 
 @pytest.mark.parametrize("shape, kernel, dilation", [
