@@ -183,3 +183,243 @@ def test_clone_copies_the_data():
 def test_bad_dims_name_the_method_and_the_range(call, error, match):
     with pytest.raises(error, match=match):
         call(tensor(X))
+
+
+# ------------------------------------------------------------------ optim.StepLR
+def test_optim_steplr_points_to_lr_scheduler():
+    from cnnlab import optim
+    with pytest.raises(AttributeError, match=r"use optim\.lr_scheduler\.StepLR"):
+        optim.StepLR  # noqa: B018
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        optim.Nope  # noqa: B018
+    assert optim.lr_scheduler.StepLR is not None
+
+
+# ------------------------------------------------------------------ containers
+def _torch_stack(torch):
+    class _Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)])
+            self.heads = torch.nn.ModuleDict({"a": torch.nn.Linear(2, 2),
+                                              "b": torch.nn.Conv2d(1, 1, 3)})
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x).relu()
+            return self.heads["a"](x)
+
+    return _Stack()
+
+
+class _Stack(cnnlab.nn.Module):
+    def __init__(self):
+        super().__init__()
+        nn = cnnlab.nn
+        self.layers = nn.ModuleList([nn.Linear(4, 3), nn.Linear(3, 2)])
+        self.heads = nn.ModuleDict({"a": nn.Linear(2, 2), "b": nn.Conv2d(1, 1, 3)})
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x).relu()
+        return self.heads["a"](x)
+
+
+def test_modulelist_and_moduledict_state_dict_loads_into_torch():
+    torch = _torch()
+    ours, theirs = _Stack().double(), _torch_stack(torch).double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    x = RNG.standard_normal((5, 4))
+    _close(ours(x), theirs(torch.tensor(x)))
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+
+
+def test_modulelist_behaves_like_a_list():
+    nn = cnnlab.nn
+    layers = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+    layers.append(nn.Sigmoid())
+    layers += [nn.Identity()]
+    layers.insert(0, nn.Linear(2, 2))
+    assert [type(m).__name__ for m in layers] == ["Linear", "ReLU", "Tanh", "Sigmoid",
+                                                  "Identity"]
+    assert isinstance(layers[-1], nn.Identity) and len(layers[1:3]) == 2
+    del layers[1]
+    assert list(layers._modules) == ["0", "1", "2", "3"]
+    assert list(layers.state_dict()) == ["0.weight", "0.bias"]
+    layers[0] = nn.ReLU()
+    assert list(layers.state_dict()) == []
+    with pytest.raises(IndexError, match="ModuleList has 4 modules, received index 4"):
+        layers[4]  # noqa: B018
+    with pytest.raises(TypeError, match="ModuleList holds Modules, received int at 4"):
+        layers.append(3)
+
+
+def test_moduledict_behaves_like_a_dict():
+    nn = cnnlab.nn
+    heads = nn.ModuleDict([("x", nn.ReLU())])
+    heads["y"] = nn.Linear(1, 1)
+    heads.update({"z": nn.Tanh()})
+    assert list(heads) == ["x", "y", "z"] and "y" in heads and len(heads) == 3
+    assert isinstance(heads.pop("x"), nn.ReLU) and list(heads.keys()) == ["y", "z"]
+    with pytest.raises(KeyError, match=r"ModuleDict has no module 'q'; it holds \['y', 'z'\]"):
+        heads["q"]  # noqa: B018
+    with pytest.raises(KeyError, match="without '.'"):
+        heads["a.b"] = nn.ReLU()
+
+
+def test_apply_visits_children_before_the_parent_as_torch():
+    torch = _torch()
+    ours, theirs = _Stack(), _torch_stack(torch)
+    seen_ours, seen_theirs = [], []
+    ours.apply(lambda m: seen_ours.append(type(m).__name__))
+    theirs.apply(lambda m: seen_theirs.append(type(m).__name__))
+    assert seen_ours == seen_theirs
+    assert seen_ours[-1] == "_Stack" and seen_ours[0] == "Linear"
+
+
+# ------------------------------------------------------------------ channel dropout
+@pytest.mark.parametrize("layer, shape", [("Dropout1d", (20, 30, 7)), ("Dropout2d", (20, 30, 4, 5)),
+                                          ("Dropout3d", (20, 30, 2, 3, 4)),
+                                          ("Dropout3d", (30, 2, 3, 4)), ("Dropout1d", (30, 7))])
+def test_channel_dropout_zeroes_whole_channels_and_scales(layer, shape):
+    cnnlab.manual_seed(3)
+    p = 0.3
+    x = tensor(RNG.uniform(1, 2, shape), requires_grad=True)
+    y = getattr(cnnlab.nn, layer)(p)(x)
+    nd = int(layer[-2])
+    kept = y.data != 0
+    per_channel = kept.reshape(*shape[:len(shape) - nd], -1)
+    assert np.all(per_channel.all(-1) | ~per_channel.any(-1))           # all or nothing
+    np.testing.assert_allclose(y.data[kept], x.data[kept] / (1 - p), rtol=1e-12)
+    dropped = 1 - per_channel.all(-1).mean()
+    assert abs(dropped - p) < 0.1, dropped
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, kept / (1 - p), rtol=1e-12)
+    model = getattr(cnnlab.nn, layer)(p).eval()
+    assert model(x) is x
+
+
+def test_channel_dropout_matches_torch_statistics_and_errors():
+    torch = _torch()
+    x = np.ones((200, 50, 3, 3))
+    ours = cnnlab.nn.Dropout2d(0.4)(x).data
+    theirs = torch.nn.Dropout2d(0.4)(torch.tensor(x)).numpy()
+    assert sorted(np.unique(ours)) == sorted(np.unique(theirs))        # {0, 1/(1-p)}
+    assert abs((ours == 0).mean() - (theirs == 0).mean()) < 0.03
+    with pytest.raises(ValueError, match=r"dropout2d received a 3-D input of shape \(2, 3, 4\)"):
+        cnnlab.nn.Dropout2d()(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"dropout1d expects a batch \(N, C, L\) or one sample "
+                                         r"\(C, L\), received a 4-D input"):
+        cnnlab.functional.dropout1d(np.ones((2, 3, 4, 5)))
+
+
+# ------------------------------------------------------------------ hooks
+def _hooked(nn_module, log, net):
+    handles = []
+    for name, m in net.named_modules():
+        name = name or "net"
+        handles.append(m.register_forward_pre_hook(
+            lambda mod, args, n=name: log.append(("pre", n, tuple(args[0].shape)))))
+        handles.append(m.register_forward_hook(
+            lambda mod, args, out, n=name: log.append(("fwd", n, tuple(out.shape)))))
+        handles.append(m.register_full_backward_hook(
+            lambda mod, gi, go, n=name: log.append(
+                ("bwd", n, tuple(None if g is None else tuple(g.shape) for g in gi),
+                 tuple(tuple(g.shape) for g in go)))))
+    return handles
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_hooks_fire_in_torchs_order_with_torchs_arguments():
+    torch = _torch()
+    ours = cnnlab.nn.Sequential(cnnlab.nn.Linear(4, 3), cnnlab.nn.ReLU(),
+                                cnnlab.nn.Linear(3, 2)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(),
+                                 torch.nn.Linear(3, 2)).double()
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    log_ours, log_theirs = [], []
+    handles = _hooked(cnnlab.nn, log_ours, ours)
+    _hooked(torch.nn, log_theirs, theirs)
+    x = RNG.standard_normal((5, 4))
+    t = tensor(x, requires_grad=True)
+    q = torch.tensor(x, requires_grad=True)
+    ours(t).sum().backward()
+    theirs(q).sum().backward()
+    assert log_ours == log_theirs and len(log_ours) == 3 * 4          # 4 modules, 3 kinds
+    _close(t.grad, q.grad)
+    log_ours.clear()
+    log_theirs.clear()
+    ours(x).sum().backward()                         # the input needs no gradient
+    theirs(torch.tensor(x)).sum().backward()
+    assert log_ours == log_theirs
+    for h in handles:
+        h.remove()
+    log_ours.clear()
+    ours(t).sum().backward()
+    assert log_ours == []
+
+
+def test_hooks_can_replace_inputs_outputs_and_input_gradients():
+    nn = cnnlab.nn
+    layer = nn.Identity()
+    with layer.register_forward_pre_hook(lambda m, args: args[0] * 2):
+        with layer.register_forward_hook(lambda m, args, out: out + 1):
+            assert layer(tensor([1.0])).item() == 3.0
+    assert layer(tensor([1.0])).item() == 1.0
+    x = tensor([1.0, 2.0], requires_grad=True)
+    layer.register_full_backward_hook(lambda m, gi, go: (gi[0] * 10,))
+    (layer(x) * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [30.0, 30.0])
+    with pytest.raises(TypeError, match="register_forward_hook expects a callable"):
+        layer.register_forward_hook(3)
+
+
+# ------------------------------------------------------------------ gradient clipping
+def _grads_pair(torch, shapes=((3, 4), (4,), (2, 2, 2))):
+    ours, theirs = [], []
+    for shape in shapes:
+        g = RNG.standard_normal(shape).astype(np.float32) * 3
+        p = cnnlab.nn.Parameter(np.zeros(shape, np.float32))
+        p.grad = g.copy()
+        q = torch.zeros(shape, requires_grad=True)
+        q.grad = torch.tensor(g)
+        ours.append(p)
+        theirs.append(q)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("max_norm, norm_type", [(1.0, 2.0), (100.0, 2.0), (0.5, 1.0),
+                                                 (2.0, float("inf")), (2.0, "inf"), (1.0, 3.0),
+                                                 (0.1, -float("inf"))])
+def test_clip_grad_norm_matches_torch(max_norm, norm_type):
+    torch = _torch()
+    ours, theirs = _grads_pair(torch)
+    total = cnnlab.nn.utils.clip_grad_norm_(iter(ours), max_norm, norm_type=norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
+    np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-6)
+    assert total.dtype == np.float32
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_clip_grad_norm_nonfinite_and_empty():
+    torch = _torch()
+    ours, theirs = _grads_pair(torch)
+    ours[0].grad[0, 0] = theirs[0].grad[0, 0] = float("nan")
+    with pytest.raises(RuntimeError, match="is non-finite, so it cannot be clipped"):
+        cnnlab.nn.utils.clip_grad_norm_(ours, 1.0, error_if_nonfinite=True)
+    with pytest.raises(RuntimeError, match="is non-finite, so it cannot be clipped"):
+        torch.nn.utils.clip_grad_norm_(theirs, 1.0, error_if_nonfinite=True)
+    assert np.isnan(cnnlab.nn.utils.clip_grad_norm_(ours, 1.0).item())
+    assert cnnlab.nn.utils.clip_grad_norm_([cnnlab.nn.Parameter([1.0])], 1.0).item() == 0.0
+
+
+def test_clip_grad_value_matches_torch():
+    torch = _torch()
+    ours, theirs = _grads_pair(torch)
+    assert cnnlab.nn.utils.clip_grad_value_(ours, 1.5) is None
+    torch.nn.utils.clip_grad_value_(theirs, 1.5)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_array_equal(p.grad, q.grad.numpy())
+    assert max(np.abs(p.grad).max() for p in ours) == np.float32(1.5)
