@@ -423,3 +423,63 @@ def test_clip_grad_value_matches_torch():
     for p, q in zip(ours, theirs):
         np.testing.assert_array_equal(p.grad, q.grad.numpy())
     assert max(np.abs(p.grad).max() for p in ours) == np.float32(1.5)
+
+
+# ------------------------------------------------------------------ random_split and Subset
+SPLITS = [(10, [0.3, 0.3, 0.4]), (11, [0.5, 0.5]), (7, [0.1, 0.2, 0.7]), (5, [1 / 3] * 3),
+          (3, [0.1, 0.9]), (10, [3, 7]), (8000, [0.8, 0.2]), (4, [4, 0])]
+
+
+@pytest.mark.parametrize("n, lengths", SPLITS)
+def test_random_split_sizes_match_torch_and_parts_are_disjoint(n, lengths):
+    torch = _torch()
+    from cnnlab.data import random_split
+    ours = random_split(list(range(n)), lengths, seed=1)
+    theirs = torch.utils.data.random_split(range(n), lengths)
+    assert [len(s) for s in ours] == [len(s) for s in theirs]
+    everything = np.concatenate([s.indices for s in ours])
+    assert sorted(everything.tolist()) == list(range(n))
+    assert [list(s) for s in ours] == [s.indices.tolist() for s in ours]     # items = indices
+
+
+def test_random_split_repeats_with_a_seed_or_generator():
+    from cnnlab.data import random_split
+    first = random_split(list(range(50)), [0.5, 0.5], seed=3)
+    again = random_split(list(range(50)), [0.5, 0.5], generator=np.random.default_rng(3))
+    other = random_split(list(range(50)), [0.5, 0.5], seed=4)
+    assert first[0].indices.tolist() == again[0].indices.tolist()
+    assert first[0].indices.tolist() != other[0].indices.tolist()
+    cnnlab.manual_seed(5)
+    a = random_split(list(range(50)), [25, 25])
+    cnnlab.manual_seed(5)
+    b = random_split(list(range(50)), [25, 25])
+    assert a[1].indices.tolist() == b[1].indices.tolist()
+
+
+@pytest.mark.parametrize("lengths, match", [
+    ([3, 3], r"lengths \[3, 3\] sum to 6, the dataset has 10 items"),
+    ([0.5, 0.6], r"fractions must sum to 1, received \[0.5, 0.6\] \(sum 1.1\)"),
+    ([-1, 11], "must be non-negative ints or fractions"),
+    ([], "must be non-negative ints or fractions"),
+])
+def test_random_split_refuses_lengths_that_do_not_fit(lengths, match):
+    from cnnlab.data import random_split
+    with pytest.raises(ValueError, match=match):
+        random_split(list(range(10)), lengths)
+
+
+def test_subset_of_an_array_dataset_feeds_the_data_loader():
+    from cnnlab.data import ArrayDataset, DataLoader, Subset
+    images = np.arange(12, dtype=np.float32).reshape(6, 1, 1, 2)
+    ds = ArrayDataset(images, [0, 1, 0, 1, 0, 1], ["even", "odd"])
+    part = Subset(ds, [5, 0, -2])
+    assert len(part) == 3 and part[0][1] == 1 and part[2][0].tolist() == [[[8.0, 9.0]]]
+    np.testing.assert_array_equal(part.labels, [1, 0, 0])
+    x, y = next(iter(DataLoader(part, batch_size=3)))
+    np.testing.assert_array_equal(x, images[[5, 0, 4]])
+    nested = Subset(part, [1])
+    assert nested[0][1] == 0 and nested.images.shape == (1, 1, 1, 2)
+    with pytest.raises(IndexError, match=r"Subset indices must lie in \[-6, 6\)"):
+        Subset(ds, [6])
+    with pytest.raises(IndexError, match="index 3 is out of range for a Subset of 3 items"):
+        part[3]  # noqa: B018
