@@ -483,3 +483,130 @@ def test_subset_of_an_array_dataset_feeds_the_data_loader():
         Subset(ds, [6])
     with pytest.raises(IndexError, match="index 3 is out of range for a Subset of 3 items"):
         part[3]  # noqa: B018
+
+
+# ------------------------------------------------------------------ RandomAffine, RandomRotation
+def _torchvision_warp(torch, x, matrices, mode, fill):
+    """torchvision's tensor path (``_gen_affine_grid`` + ``grid_sample`` + its fill mask rule),
+    written with torch's own grid_sample; torchvision itself is not installed here."""
+    batch, channels, height, width = x.shape
+    out = []
+    for b in range(batch):
+        theta = torch.tensor(matrices[b], dtype=torch.float64).view(1, 2, 3)
+        base = torch.empty(1, height, width, 3, dtype=torch.float64)
+        base[..., 0] = torch.linspace(-width * 0.5 + 0.5, width * 0.5 - 0.5, width)
+        base[..., 1] = torch.linspace(-height * 0.5 + 0.5, height * 0.5 - 0.5,
+                                      height).unsqueeze(-1)
+        base[..., 2] = 1
+        scaled = theta.transpose(1, 2) / torch.tensor([0.5 * width, 0.5 * height],
+                                                      dtype=torch.float64)
+        grid = base.view(1, -1, 3).bmm(scaled).view(1, height, width, 2)
+        image = torch.cat([torch.tensor(x[b:b + 1]), torch.ones(1, 1, height, width,
+                                                                dtype=torch.float64)], 1)
+        sampled = torch.nn.functional.grid_sample(image, grid, mode=mode, padding_mode="zeros",
+                                                  align_corners=False)
+        value, mask = sampled[:, :-1], sampled[:, -1:].expand(1, channels, height, width)
+        fill_image = torch.tensor(fill, dtype=torch.float64).view(1, -1, 1, 1).expand_as(value)
+        if mode == "nearest":
+            value = torch.where(mask < 0.5, fill_image, value)
+        else:
+            value = value * mask + (1 - mask) * fill_image
+        out.append(value.numpy())
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("fill", [[0.0, 0.0], [0.5, -1.0]])
+def test_affine_warp_matches_torchvisions_grid_sample_path(mode, fill):
+    torch = _torch()
+    from cnnlab.data.affine import inverse_affine_matrix, warp_affine
+    x = RNG.random((4, 2, 7, 9))
+    params = [(30, (1, -2), 1.2, (10, 5), (0, 0)), (-75, (0, 0), 0.8, (0, 0), (1.5, -0.5)),
+              (0, (3, 1), 1.0, (-20, 0), (0, 0)), (180, (0, 0), 1.0, (0, 0), (0, 0))]
+    matrices = np.stack([inverse_affine_matrix(*p) for p in params])
+    ours = warp_affine(x, matrices, mode, np.array(fill))
+    np.testing.assert_allclose(ours, _torchvision_warp(torch, x, matrices, mode, fill),
+                               atol=1e-12)
+
+
+def test_affine_conventions_by_hand():
+    """torchvision's conventions: +tx moves the picture right, +ty down, x-shear moves rows
+    below the centre left, rotation angles of ``affine`` turn clockwise."""
+    from cnnlab.data.affine import inverse_affine_matrix, warp_affine
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    shifted = warp_affine(x, inverse_affine_matrix(0, (2, 1), 1, (0, 0))[None], fill=-1)
+    expected = np.full((5, 5), -1.0)
+    expected[1:, 2:] = x[0, 0, :4, :3]
+    np.testing.assert_array_equal(shifted[0, 0], expected)
+    sheared = warp_affine(x, inverse_affine_matrix(0, (0, 0), 1, (45, 0))[None])[0, 0]
+    np.testing.assert_array_equal(sheared[3], [16, 17, 18, 19, 0])     # row below: one left
+    np.testing.assert_array_equal(sheared[1], [0, 5, 6, 7, 8])         # row above: one right
+    clockwise = warp_affine(x, inverse_affine_matrix(90, (0, 0), 1, (0, 0))[None])[0, 0]
+    np.testing.assert_array_equal(clockwise, np.rot90(x[0, 0], k=-1))
+
+
+@pytest.mark.parametrize("size", [4, 5])
+def test_random_rotation_turns_counter_clockwise_as_torchvision(size):
+    from cnnlab.data import transforms as T
+    x = RNG.random((3, 2, size, size)).astype(np.float32)
+    for angle, k in ((90, 1), (-90, -1), (180, 2)):
+        y = T.RandomRotation((angle, angle))(x, np.random.default_rng(0))
+        np.testing.assert_array_equal(y, np.rot90(x, k=k, axes=(2, 3)))
+        assert y.dtype == np.float32
+    same = T.RandomAffine(0)(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(same, x)
+
+
+def test_random_affine_translations_stay_in_range_and_fill():
+    from cnnlab.data import transforms as T
+    x = RNG.uniform(1, 2, (40, 1, 10, 10))
+    y = T.RandomAffine(0, translate=(0.2, 0.1), fill=-5)(x, np.random.default_rng(1))
+    shifts = set()
+    for image, out in zip(x[:, 0], y[:, 0]):
+        found = [(dx, dy) for dx in range(-2, 3) for dy in range(-1, 2)
+                 if np.array_equal(out, _shift(image, dx, dy, -5.0))]
+        assert len(found) == 1
+        shifts.add(found[0])
+    assert len(shifts) > 5                                        # each image its own shift
+
+
+def _shift(image, dx, dy, fill):
+    out = np.full_like(image, fill)
+    h, w = image.shape
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def test_random_affine_repeats_in_the_data_loader_and_keeps_the_batch_protocol():
+    from cnnlab.data import ArrayDataset, DataLoader
+    from cnnlab.data import transforms as T
+    ds = ArrayDataset(RNG.random((8, 1, 12, 12)).astype(np.float32), np.zeros(8, int), ["a"])
+    augment = T.Compose([T.RandomRotation(20, interpolation="bilinear"),
+                         T.RandomAffine(0, scale=(0.8, 1.2), shear=(-10, 10, -5, 5))])
+    first = next(iter(DataLoader(ds, batch_size=8, seed=3, transform=augment)))[0]
+    again = next(iter(DataLoader(ds, batch_size=8, seed=3, transform=augment)))[0]
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (8, 1, 12, 12) and not np.array_equal(first, ds.images)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda T: T.RandomRotation(-3), "degrees must be non-negative when it is a single number"),
+    (lambda T: T.RandomRotation((1, 2, 3)), "degrees must be a number or a sequence of 2"),
+    (lambda T: T.RandomRotation(10, expand=True), "expand=True gives every image its own size"),
+    (lambda T: T.RandomAffine(0, translate=(0.5, 2)), r"translate values must lie in \[0, 1\]"),
+    (lambda T: T.RandomAffine(0, scale=(0, 1)), "scale values must be positive"),
+    (lambda T: T.RandomAffine(0, shear=(1, 2, 3)), "shear must be a number or a sequence of 4"),
+    (lambda T: T.RandomAffine(0, interpolation="cubic"), "'nearest' or 'bilinear'"),
+    (lambda T: T.RandomAffine(0, fill="white"), "fill must be a number or one number per"),
+])
+def test_affine_transforms_refuse_bad_arguments(make, match):
+    from cnnlab.data import transforms as T
+    with pytest.raises(ValueError, match=match):
+        make(T)
+
+
+def test_affine_fill_must_fit_the_channels():
+    from cnnlab.data import transforms as T
+    with pytest.raises(ValueError, match="RandomRotation: fill has 2 values for a batch with 3"):
+        T.RandomRotation(5, fill=(0, 1))(np.zeros((1, 3, 4, 4), np.float32))
