@@ -7,7 +7,8 @@ augmentations repeat exactly), or ``None`` for ``cnnlab.random``'s generator, wh
 
 Which augmentations suit which data: random crops with a little padding help digits and
 clothes alike; horizontal flips suit Fashion-MNIST and natural photos but are wrong for digits
-and text (a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit).
+and text (a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit). Small rotations, shifts and
+shears (``RandomAffine(10, translate=(0.1, 0.1))``, as torchvision's) suit both.
 
 Example:
     >>> import numpy as np
