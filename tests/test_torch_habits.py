@@ -610,3 +610,17 @@ def test_affine_fill_must_fit_the_channels():
     from cnnlab.data import transforms as T
     with pytest.raises(ValueError, match="RandomRotation: fill has 2 values for a batch with 3"):
         T.RandomRotation(5, fill=(0, 1))(np.zeros((1, 3, 4, 4), np.float32))
+
+
+def test_model_to_cpu_is_the_model():
+    net = cnnlab.nn.Linear(2, 2)
+    assert net.to("cpu") is net and net.weight.dtype == np.float32
+
+
+def test_subset_rows_are_copied_once_per_source_array():
+    from cnnlab.data import ArrayDataset, Subset
+    ds = ArrayDataset(np.zeros((5, 1, 2, 2), np.float32), [0, 1, 0, 1, 0], ["a", "b"])
+    part = Subset(ds, [4, 1])
+    assert part.images is part.images and part.labels.tolist() == [0, 1]
+    ds.labels = np.array([1, 0, 1, 0, 1])                       # a new array is read anew
+    assert part.labels.tolist() == [1, 0]

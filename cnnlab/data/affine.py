@@ -71,7 +71,7 @@ def warp_affine(x: np.ndarray, matrices: np.ndarray, interpolation: str = "neare
     if interpolation == "nearest":
         # grid_sample's nearest rounds half to even, as np.rint does
         values, inside = gather(np.rint(src_x).astype(np.int64), np.rint(src_y).astype(np.int64))
-        out = np.where(inside[:, None], values, fill)
+        out = np.where(inside[:, None], values, fill.astype(x.dtype))     # no float64 detour
     else:
         x0, y0 = np.floor(src_x), np.floor(src_y)
         wx, wy = src_x - x0, src_y - y0                                  # (B, H, W)

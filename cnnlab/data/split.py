@@ -63,11 +63,21 @@ class Subset:
 
     @property
     def images(self) -> np.ndarray:
-        return self.dataset.images[self.indices]
+        return self._rows("images")
 
     @property
     def labels(self) -> np.ndarray:
-        return self.dataset.labels[self.indices]
+        return self._rows("labels")
+
+    def _rows(self, name: str) -> np.ndarray:
+        """``dataset.<name>[indices]``, copied once and reused while ``dataset`` keeps the
+        same array (``DataLoader`` reads them every epoch)."""
+        source = getattr(self.dataset, name)
+        cached = self.__dict__.get("_cache_" + name)
+        if cached is None or cached[0] is not source:
+            cached = (source, source[self.indices])
+            self.__dict__["_cache_" + name] = cached
+        return cached[1]
 
     @property
     def classes(self) -> list[str]:

@@ -257,7 +257,12 @@ class Module:
                 p.grad[...] = 0
 
     def to(self, dtype) -> Module:
-        """Cast floating-point parameters and buffers (e.g. ``np.float64`` for gradient checks)."""
+        """Cast floating-point parameters and buffers (e.g. ``np.float64`` for gradient checks).
+
+        ``model.to("cpu")`` returns the model unchanged: everything lives in host memory.
+        """
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
         for module in self.modules():
             for p in module._parameters.values():
                 if p is not None:
