@@ -128,6 +128,11 @@ def test_size_is_still_the_element_count():
     assert pickle.loads(pickle.dumps(t.size)) == 12
     with pytest.raises(IndexError, match=r"size\(\): dim 2 is out of range for a 2-D tensor"):
         t.size(2)
+    with pytest.raises(IndexError, match=r"size\(0\): a 0-d tensor has no dimensions"):
+        tensor(1.0).size(0)
+    assert tensor(1.0).size() == () and tensor(1.0).size == 1
+    with pytest.raises(TypeError, match=r"to\(\) expects a NumPy dtype .* received 'cuda'"):
+        t.to("cuda")
 
 
 def test_max_with_dim_sends_the_gradient_to_the_returned_index_only():

@@ -66,6 +66,10 @@ class Tensor(TensorMethods):
             (floating-point tensors only).
         dtype: force a NumPy dtype (e.g. ``np.float64`` for gradient checks).
 
+    Beside NumPy's spellings it has torch's methods (``size()``, ``dim()``, ``sum(dim,
+    keepdim)``, ``max(dim)``, ``float()``, ``clone()``, ``relu()``, ``unsqueeze``...), from
+    :class:`~cnnlab.autograd.tensor_methods.TensorMethods`.
+
     Shape:
         ``.shape`` is ``.data.shape``; ``.grad`` has the same shape once ``backward`` reached it.
 

@@ -37,6 +37,8 @@ class ElementCount(int):
     def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
         if dim is None:
             return self.shape
+        if not self.shape:
+            raise IndexError(f"size({dim!r}): a 0-d tensor has no dimensions.")
         return self.shape[_one_dim(dim, len(self.shape), "size")]
 
     def __reduce__(self):
@@ -126,7 +128,11 @@ class TensorMethods:
         """
         if isinstance(dtype, str) and dtype == "cpu":
             return self
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"to() expects a NumPy dtype (e.g. np.float64) or 'cpu', received "
+                            f"{dtype!r}.") from None
         return self if dtype == self.data.dtype else self.astype(dtype)
 
     def float(self):
