@@ -22,6 +22,7 @@ import numpy as np
 from ..ops import elementwise as ew
 from .engine import run_backward
 from .grad_mode import is_grad_enabled
+from .tensor_methods import ElementCount, TensorMethods
 
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
 
@@ -56,7 +57,7 @@ def _to_array(data, dtype=None) -> np.ndarray:
     return array.astype(np.float32)
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An ``np.ndarray`` (``.data``) with an optional gradient (``.grad``, same shape).
 
     Args:
@@ -64,6 +65,10 @@ class Tensor:
         requires_grad: record operations on this tensor so ``backward`` can reach it
             (floating-point tensors only).
         dtype: force a NumPy dtype (e.g. ``np.float64`` for gradient checks).
+
+    Beside NumPy's spellings it has torch's methods (``size()``, ``dim()``, ``sum(dim,
+    keepdim)``, ``max(dim)``, ``float()``, ``clone()``, ``relu()``, ``unsqueeze``...), from
+    :class:`~cnnlab.autograd.tensor_methods.TensorMethods`.
 
     Shape:
         ``.shape`` is ``.data.shape``; ``.grad`` has the same shape once ``backward`` reached it.
@@ -116,8 +121,9 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self) -> ElementCount:
+        """The number of elements (an int); ``t.size()`` / ``t.size(dim)`` as in torch."""
+        return ElementCount(self.data.shape)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
@@ -157,10 +163,6 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{grad})"
-
-    def numpy(self) -> np.ndarray:
-        """The underlying ndarray (shared, not copied)."""
-        return self.data
 
     def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
@@ -330,31 +332,6 @@ class Tensor:
         return record(np.abs(x), (self,), lambda dy: (dy * np.sign(x),))
 
     __abs__ = abs
-
-    # ----------------------------------------------------------------- reductions
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        shape, axes = self.shape, ew.normalize_axes(axis, self.ndim)
-        return record(self.data.sum(axis=axes, keepdims=keepdims), (self,),
-                      lambda dy: (ew.sum_backward(dy, shape, axes, keepdims),))
-
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        shape, axes = self.shape, ew.normalize_axes(axis, self.ndim)
-        count = math.prod(shape[a] for a in axes)
-        return record(self.data.mean(axis=axes, keepdims=keepdims), (self,),
-                      lambda dy: (ew.sum_backward(dy / count, shape, axes, keepdims),))
-
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Largest value over ``axis`` (all axes by default); like ``torch.amax``.
-
-        Ties share the gradient equally: each of ``m`` equal maxima gets ``dy / m`` (PyTorch's
-        ``amax`` and full ``max()`` rule; ``torch.max(x, dim)`` sends it to one index instead).
-        """
-        x, axes = self.data, ew.normalize_axes(axis, self.ndim)
-        y = x.max(axis=axes, keepdims=keepdims)
-        return record(y, (self,), lambda dy: (ew.max_backward(dy, x, y, axes, keepdims),))
-
-    def argmax(self, axis: int | None = None) -> np.ndarray:
-        return self.data.argmax(axis=axis)
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape) -> Tensor:

@@ -20,6 +20,7 @@ from .datasets import DATASETS, ArrayDataset, load_dataset
 from .folder import load_image_folder, read_image, read_pixels
 from .idx import read_idx
 from .loader import DataLoader
+from .split import Subset, random_split
 
 __all__ = ["DATASETS", "ArrayDataset", "DataLoader", "load_dataset", "load_image_folder",
-           "read_idx", "read_image", "read_pixels", "transforms"]
+           "read_idx", "read_image", "read_pixels", "random_split", "Subset", "transforms"]

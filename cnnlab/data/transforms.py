@@ -7,7 +7,8 @@ augmentations repeat exactly), or ``None`` for ``cnnlab.random``'s generator, wh
 
 Which augmentations suit which data: random crops with a little padding help digits and
 clothes alike; horizontal flips suit Fashion-MNIST and natural photos but are wrong for digits
-and text (a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit).
+and text (a mirrored 2, 3, 4, 5, 7 or 9 is no longer that digit). Small rotations, shifts and
+shears (``RandomAffine(10, translate=(0.1, 0.1))``, as torchvision's) suit both.
 
 Example:
     >>> import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 
 from .._validate import _is_int, check_probability
 from ..random import default_generator
+from .affine import inverse_affine_matrix, warp_affine
 
 _Transform = Callable[[np.ndarray, np.random.Generator | None], np.ndarray]
 
@@ -156,6 +158,149 @@ class RandomHorizontalFlip:
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
+
+
+def _range(value, name: str, *, symmetric: bool, length: int = 2) -> tuple[float, ...]:
+    """A number ``d`` -> ``(-d, d)`` (``d >= 0``) when ``symmetric``; else ``length`` numbers."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if symmetric:
+            if value < 0:
+                raise ValueError(f"{name} must be non-negative when it is a single number, "
+                                 f"received {value!r}.")
+            return (-float(value), float(value))
+    elif (isinstance(value, Sequence) and len(value) in (length, 2)
+          and all(isinstance(v, (int, float, np.integer, np.floating))
+                  and not isinstance(v, bool) for v in value)):
+        return tuple(float(v) for v in value)
+    expected = "a number or " if symmetric else ""
+    raise ValueError(f"{name} must be {expected}a sequence of {length} numbers, received "
+                     f"{value!r}.")
+
+
+def _fill(fill) -> np.ndarray:
+    try:
+        values = np.atleast_1d(np.asarray(fill, dtype=np.float64))
+    except (TypeError, ValueError):
+        values = np.array([np.nan])
+    if isinstance(fill, (str, bool)) or values.ndim != 1 or not np.all(np.isfinite(values)):
+        raise ValueError(f"fill must be a number or one number per channel, received {fill!r}.")
+    return values
+
+
+class RandomAffine:
+    """A random affine map of each image about its centre, as ``torchvision``'s RandomAffine.
+
+    Per image: an angle uniform in ``degrees`` (clockwise, torchvision's ``affine``), a shift
+    ``round(U(-a·W, a·W))``, ``round(U(-b·H, b·H))`` pixels for ``translate=(a, b)``, a scale
+    uniform in ``scale``, and shears uniform in ``shear`` (one number ``s``: x-shear in
+    ``(-s, s)``; two: x-shear range; four: x- and y-shear ranges), all in degrees. Pixels that
+    come from outside get ``fill``. The warp is torchvision's (see ``cnnlab.data.affine``).
+
+    Args:
+        degrees: ``d`` for ``(-d, d)`` or a range ``(lo, hi)``; ``0`` for no rotation.
+        translate: largest shifts as fractions of the width and height, ``(a, b)``.
+        scale: the range ``(lo, hi)`` of scale factors.
+        shear: ``s``, ``(lo, hi)`` or ``(x_lo, x_hi, y_lo, y_hi)`` degrees.
+        interpolation: ``"nearest"`` (torchvision's default) or ``"bilinear"``.
+        fill: the value of pixels from outside: a number or one per channel.
+        center: the fixed point ``(x, y)`` in pixels; the image centre by default.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.zeros((4, 1, 28, 28), np.float32)
+        >>> augment = RandomAffine(15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=10)
+        >>> augment(x, np.random.default_rng(0)).shape
+        (4, 1, 28, 28)
+    """
+
+    def __init__(self, degrees, translate=None, scale=None, shear=None,
+                 interpolation: str = "nearest", fill=0, center=None) -> None:
+        self.degrees = _range(degrees, "RandomAffine: degrees", symmetric=True)
+        self.translate = None if translate is None else _range(
+            translate, "RandomAffine: translate", symmetric=False)
+        if self.translate is not None and not all(0 <= t <= 1 for t in self.translate):
+            raise ValueError(f"RandomAffine: translate values must lie in [0, 1], received "
+                             f"{translate!r}.")
+        self.scale = None if scale is None else _range(scale, "RandomAffine: scale",
+                                                       symmetric=False)
+        if self.scale is not None and not all(s > 0 for s in self.scale):
+            raise ValueError(f"RandomAffine: scale values must be positive, received {scale!r}.")
+        self.shear = None if shear is None else _range(shear, "RandomAffine: shear",
+                                                       symmetric=True, length=4)
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"RandomAffine: interpolation must be 'nearest' or 'bilinear', "
+                             f"received {interpolation!r}.")
+        self.interpolation = interpolation
+        self.fill = _fill(fill)
+        self.center = None if center is None else _range(center, "RandomAffine: center",
+                                                         symmetric=False)
+        self._name = "RandomAffine"
+
+    def _params(self, rng: np.random.Generator, batch: int, height: int, width: int):
+        angle = rng.uniform(*self.degrees, size=batch)
+        tx = ty = np.zeros(batch)
+        if self.translate is not None:
+            a, b = self.translate
+            tx = np.rint(rng.uniform(-a * width, a * width, size=batch))
+            ty = np.rint(rng.uniform(-b * height, b * height, size=batch))
+        scale = np.ones(batch) if self.scale is None else rng.uniform(*self.scale, size=batch)
+        sx = sy = np.zeros(batch)
+        if self.shear is not None:
+            sx = rng.uniform(*self.shear[:2], size=batch)
+            if len(self.shear) == 4:
+                sy = rng.uniform(*self.shear[2:], size=batch)
+        return angle, (tx, ty), scale, (sx, sy)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        x = _batch(x, self._name)
+        rng = rng if rng is not None else default_generator()
+        batch, channels, height, width = x.shape
+        if len(self.fill) not in (1, channels):
+            raise ValueError(f"{self._name}: fill has {len(self.fill)} values for a batch with "
+                             f"{channels} channels (shape {x.shape}).")
+        center = (0.0, 0.0) if self.center is None else (
+            self.center[0] - width / 2, self.center[1] - height / 2)   # from the image centre
+        angle, translate, scale, shear = self._params(rng, batch, height, width)
+        matrices = inverse_affine_matrix(angle, translate, scale, shear, center)   # (B, 2, 3)
+        if not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float32)
+        return warp_affine(x, matrices, self.interpolation, self.fill)
+
+    def __repr__(self) -> str:
+        return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, "
+                f"scale={self.scale}, shear={self.shear}, interpolation={self.interpolation!r}, "
+                f"fill={self.fill.tolist()})")
+
+
+class RandomRotation(RandomAffine):
+    """Rotate each image by an angle uniform in ``degrees``, counter-clockwise for positive
+    angles (torchvision's ``rotate``), about its centre; corners that come from outside get
+    ``fill``. ``expand=True`` (a larger output) cannot be batched and is refused.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+        >>> RandomRotation((90, 90))(x)[0, 0]
+        array([[2., 5., 8.],
+               [1., 4., 7.],
+               [0., 3., 6.]], dtype=float32)
+    """
+
+    def __init__(self, degrees, interpolation: str = "nearest", expand: bool = False,
+                 center=None, fill=0) -> None:
+        if expand:
+            raise ValueError("RandomRotation: expand=True gives every image its own size, "
+                             "which one batch cannot hold; use expand=False.")
+        super().__init__(degrees, interpolation=interpolation, fill=fill, center=center)
+        self._name = "RandomRotation"
+
+    def _params(self, rng: np.random.Generator, batch: int, height: int, width: int):
+        angle, translate, scale, shear = super()._params(rng, batch, height, width)
+        return -angle, translate, scale, shear              # rotate's angle: counter-clockwise
+
+    def __repr__(self) -> str:
+        return (f"RandomRotation(degrees={self.degrees}, interpolation={self.interpolation!r}, "
+                f"fill={self.fill.tolist()})")
 
 
 class Compose:

@@ -13,7 +13,7 @@ from .conv import (
     conv_transpose2d,
     conv_transpose3d,
 )
-from .dropout import dropout
+from .dropout import dropout, dropout1d, dropout2d, dropout3d
 from .linear import linear
 from .loss import cross_entropy, mse_loss, nll_loss
 from .norm import batch_norm
@@ -32,7 +32,7 @@ from .pool import (
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "batch_norm", "dropout", "linear",
+    "batch_norm", "dropout", "dropout1d", "dropout2d", "dropout3d", "linear",
     "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh",
     "cross_entropy", "mse_loss", "nll_loss", "pad",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",

@@ -1,4 +1,7 @@
-"""Dropout on Tensors: argument checks, then ``ops.dropout`` with its backward."""
+"""Dropout on Tensors: argument checks, then ``ops.dropout`` with its backward.
+
+``dropout`` drops single entries; ``dropout1d/2d/3d`` drop whole channels (feature maps).
+"""
 
 from __future__ import annotations
 
@@ -44,8 +47,11 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
         >>> sorted(set(y.data.ravel().tolist())) in ([0.0, 2.0], [0.0], [2.0])
         True
     """
-    p = _check_p(p)
-    x = as_tensor(x)
+    return _dropout(as_tensor(x), _check_p(p), training, generator, None)
+
+
+def _dropout(x: Tensor, p: float, training: bool, generator: np.random.Generator | None,
+             mask_shape: tuple[int, ...] | None) -> Tensor:
     check_float_array(x.data, "dropout input")
     if not training or p == 0.0:
         return x
@@ -56,7 +62,69 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
         )
     if generator is None:
         generator = default_generator()
-    y, mask = dropout_ops.dropout_forward(x.data, p, generator)
+    y, mask = dropout_ops.dropout_forward(x.data, p, generator, mask_shape)
     (need_dx,) = needs_grad(x)
     return record(y, (x,), lambda dy: (dropout_ops.dropout_backward(dy, mask)
                                        if need_dx else None,))
+
+
+def _channel_dropout(x, p: float, training: bool, nd: int, generator) -> Tensor:
+    """One Bernoulli draw per (sample, channel), broadcast over the ``nd`` spatial axes."""
+    name = f"dropout{nd}d"
+    p, x = _check_p(p), as_tensor(x)
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(
+            f"{name} expects a batch (N, C, {_SPATIAL[nd]}) or one sample "
+            f"(C, {_SPATIAL[nd]}), received a {x.ndim}-D input of shape {x.shape}."
+        )
+    if nd == 2 and x.ndim == 3:
+        raise ValueError(
+            f"dropout2d received a 3-D input of shape {x.shape}, which torch reads as (N, C, L) "
+            f"today and as one (C, H, W) image in future releases: use dropout1d for "
+            f"(N, C, L), or x[None] to drop channels of one image."
+        )
+    mask_shape = x.shape[:x.ndim - nd] + (1,) * nd                  # (N, C, 1, ..., 1)
+    return _dropout(x, p, training, generator, mask_shape)
+
+
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def dropout1d(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: np.random.Generator | None = None) -> Tensor:
+    """Channel dropout for ``(N, C, L)`` or ``(C, L)``: each channel of each sample is zeroed
+    with probability ``p`` as a whole; kept channels are scaled by ``1/(1-p)``.
+
+    Shape:
+        ``(N, C, L) -> (N, C, L)`` or ``(C, L) -> (C, L)``.
+    """
+    return _channel_dropout(x, p, training, 1, generator)
+
+
+def dropout2d(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: np.random.Generator | None = None) -> Tensor:
+    """Channel dropout for ``(N, C, H, W)``: whole feature maps are zeroed with probability
+    ``p`` (``y = x · m / (1-p)``, ``m ~ Bernoulli(1-p)`` per (n, c)), as ``torch``'s
+    ``dropout2d``. A 3-D input is refused as ambiguous (see the message).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H, W)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab import functional as F
+        >>> y = F.dropout2d(np.ones((2, 4, 3, 3)), generator=np.random.default_rng(1)).data
+        >>> bool(np.all(np.isin(y, (0.0, 2.0)) & (y == y[:, :, :1, :1])))   # whole maps
+        True
+    """
+    return _channel_dropout(x, p, training, 2, generator)
+
+
+def dropout3d(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: np.random.Generator | None = None) -> Tensor:
+    """Channel dropout for ``(N, C, D, H, W)`` or ``(C, D, H, W)`` (see :func:`dropout2d`).
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D, H, W)`` or ``(C, D, H, W) -> (C, D, H, W)``.
+    """
+    return _channel_dropout(x, p, training, 3, generator)

@@ -1,9 +1,11 @@
-"""``Sequential``: layers applied in order, named ``"0"``, ``"1"``, ... as in PyTorch."""
+"""Containers as in PyTorch: ``Sequential`` (layers applied in order, named ``"0"``, ``"1"``, ...),
+``ModuleList`` and ``ModuleDict`` (registered, indexed, no forward of their own)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from .._validate import _is_int
 from .module import Module
 
 
@@ -67,3 +69,150 @@ class Sequential(Module):
                     f"{message}"
                 ) from None
         return x
+
+
+def _check_module(module, container: str, where) -> Module:
+    if not isinstance(module, Module):
+        raise TypeError(f"{container} holds Modules, received {type(module).__name__} at "
+                        f"{where!r}.")
+    return module
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters the parent registers, keyed ``"0"``, ``"1"``, ...
+
+    As in torch, it has no ``forward``: the parent's ``forward`` loops over it, and a model
+    holding ``self.layers = nn.ModuleList(...)`` has state_dict keys ``"layers.0.weight"``...
+
+    Example:
+        >>> from cnnlab import nn
+        >>> class Stack(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.layers = nn.ModuleList(nn.Linear(4, 4) for _ in range(2))
+        ...     def forward(self, x):
+        ...         for layer in self.layers:
+        ...             x = layer(x).relu()
+        ...         return x
+        >>> list(Stack().state_dict())
+        ['layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'layers.1.bias']
+    """
+
+    def __init__(self, modules=None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _index(self, index: int) -> int:
+        if not _is_int(index):
+            raise TypeError(f"ModuleList indices must be ints or slices, received {index!r}.")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"ModuleList has {len(self)} modules, received index {index}.")
+        return index % len(self)
+
+    def __getitem__(self, index: int | slice):
+        if isinstance(index, slice):
+            return ModuleList(list(self._modules.values())[index])
+        return self._modules[str(self._index(index))]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        self._modules[str(self._index(index))] = _check_module(module, "ModuleList", index)
+
+    def __delitem__(self, index: int | slice) -> None:
+        modules = list(self._modules.values())
+        del modules[index if isinstance(index, slice) else self._index(index)]
+        self._modules.clear()
+        self.extend(modules)                             # renumbered "0", "1", ... as in torch
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules) -> ModuleList:
+        return self.extend(modules)
+
+    def append(self, module: Module) -> ModuleList:
+        self._modules[str(len(self))] = _check_module(module, "ModuleList", len(self))
+        return self
+
+    def extend(self, modules) -> ModuleList:
+        if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
+            raise TypeError("ModuleList.extend expects an iterable of Modules, received one "
+                            f"{type(modules).__name__}; use append.")
+        for module in list(modules):
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        modules = list(self._modules.values())
+        modules.insert(index, _check_module(module, "ModuleList", index))
+        self._modules.clear()
+        self.extend(modules)
+
+
+class ModuleDict(Module):
+    """A dict of named modules, registered in insertion order (keys ``"<name>.weight"``...).
+
+    Example:
+        >>> from cnnlab import nn
+        >>> heads = nn.ModuleDict({"digit": nn.Linear(8, 10), "parity": nn.Linear(8, 2)})
+        >>> list(heads), list(heads.state_dict())[:2]
+        (['digit', 'parity'], ['digit.weight', 'digit.bias'])
+    """
+
+    def __init__(self, modules=None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict has no module {key!r}; it holds {list(self._modules)}.")
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"ModuleDict keys must be non-empty strings without '.', received "
+                           f"{key!r}.")
+        self._modules[key] = _check_module(module, "ModuleDict", key)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]                                              # the error for a missing key
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self._modules[key]
+        return module
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def update(self, modules) -> None:
+        """Add ``(name, module)`` pairs from a mapping (or ModuleDict) or an iterable of pairs."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for pair in pairs:
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise TypeError(f"ModuleDict.update expects a mapping or (name, module) pairs, "
+                                f"received {pair!r:.60}.")
+            self[pair[0]] = pair[1]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from . import hooks
 from .parameter import Parameter
 
 
@@ -35,6 +36,9 @@ class Module:
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
 
     # ------------------------------------------------------------ attribute registry
     def __setattr__(self, name: str, value) -> None:
@@ -81,6 +85,17 @@ class Module:
         self.__dict__.pop(name, None)
         self._buffers[name] = value
 
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as the child ``name`` (as ``setattr``; torch's spelling)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"module names must be non-empty strings without '.', received "
+                           f"{name!r}.")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module expects a Module or None, received "
+                            f"{type(module).__name__}.")
+        self.__dict__.pop(name, None)
+        self._modules[name] = module
+
     def register_parameter(self, name: str, value: Parameter | None) -> None:
         if value is None:
             self._parameters[name] = None
@@ -93,7 +108,51 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward().")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        pre, post, backward = (self._forward_pre_hooks, self._forward_hooks,
+                               self._backward_hooks)
+        if not (pre or post or backward):
+            return self.forward(*args, **kwargs)
+        for hook in tuple(pre.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        if backward:
+            output = hooks.call_with_backward_hooks(self, backward, args, kwargs)
+        else:
+            output = self.forward(*args, **kwargs)
+        for hook in tuple(post.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    # ------------------------------------------------------------ hooks (as in torch)
+    def register_forward_pre_hook(self, hook) -> hooks.RemovableHandle:
+        """``hook(module, args)`` runs before ``forward``; returning a value replaces ``args``
+        (a non-tuple becomes the single argument). Hooks run in registration order."""
+        return hooks.add_hook(self._forward_pre_hooks, hook, "forward_pre")
+
+    def register_forward_hook(self, hook) -> hooks.RemovableHandle:
+        """``hook(module, args, output)`` runs after ``forward``; returning a value replaces
+        ``output``. ``handle.remove()`` unregisters it.
+
+        Example:
+            >>> import numpy as np
+            >>> from cnnlab import nn
+            >>> net, shapes = nn.Sequential(nn.Linear(3, 2), nn.ReLU()), []
+            >>> handle = net[0].register_forward_hook(lambda m, a, out: shapes.append(out.shape))
+            >>> _ = net(np.ones((4, 3), np.float32)); handle.remove()
+            >>> _ = net(np.ones((4, 3), np.float32)); shapes
+            [(4, 2)]
+        """
+        return hooks.add_hook(self._forward_hooks, hook, "forward")
+
+    def register_full_backward_hook(self, hook) -> hooks.RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` runs once the gradient with respect to the
+        module's inputs is known (tuples of ndarrays, ``None`` where there is none); returning
+        a tuple replaces ``grad_input``. For modules with at most one input that requires a
+        gradient and one Tensor output (torch also supports several)."""
+        return hooks.add_hook(self._backward_hooks, hook, "full_backward")
 
     # ------------------------------------------------------------ traversal
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -198,7 +257,12 @@ class Module:
                 p.grad[...] = 0
 
     def to(self, dtype) -> Module:
-        """Cast floating-point parameters and buffers (e.g. ``np.float64`` for gradient checks)."""
+        """Cast floating-point parameters and buffers (e.g. ``np.float64`` for gradient checks).
+
+        ``model.to("cpu")`` returns the model unchanged: everything lives in host memory.
+        """
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
         for module in self.modules():
             for p in module._parameters.values():
                 if p is not None:
@@ -215,8 +279,10 @@ class Module:
         return self.to(np.float32)
 
     def apply(self, fn) -> Module:
-        for module in self.modules():
-            fn(module)
+        """Call ``fn(module)`` on every submodule, children before their parent (as torch)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
         return self
 
     # ------------------------------------------------------------ display

@@ -11,3 +11,13 @@ from .optimizer import Optimizer
 from .sgd import SGD
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]
+
+
+def __getattr__(name: str):
+    """``optim.StepLR`` and friends: point at ``optim.lr_scheduler``, where torch keeps them."""
+    if name in lr_scheduler.__all__:
+        raise AttributeError(
+            f"cnnlab.optim has no attribute {name!r}: learning-rate schedules live in "
+            f"optim.lr_scheduler, as in torch; use optim.lr_scheduler.{name}."
+        )
+    raise AttributeError(f"module 'cnnlab.optim' has no attribute {name!r}")
