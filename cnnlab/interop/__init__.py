@@ -5,5 +5,7 @@ they are imported when a function here first needs them.
 """
 
 from .onnx_export import to_onnx
+from .onnx_import import from_onnx
+from .safetensors_io import load_safetensors, save_safetensors
 
-__all__ = ["to_onnx"]
+__all__ = ["from_onnx", "load_safetensors", "save_safetensors", "to_onnx"]
