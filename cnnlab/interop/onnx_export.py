@@ -28,7 +28,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
-from ..functional.pool import _pool_geometry
+from ..functional.pool import _pool_geometry, pool_pads
 from ..nn import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -144,14 +144,15 @@ def _conv(g: _Graph, name: str, m, x: str, in_shape: tuple[int, ...]) -> str:
     return g.node("ConvTranspose" if m.transposed else "Conv", inputs, name, **attributes)
 
 
-def _pool(g: _Graph, name: str, m, x: str) -> str:
+def _pool(g: _Graph, name: str, m, x: str, in_shape) -> str:
     is_max = isinstance(m, (MaxPool1d, MaxPool2d, MaxPool3d))
     kernel, stride, padding, dilation = _pool_geometry(
-        m.nd, m.kernel_size, m.stride, m.padding, m.dilation if is_max else 1, name)
+        m.nd, m.kernel_size, m.stride, m.padding, m.dilation, name)
+    pads = pool_pads(padding, in_shape[2:], kernel, stride, dilation)
     attributes = dict(kernel_shape=list(kernel), strides=list(stride),
-                      pads=list(padding) * 2, ceil_mode=int(bool(m.ceil_mode)))
+                      pads=[pb for pb, _ in pads] + [pe for _, pe in pads],
+                      ceil_mode=int(bool(m.ceil_mode)), dilations=list(dilation))
     if is_max:
-        attributes["dilations"] = list(dilation)
         return g.node("MaxPool", [x], name, **attributes)
     if m.divisor_override is not None:
         raise _refuse(name, m, "ONNX's AveragePool has no divisor_override")
@@ -211,7 +212,7 @@ def _layer(g: _Graph, name: str, m: Module, x: str, in_shape, out_shape) -> str:
                       ConvTranspose3d)):
         return _conv(g, name, m, x, in_shape)
     if isinstance(m, (MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d)):
-        return _pool(g, name, m, x)
+        return _pool(g, name, m, x, in_shape)
     if isinstance(m, (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d)):
         return _adaptive(g, name, m, x, in_shape, out_shape)
     if isinstance(m, (BatchNorm1d, BatchNorm2d, BatchNorm3d)):

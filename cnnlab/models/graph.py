@@ -44,7 +44,7 @@ def _reshape(x: Tensor, shape: Sequence[int], allowzero: int = 0) -> Tensor:
 
 def _flatten(x: Tensor, axis: int) -> Tensor:
     """ONNX's Flatten: ``(d_0 · … · d_{axis-1}, d_axis · … · d_n)``."""
-    axis = axis % (x.ndim + 1) if axis < 0 else axis
+    axis = axis + x.ndim if axis < 0 else axis
     return x.reshape((math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
 
 
