@@ -96,7 +96,7 @@ def save_safetensors(model: Module, path: str | os.PathLike) -> Path:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"save_safetensors: the directory {str(path.parent)!r} does "
                                 f"not exist.")
-    state = {key: np.ascontiguousarray(value) for key, value in model.state_dict().items()}
+    state = {key: np.asarray(value, order="C") for key, value in model.state_dict().items()}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         numpy_io.save_file(state, os.fspath(temporary), metadata={"format": "pt"})
