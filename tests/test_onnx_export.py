@@ -106,12 +106,42 @@ POOLS = [
     (nn.AdaptiveAvgPool2d((2, 3)), (3, 6, 9)),
     (nn.AdaptiveAvgPool1d(1), (3, 7)),
     (nn.AdaptiveAvgPool3d((1, 2, 2)), (2, 3, 4, 4)),
+    (nn.MaxPool2d(3, 2, padding="same"), (2, 8, 7)),                          # ONNX's forms
+    (nn.MaxPool2d(3, 1, padding=((2, 0), (0, 1)), ceil_mode=True), (2, 5, 6)),
+    (nn.AvgPool2d(3, 2, padding=((0, 2), (1, 1)), count_include_pad=False), (2, 7, 6)),
+    (nn.AvgPool2d(2, 1, padding="same", dilation=2, count_include_pad=False), (2, 6, 6)),
+    (nn.AvgPool3d(2, 1, padding=((1, 0), (0, 0), (0, 1)), dilation=(1, 2, 1)), (1, 3, 5, 4)),
 ]
 
 
 @pytest.mark.parametrize("layer, shape", POOLS, ids=lambda v: repr(v).split("\n")[0][:60])
 def test_pooling(layer, shape):
     check_export(nn.Sequential(layer), shape)
+
+
+def _random_conv(rng):
+    """A random 2-D convolution block: kernel, stride, dilation, groups, padding form and mode."""
+    groups = int(rng.choice([1, 2]))
+    c_in, c_out = 2 * groups, 2 * groups * int(rng.integers(1, 3))
+    kernel = tuple(int(k) for k in rng.integers(1, 4, size=2))
+    stride = tuple(int(s) for s in rng.integers(1, 3, size=2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+    mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+    forms = ["same", "valid", tuple(int(p) for p in rng.integers(0, 2, size=2))]
+    if mode == "zeros":
+        forms.append(tuple(tuple(int(p) for p in rng.integers(0, 3, size=2)) for _ in range(2)))
+    padding = forms[int(rng.integers(len(forms)))]
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation, groups,
+                     bias=bool(rng.integers(2)), padding_mode=mode)
+    pool = (nn.MaxPool2d(2, 1, ceil_mode=True) if rng.integers(2) else
+            nn.AvgPool2d(2, 1, padding=1, count_include_pad=bool(rng.integers(2))))
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.ReLU(), pool), (c_in, 9, 8)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_convolution_blocks(seed):
+    model, shape = _random_conv(np.random.default_rng(100 + seed))
+    check_export(model, shape, seed=seed)
 
 
 @pytest.mark.parametrize("layers, shape", [
