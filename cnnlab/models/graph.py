@@ -24,9 +24,12 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from .._validate import _is_int
 from ..autograd.tensor import Tensor, as_tensor
 from ..functional.pad import pad as _pad
 from ._common import check_model_args
+
+_MAX_CONSTANT = 2 ** 28        # values in one constant of a graph read from a checkpoint
 
 
 def _reshape(x: Tensor, shape: Sequence[int], allowzero: int = 0) -> Tensor:
@@ -146,7 +149,12 @@ class GraphNet(nn.Module):
                 self._modules[node["name"]] = layer(**_tuples(node.get("args", {})))
                 self._steps.append(("layer", node["name"], inputs, outputs, {}))
             elif node.get("op") == "constant":
-                self.register_buffer(node["name"], np.zeros(node["shape"], np.float32))
+                shape = node.get("shape")
+                if (not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape)
+                        or math.prod(shape) > _MAX_CONSTANT):
+                    raise ValueError(f"GraphNet: constant {node.get('name')!r} must have a shape "
+                                     f"of at most {_MAX_CONSTANT:,} values, received {shape!r}.")
+                self.register_buffer(node["name"], np.zeros(shape, np.float32))
                 self._steps.append(("constant", node["name"], inputs, outputs, {}))
             elif node.get("op") in OPERATIONS:
                 self._steps.append(("op", node["op"], inputs, outputs,
