@@ -183,6 +183,16 @@ def test_checker_clean_dynamic_batch_and_recent_opset(tmp_path):
     assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "N"
 
 
+@pytest.mark.parametrize("opset", [17, 18])
+def test_older_opsets(opset):
+    model = models.small_resnet(channels=(4, 8)).eval()
+    x = np.random.default_rng(opset).normal(size=(2, 1, 12, 12)).astype(np.float32)
+    proto = to_onnx(model, x, opset=opset)
+    assert proto.opset_import[0].version == opset
+    (got,) = _runtime(proto).run(None, {"input": x})
+    np.testing.assert_allclose(got, model(x).data, rtol=1e-5, atol=1e-5)
+
+
 def test_normalisation_is_folded_in():
     model = models.lenet5().eval()
     mean, std = [0.1307], [0.3081]
@@ -215,8 +225,12 @@ def test_what_cannot_be_expressed_is_named():
     with pytest.raises(ValueError, match=r"made outside any layer by _unary; only layers and "
                                          r"the operators"):
         to_onnx(Doubled(), np.zeros((2, 3), np.float32))
-    with pytest.raises(ValueError, match=r"opset must be an int of at least 19"):
+    with pytest.raises(ValueError, match=r"opset must be an int from 17 to \d+, received 13"):
         to_onnx(nn.Sequential(nn.ReLU()), x, opset=13)
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv2d.*circular padding \(Pad mode 'wrap'\)"
+                                         r" needs opset 19, the export asked for opset 17\."):
+        to_onnx(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, padding_mode="circular")), x,
+                opset=17)
 
 
 def test_the_model_is_left_as_it_was():

@@ -20,7 +20,6 @@ The batch axis is dynamic (``N``); the spatial sizes are the example's.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
@@ -64,8 +63,10 @@ from ..nn import (
 from ..ops.shapes import resolve_padding
 from ._deps import require
 
-#: the opset written: 19 has ``Pad`` mode "wrap" (circular padding) and dilated AveragePool.
+#: the opset written by default: 19 has ``Pad`` mode "wrap" (circular padding) and dilated
+#: AveragePool; 17 and 18 serve every other layer.
 OPSET = 19
+MIN_OPSET = 17
 
 #: ONNX ``Pad`` modes of cnnlab's padding modes.
 PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -78,8 +79,8 @@ _TENSOR_OPS = {"__add__": "Add", "__sub__": "Sub", "__mul__": "Mul", "__truediv_
 class _Graph:
     """ONNX nodes and initializers being collected, with unique names."""
 
-    def __init__(self, helper, numpy_helper) -> None:
-        self.helper, self.numpy_helper = helper, numpy_helper
+    def __init__(self, helper, numpy_helper, opset: int) -> None:
+        self.helper, self.numpy_helper, self.opset = helper, numpy_helper, opset
         self.nodes: list = []
         self.initializers: list = []
         self.names: set[str] = set()
@@ -91,6 +92,10 @@ class _Graph:
             name = f"{base}_{count}"
         self.names.add(name)
         return name
+
+    def needs(self, opset: int, name: str, module: Module, why: str) -> None:
+        if self.opset < opset:
+            raise _refuse(name, module, f"{why}, the export asked for opset {self.opset}")
 
     def constant(self, name: str, array: np.ndarray) -> str:
         name = self.unique(name)
@@ -136,6 +141,8 @@ def _conv(g: _Graph, name: str, m, x: str, in_shape: tuple[int, ...]) -> str:
         pads = resolve_padding(m.padding, in_shape[2:], kernel, m.stride, m.dilation)
         if m.padding_mode != "zeros" and any(pb or pe for pb, pe in pads):
             amounts = [0, 0] + [pb for pb, _ in pads] + [0, 0] + [pe for _, pe in pads]
+            if m.padding_mode == "circular":
+                g.needs(19, name, m, "circular padding (Pad mode 'wrap') needs opset 19")
             x = g.node("Pad", [x, g.constant(f"{name}.pads", np.array(amounts, np.int64))],
                        f"{name}/pad", mode=PAD_MODES[m.padding_mode])
             inputs[0] = x
@@ -151,7 +158,11 @@ def _pool(g: _Graph, name: str, m, x: str, in_shape) -> str:
     pads = pool_pads(padding, in_shape[2:], kernel, stride, dilation)
     attributes = dict(kernel_shape=list(kernel), strides=list(stride),
                       pads=[pb for pb, _ in pads] + [pe for _, pe in pads],
-                      ceil_mode=int(bool(m.ceil_mode)), dilations=list(dilation))
+                      ceil_mode=int(bool(m.ceil_mode)))
+    if is_max or any(d != 1 for d in dilation):
+        attributes["dilations"] = list(dilation)
+        if not is_max:
+            g.needs(19, name, m, "a dilated average pooling needs opset 19")
     if is_max:
         return g.node("MaxPool", [x], name, **attributes)
     if m.divisor_override is not None:
@@ -358,7 +369,8 @@ def to_onnx(model: Module, example_input, path: str | os.PathLike | None = None,
         path: where to write the ``.onnx`` file (None: only return the model).
         normalize: ``(mean, std)`` per channel, folded into the graph as ``(x - mean) / std``
             at the input, so the exported graph takes raw images.
-        opset: the ONNX opset (at least 19: circular padding needs ``Pad`` mode "wrap").
+        opset: the ONNX opset, 17 or later (circular padding and dilated average pooling
+            need 19, the default).
         input_name, output_name: names of the graph's input and output.
 
     Returns:
@@ -382,9 +394,9 @@ def to_onnx(model: Module, example_input, path: str | os.PathLike | None = None,
     if not isinstance(model, Module):
         raise TypeError(f"to_onnx: model must be a cnnlab.nn.Module, received "
                         f"{type(model).__name__}.")
-    if not isinstance(opset, int) or opset < OPSET:
-        raise ValueError(f"to_onnx: opset must be an int of at least {OPSET}, received "
-                         f"{opset!r}.")
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(f"to_onnx: opset must be an int from {MIN_OPSET} to "
+                         f"{onnx.defs.onnx_opset_version()}, received {opset!r}.")
     example = np.asarray(getattr(example_input, "data", example_input), dtype=np.float32)
     if example.ndim < 2:
         raise ValueError(f"to_onnx: example_input must be a batch (N, C, ...), received shape "
@@ -396,7 +408,7 @@ def to_onnx(model: Module, example_input, path: str | os.PathLike | None = None,
         raise ValueError(f"to_onnx: the model must return one tensor, it returned "
                          f"{type(out).__name__}.")
 
-    g = _Graph(helper, numpy_helper)
+    g = _Graph(helper, numpy_helper, opset)
     g.names.add(input_name)
     source = input_name
     if normalize is not None:
@@ -426,7 +438,3 @@ def to_onnx(model: Module, example_input, path: str | os.PathLike | None = None,
         onnx.save(proto, os.fspath(path))
     return proto
 
-
-def parameter_count(proto) -> int:
-    """Number of values in the graph's initializers (weights and constants)."""
-    return sum(math.prod(t.dims) for t in proto.graph.initializer)
