@@ -286,3 +286,8 @@ def test_cli_export_import_and_use(tmp_path, capsys):
     code, out, err = run_cli(capsys, "import", str(tmp_path / "nothing.onnx"), "--out",
                              str(tmp_path / "x"))
     assert code == 2 and "does not exist" in err and "Traceback" not in err
+    to_onnx(nn.Sequential(nn.Conv1d(1, 2, 3)), np.zeros((1, 1, 9), np.float32),
+            tmp_path / "1d.onnx")
+    code, out, err = run_cli(capsys, "import", str(tmp_path / "1d.onnx"), "--out",
+                             str(tmp_path / "x"))
+    assert code == 2 and "takes input of shape (None, 1, 9); a checkpoint takes square" in err

@@ -27,9 +27,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise UsageError(str(error)) from None
     shape, out = imported.input_shape, imported.output_shape
-    if len(shape) < 3 or any(not isinstance(s, int) for s in shape[1:]):
-        raise UsageError(f"{args.onnx} has input shape {shape}; expected a batch of images "
-                         f"(N, C, H, W) with fixed C, H and W.")
+    if len(shape) != 4 or any(not isinstance(s, int) for s in shape[1:]) or shape[2] != shape[3]:
+        raise UsageError(f"{args.onnx} takes input of shape {shape}; a checkpoint takes square "
+                         f"images (N, C, H, H) with fixed C and H (use "
+                         f"cnnlab.interop.from_onnx for other inputs).")
     net = imported.build()
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, expected a directory.")
