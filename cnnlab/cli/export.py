@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from ..interop import to_onnx
 
-        channels = checkpoint.model_args.get("in_channels", 1)
-        size = checkpoint.model_args.get("input_size", 28)
+        channels = _argument(checkpoint, "in_channels")
+        size = _argument(checkpoint, "input_size")
         stats = (normalize.mean, normalize.std) if isinstance(normalize, Normalize) else None
         proto = to_onnx(model, np.zeros((1, channels, size, size), np.float32), args.out,
                         normalize=stats)
@@ -46,3 +46,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: ONNX opset {proto.opset_import[0].version}, "
           f"{len(proto.graph.node)} nodes, input (N, {channels}, {size}, {size}){folded}")
     return 0
+
+
+def _argument(checkpoint, name: str) -> int:
+    """A model argument of the checkpoint, or its builder's default."""
+    import inspect
+
+    from .. import models
+
+    if name in checkpoint.model_args:
+        return int(checkpoint.model_args[name])
+    return int(inspect.signature(models.get_builder(checkpoint.model_name))
+               .parameters[name].default)
