@@ -291,3 +291,18 @@ def test_cli_export_import_and_use(tmp_path, capsys):
     code, out, err = run_cli(capsys, "import", str(tmp_path / "1d.onnx"), "--out",
                              str(tmp_path / "x"))
     assert code == 2 and "takes input of shape (None, 1, 9); a checkpoint takes square" in err
+
+
+def test_without_the_onnx_package_the_cli_says_how_to_install_it(tmp_path, capsys,
+                                                                  monkeypatch):
+    from cnnlab.train.checkpoint import save_checkpoint
+
+    path = tmp_path / "m.onnx"
+    to_onnx(models.lenet5(), np.zeros((1, 1, 28, 28), np.float32), path)
+    ckpt = save_checkpoint(tmp_path / "trained", models.lenet5(), model_name="lenet5", epoch=0)
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)      # as if not installed
+    for argv in (["import", str(path), "--out", str(tmp_path / "x")],
+                 ["export", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "y.onnx")]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.endswith('install it with: pip install "cnnlab[interop]".\n'), err
