@@ -58,10 +58,10 @@ class CnnlabRep(_base.BackendRep):
             net = imported.build()
         except (ValueError, TypeError) as error:
             raise unittest.SkipTest(f"unsupported by cnnlab: {error}") from None
-        x = np.asarray(values[0])
+        first = [np.asarray(values[0])] if values else []
         with no_grad():
             try:
-                result = net(x)
+                result = net(*first)
             except (ValueError, TypeError) as error:
                 raise unittest.SkipTest(f"unsupported by cnnlab: {error}") from None
         results = result if isinstance(result, tuple) else (result,)

@@ -228,14 +228,13 @@ class _Converter:
                 raise self.refuse(node, "it has more than one output")
             handler(node, _attributes(node))
         inputs = [i.name for i in graph.input if i.name not in self.constants]
-        if not inputs:
-            raise ValueError("the ONNX graph has no input that is not a constant.")
         outputs = [self.value(o.name) for o in graph.output]
-        first_in, first_out = inputs[0], outputs[0]
+        if not outputs:
+            raise ValueError("the ONNX graph has no output.")
         return ImportedGraph(
             graph={"inputs": inputs, "outputs": outputs, "nodes": self.nodes},
-            state=self.state, input_shape=self.shapes.get(first_in, ()),
-            output_shape=self.shapes.get(first_out, ()), opset=self.opset)
+            state=self.state, input_shape=self.shapes.get(inputs[0], ()) if inputs else (),
+            output_shape=self.shapes.get(outputs[0], ()), opset=self.opset)
 
     def _Constant(self, node, a) -> None:  # noqa: N802 (ONNX's op names)
         if "value" in a:

@@ -106,7 +106,8 @@ class GraphNet(nn.Module):
         graph: the JSON description: ``inputs``, ``outputs`` and ``nodes``.
 
     Shape:
-        the graph's: one input (further inputs would be constants); one output, or a tuple.
+        the graph's: its inputs (usually one image batch; none for a constant graph); one
+        output, or a tuple of them.
 
     Example:
         >>> import numpy as np
@@ -125,7 +126,7 @@ class GraphNet(nn.Module):
     def __init__(self, graph: dict[str, Any]) -> None:
         super().__init__()
         if (not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list)
-                or not graph.get("inputs") or not graph.get("outputs")):
+                or not isinstance(graph.get("inputs"), list) or not graph.get("outputs")):
             raise ValueError("GraphNet: graph must be a dict with 'inputs', 'outputs' and "
                              "'nodes' lists.")
         self.graph = graph
