@@ -9,13 +9,8 @@ autograd record of the ``Tensor`` operator that made it (``+ - * / @``, unary ``
 ``reshape``). Anything else (a ``functional`` call in a custom ``forward``) cannot be named and
 is refused with one sentence.
 
-Per layer: convolutions become ``Conv``/``ConvTranspose`` with explicit per-side ``pads`` ('same'
-resolved for the example's spatial size, reflect/replicate/circular padding as a ``Pad`` node
-before an unpadded ``Conv``); pooling ``MaxPool``/``AveragePool`` (``ceil_mode``,
-``count_include_pad``); adaptive average pooling ``GlobalAveragePool`` or an ``AveragePool``
-when the bins are equal; ``BatchNorm`` its evaluation form ``BatchNormalization``; ``Linear``
-``Gemm``; ``Flatten`` ``Flatten``/``Reshape``; ``Dropout`` and ``Identity`` nothing at all.
-The batch axis is dynamic (``N``); the spatial sizes are the example's.
+Each layer's nodes are written by :mod:`cnnlab.interop.onnx_layers`. The batch axis is
+dynamic (``N``); the spatial sizes are the example's.
 """
 
 from __future__ import annotations
@@ -27,232 +22,13 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
-from ..functional.pool import _pool_geometry, pool_pads
-from ..nn import (
-    AdaptiveAvgPool1d,
-    AdaptiveAvgPool2d,
-    AdaptiveAvgPool3d,
-    AvgPool1d,
-    AvgPool2d,
-    AvgPool3d,
-    BatchNorm1d,
-    BatchNorm2d,
-    BatchNorm3d,
-    Conv1d,
-    Conv2d,
-    Conv3d,
-    ConvTranspose1d,
-    ConvTranspose2d,
-    ConvTranspose3d,
-    Dropout,
-    Flatten,
-    Identity,
-    LeakyReLU,
-    Linear,
-    LogSoftmax,
-    MaxPool1d,
-    MaxPool2d,
-    MaxPool3d,
-    Module,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    Unflatten,
-)
-from ..ops.shapes import resolve_padding
+from ..nn import Module
 from ._deps import require
-
-#: the opset written by default: 19 has ``Pad`` mode "wrap" (circular padding) and dilated
-#: AveragePool; 17 and 18 serve every other layer.
-OPSET = 19
-MIN_OPSET = 17
-
-#: ONNX ``Pad`` modes of cnnlab's padding modes.
-PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+from .onnx_layers import MIN_OPSET, OPSET, NodeGraph, as_float32, layer_nodes, refuse, reshape_node
 
 #: the ``Tensor`` operators that may join layers (residual sums...), by their autograd record.
 _TENSOR_OPS = {"__add__": "Add", "__sub__": "Sub", "__mul__": "Mul", "__truediv__": "Div",
                "__matmul__": "MatMul", "__neg__": "Neg", "reshape": "Reshape"}
-
-
-class _Graph:
-    """ONNX nodes and initializers being collected, with unique names."""
-
-    def __init__(self, helper, numpy_helper, opset: int) -> None:
-        self.helper, self.numpy_helper, self.opset = helper, numpy_helper, opset
-        self.nodes: list = []
-        self.initializers: list = []
-        self.names: set[str] = set()
-
-    def unique(self, name: str) -> str:
-        base, count = name or "node", 1
-        while name in self.names or not name:
-            count += 1
-            name = f"{base}_{count}"
-        self.names.add(name)
-        return name
-
-    def needs(self, opset: int, name: str, module: Module, why: str) -> None:
-        if self.opset < opset:
-            raise _refuse(name, module, f"{why}, the export asked for opset {self.opset}")
-
-    def constant(self, name: str, array: np.ndarray) -> str:
-        name = self.unique(name)
-        self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    def node(self, op: str, inputs: Sequence[str], name: str, **attributes) -> str:
-        name = self.unique(name)
-        output = self.unique(f"{name}:out" if op != "Identity" else name)
-        self.nodes.append(self.helper.make_node(op, list(inputs), [output], name=name,
-                                                **attributes))
-        return output
-
-
-def _float32(array) -> np.ndarray:
-    return np.asarray(array, dtype=np.float32)
-
-
-def _describe(module: Module) -> str:
-    text = repr(module).splitlines()[0]
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _refuse(name: str, module: Module, why: str) -> ValueError:
-    where = f"layer {name} ({_describe(module)})" if name else f"layer {_describe(module)}"
-    return ValueError(f"{where} cannot be exported to ONNX: {why}.")
-
-
-def _conv(g: _Graph, name: str, m, x: str, in_shape: tuple[int, ...]) -> str:
-    nd = m.nd
-    kernel = tuple(m.weight.shape[2:])
-    weight = g.constant(f"{name}.weight", _float32(m.weight.data))
-    inputs = [x, weight]
-    if m.bias is not None:
-        inputs.append(g.constant(f"{name}.bias", _float32(m.bias.data)))
-    attributes = dict(kernel_shape=list(kernel), strides=list(m.stride),
-                      dilations=list(m.dilation), group=m.groups)
-    if m.transposed:
-        pads = tuple(m.padding) if isinstance(m.padding[0], tuple) else \
-            tuple((p, p) for p in m.padding)
-        attributes["output_padding"] = list(m.output_padding)
-    else:
-        pads = resolve_padding(m.padding, in_shape[2:], kernel, m.stride, m.dilation)
-        if m.padding_mode != "zeros" and any(pb or pe for pb, pe in pads):
-            amounts = [0, 0] + [pb for pb, _ in pads] + [0, 0] + [pe for _, pe in pads]
-            if m.padding_mode == "circular":
-                g.needs(19, name, m, "circular padding (Pad mode 'wrap') needs opset 19")
-            x = g.node("Pad", [x, g.constant(f"{name}.pads", np.array(amounts, np.int64))],
-                       f"{name}/pad", mode=PAD_MODES[m.padding_mode])
-            inputs[0] = x
-            pads = ((0, 0),) * nd
-    attributes["pads"] = [pb for pb, _ in pads] + [pe for _, pe in pads]
-    return g.node("ConvTranspose" if m.transposed else "Conv", inputs, name, **attributes)
-
-
-def _pool(g: _Graph, name: str, m, x: str, in_shape) -> str:
-    is_max = isinstance(m, (MaxPool1d, MaxPool2d, MaxPool3d))
-    kernel, stride, padding, dilation = _pool_geometry(
-        m.nd, m.kernel_size, m.stride, m.padding, m.dilation, name)
-    pads = pool_pads(padding, in_shape[2:], kernel, stride, dilation)
-    attributes = dict(kernel_shape=list(kernel), strides=list(stride),
-                      pads=[pb for pb, _ in pads] + [pe for _, pe in pads],
-                      ceil_mode=int(bool(m.ceil_mode)))
-    if is_max or any(d != 1 for d in dilation):
-        attributes["dilations"] = list(dilation)
-        if not is_max:
-            g.needs(19, name, m, "a dilated average pooling needs opset 19")
-    if is_max:
-        return g.node("MaxPool", [x], name, **attributes)
-    if m.divisor_override is not None:
-        raise _refuse(name, m, "ONNX's AveragePool has no divisor_override")
-    attributes["count_include_pad"] = int(bool(m.count_include_pad))
-    return g.node("AveragePool", [x], name, **attributes)
-
-
-def _adaptive(g: _Graph, name: str, m, x: str, in_shape, out_shape) -> str:
-    sizes, outs = in_shape[2:], out_shape[2:]
-    if all(o == 1 for o in outs):
-        return g.node("GlobalAveragePool", [x], name)
-    if all(n % o == 0 for n, o in zip(sizes, outs)):
-        kernel = [n // o for n, o in zip(sizes, outs)]
-        return g.node("AveragePool", [x], name, kernel_shape=kernel, strides=kernel)
-    raise _refuse(name, m, f"its bins over an input of size {'×'.join(map(str, sizes))} are not "
-                  f"all the same size, which ONNX's pooling cannot express")
-
-
-def _batch_norm(g: _Graph, name: str, m, x: str) -> str:
-    if m.running_mean is None or m.running_var is None:
-        raise _refuse(name, m, "it tracks no running statistics, and ONNX's "
-                      "BatchNormalization needs them for inference")
-    c = m.num_features
-    scale = m.weight.data if m.weight is not None else np.ones(c)
-    bias = m.bias.data if m.bias is not None else np.zeros(c)
-    inputs = [x] + [g.constant(f"{name}.{key}", _float32(value)) for key, value in
-                    (("weight", scale), ("bias", bias), ("running_mean", m.running_mean),
-                     ("running_var", m.running_var))]
-    return g.node("BatchNormalization", inputs, name, epsilon=float(m.eps))
-
-
-def _linear(g: _Graph, name: str, m, x: str, in_shape) -> str:
-    weight = g.constant(f"{name}.weight", _float32(m.weight.data))
-    if len(in_shape) == 2:
-        inputs = [x, weight]
-        if m.bias is not None:
-            inputs.append(g.constant(f"{name}.bias", _float32(m.bias.data)))
-        return g.node("Gemm", inputs, name, transB=1)
-    transposed = g.node("Transpose", [weight], f"{name}/weight_t")
-    y = g.node("MatMul", [x, transposed], f"{name}/matmul")
-    if m.bias is None:
-        return y
-    return g.node("Add", [y, g.constant(f"{name}.bias", _float32(m.bias.data))], name)
-
-
-def _reshape(g: _Graph, name: str, x: str, in_shape, out_shape) -> str:
-    if len(in_shape) and len(out_shape) and in_shape[0] == out_shape[0]:
-        target = [0, *out_shape[1:]]          # 0: keep the (dynamic) batch size
-    else:
-        target = list(out_shape)
-    return g.node("Reshape", [x, g.constant(f"{name}.shape", np.array(target, np.int64))], name)
-
-
-def _layer(g: _Graph, name: str, m: Module, x: str, in_shape, out_shape) -> str:
-    """The ONNX nodes of one layer applied to tensor ``x``; returns the output's name."""
-    if isinstance(m, (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
-                      ConvTranspose3d)):
-        return _conv(g, name, m, x, in_shape)
-    if isinstance(m, (MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d)):
-        return _pool(g, name, m, x, in_shape)
-    if isinstance(m, (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d)):
-        return _adaptive(g, name, m, x, in_shape, out_shape)
-    if isinstance(m, (BatchNorm1d, BatchNorm2d, BatchNorm3d)):
-        return _batch_norm(g, name, m, x)
-    if isinstance(m, Linear):
-        return _linear(g, name, m, x, in_shape)
-    if isinstance(m, ReLU):
-        return g.node("Relu", [x], name)
-    if isinstance(m, LeakyReLU):
-        return g.node("LeakyRelu", [x], name, alpha=float(m.negative_slope))
-    if isinstance(m, Sigmoid):
-        return g.node("Sigmoid", [x], name)
-    if isinstance(m, Tanh):
-        return g.node("Tanh", [x], name)
-    if isinstance(m, (Softmax, LogSoftmax)):
-        dim = m.dim if m.dim is not None else (0 if len(in_shape) in (0, 1, 3) else 1)
-        if dim % max(len(in_shape), 1) == 0:
-            raise _refuse(name, m, "it normalises along the batch axis, which is dynamic in "
-                          "the exported graph")
-        return g.node("Softmax" if isinstance(m, Softmax) else "LogSoftmax", [x], name,
-                      axis=int(dim))
-    if isinstance(m, Flatten) and m.start_dim == 1 and m.end_dim in (-1, len(in_shape) - 1):
-        return g.node("Flatten", [x], name, axis=1)
-    if isinstance(m, (Flatten, Unflatten)):
-        return _reshape(g, name, x, in_shape, out_shape)
-    if isinstance(m, (Dropout, Identity)):
-        return g.node("Identity", [x], name)
-    raise _refuse(name, m, f"cnnlab has no ONNX translation for {type(m).__name__} layers")
-
 
 class _Trace:
     """One forward pass in which every leaf layer notes its input and output tensors."""
@@ -286,12 +62,12 @@ class _Trace:
         def run(*args, **kwargs):
             out = forward(*args, **kwargs)
             if len(args) != 1 or kwargs:
-                raise _refuse(name, module, "it was called with more than one input")
+                raise refuse(name, module, "it was called with more than one input")
             if isinstance(out, Tensor) and out is not args[0]:
                 self.made[id(out)] = (name, module, args[0])
                 self.keep += [out, args[0]]
             elif not isinstance(out, Tensor):
-                raise _refuse(name, module, f"it returned a {type(out).__name__}, not one tensor")
+                raise refuse(name, module, f"it returned a {type(out).__name__}, not one tensor")
             return out
         return run
 
@@ -299,7 +75,7 @@ class _Trace:
 class _Writer:
     """Walks the traced graph back from the output, writing each tensor's ONNX nodes once."""
 
-    def __init__(self, g: _Graph, trace: _Trace, x: Tensor, input_name: str) -> None:
+    def __init__(self, g: NodeGraph, trace: _Trace, x: Tensor, input_name: str) -> None:
         self.g, self.trace, self.x = g, trace, x
         self.names: dict[int, str] = {id(x): input_name}
         self.depends: dict[int, bool] = {id(x): True}
@@ -327,9 +103,9 @@ class _Writer:
             uses = self.layer_uses[name] = self.layer_uses.get(name, 0) + 1
             label = name if uses == 1 else f"{name}#{uses}"
             x = self.name_of(source)
-            out = _layer(self.g, label, module, x, tuple(source.shape), tuple(t.shape))
+            out = layer_nodes(self.g, label, module, x, tuple(source.shape), tuple(t.shape))
         elif not self._depends(t):
-            out = self.g.constant(f"constant{len(self.g.initializers)}", _float32(t.data))
+            out = self.g.constant(f"constant{len(self.g.initializers)}", as_float32(t.data))
         else:
             out = self._tensor_op(t)
         self.names[id(t)] = out
@@ -351,7 +127,7 @@ class _Writer:
         inputs = [self.name_of(p) for p in t._parents]
         label = f"{op.lower()}{len(self.g.nodes)}"
         if op == "Reshape":
-            return _reshape(self.g, label, inputs[0], tuple(t._parents[0].shape), t.shape)
+            return reshape_node(self.g, label, inputs[0], tuple(t._parents[0].shape), t.shape)
         return self.g.node(op, inputs, label)
 
 
@@ -408,7 +184,7 @@ def to_onnx(model: Module, example_input, path: str | os.PathLike | None = None,
         raise ValueError(f"to_onnx: the model must return one tensor, it returned "
                          f"{type(out).__name__}.")
 
-    g = _Graph(helper, numpy_helper, opset)
+    g = NodeGraph(helper, numpy_helper, opset)
     g.names.add(input_name)
     source = input_name
     if normalize is not None:

@@ -17,16 +17,13 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..models.graph import GraphNet
 from ._deps import require
-
-#: the largest file read by default (2 GiB, protobuf's own limit).
-MAX_BYTES = 2 * 1024 ** 3
+from .onnx_file import MAX_BYTES, attributes, read_onnx, tensor_array
 
 SUPPORTED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
              "GlobalMaxPool", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
@@ -51,61 +48,6 @@ class ImportedGraph:
         net = GraphNet(self.graph)
         net.load_state_dict(self.state)
         return net.eval()
-
-
-def read_onnx(path: str | os.PathLike, max_bytes: int = MAX_BYTES):
-    """Parse an ``.onnx`` file after checking its size; refuse weights kept in other files."""
-    onnx = require("onnx")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX file {str(path)!r} does not exist.")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"ONNX file {str(path)!r} has {size:,} bytes, more than the "
-                         f"{max_bytes:,} bytes accepted.")
-    data = path.read_bytes()
-    try:
-        proto = onnx.load_model_from_string(data)
-    except Exception as error:  # noqa: BLE001 (protobuf raises its own DecodeError)
-        raise ValueError(f"{str(path)!r} is not a readable ONNX model ({type(error).__name__}: "
-                         f"{error}).") from None
-    if not proto.HasField("graph"):
-        raise ValueError(f"{str(path)!r} is not an ONNX model (it has no graph).")
-    return proto
-
-
-def _attributes(node) -> dict[str, Any]:
-    from onnx import helper
-
-    values = {}
-    for attribute in node.attribute:
-        value = helper.get_attribute_value(attribute)
-        values[attribute.name] = value.decode() if isinstance(value, bytes) else value
-    return values
-
-
-def _array(tensor, where: str) -> np.ndarray:
-    """An ONNX tensor as an ndarray, its declared size checked against its bytes first."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    if tensor.data_location == TensorProto.EXTERNAL:
-        raise ValueError(f"{where} {tensor.name!r} keeps its values in an external file, which "
-                         f"cnnlab does not read; save the model as one file.")
-    count = math.prod(tensor.dims)
-    if tensor.HasField("raw_data"):
-        try:
-            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
-        except (KeyError, TypeError):
-            raise ValueError(f"{where} {tensor.name!r} has an unsupported data type "
-                             f"{tensor.data_type}.") from None
-        if count * itemsize != len(tensor.raw_data):
-            raise ValueError(f"{where} {tensor.name!r} declares shape {tuple(tensor.dims)} "
-                             f"({count * itemsize:,} bytes) but holds {len(tensor.raw_data):,} "
-                             f"bytes.")
-    try:
-        return np.array(numpy_helper.to_array(tensor))
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{where} {tensor.name!r} cannot be read ({error}).") from None
 
 
 def _safe(name: str, fallback: str) -> str:
@@ -136,7 +78,7 @@ class _Converter:
                     for d in info.type.tensor_type.shape.dim)
         self.constants: dict[str, np.ndarray] = {}
         for tensor in proto.graph.initializer:
-            self.constants[tensor.name] = _array(tensor, "initializer")
+            self.constants[tensor.name] = tensor_array(tensor, "initializer")
         for name, value in (feeds or {}).items():
             self.constants[name] = np.asarray(value)
             self.shapes[name] = tuple(np.shape(value))
@@ -226,7 +168,7 @@ class _Converter:
             if node.op_type not in ("Dropout", "Constant") and len(
                     [o for o in node.output if o]) > 1:
                 raise self.refuse(node, "it has more than one output")
-            handler(node, _attributes(node))
+            handler(node, attributes(node))
         inputs = [i.name for i in graph.input if i.name not in self.constants]
         outputs = [self.value(o.name) for o in graph.output]
         if not outputs:
@@ -238,7 +180,7 @@ class _Converter:
 
     def _Constant(self, node, a) -> None:  # noqa: N802 (ONNX's op names)
         if "value" in a:
-            array = _array(a["value"], "Constant")
+            array = tensor_array(a["value"], "Constant")
         elif "value_float" in a or "value_int" in a:
             array = np.array(a.get("value_float", a.get("value_int")))
         elif "value_floats" in a or "value_ints" in a:
