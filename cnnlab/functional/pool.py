@@ -3,6 +3,11 @@
 Arguments, defaults and semantics are ``torch.nn.functional``'s: ``stride`` defaults to
 ``kernel_size``, padding is at most half the kernel, ``ceil_mode`` may add a last partial window,
 and input may be batched ``(N, C, *S)`` or one unbatched sample ``(C, *S)``.
+
+Beyond PyTorch, as ONNX models need (opt-in: forms PyTorch refuses, so its behaviour and errors
+stay): ``padding`` as explicit per-side pairs ``((before, after), ...)`` of any size, or
+``"same"`` (TensorFlow's rule, as for convolutions) / ``"valid"``; and average pooling with a
+``dilation`` keyword.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 from .._validate import (
     _is_int,
     as_tuple,
+    check_choice,
     check_float_array,
     check_non_negative,
     check_positive,
@@ -19,32 +25,54 @@ from .._validate import (
 )
 from ..autograd.tensor import Tensor, as_tensor, needs_grad, record
 from ..ops import pool as pool_ops
-from ..ops.shapes import pool_output_size
+from ..ops.shapes import padding_pairs, pool_output_size, resolve_padding
 from ._common import batched
 
 IntOrTuple = int | Sequence[int]
 
 
 def _pool_geometry(nd: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
-                   padding: IntOrTuple, dilation: IntOrTuple, where: str
-                   ) -> tuple[tuple[int, ...], ...]:
-    """Normalise ``kernel_size, stride, padding, dilation`` to tuples, with PyTorch's rules."""
+                   padding, dilation: IntOrTuple, where: str):
+    """Normalise ``kernel_size, stride, padding, dilation`` to tuples, with PyTorch's rules.
+
+    ``padding`` comes back as one int per axis (PyTorch's forms, at most half the kernel), or
+    as given when it is an ONNX form: ``"same"``/``"valid"`` or per-side pairs (any size).
+    """
     try:
         kernel = check_positive(as_tuple(kernel_size, nd, "kernel_size"), "kernel_size")
         if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
             stride = kernel                     # torch: None (or an empty tuple) -> kernel_size
         else:
             stride = check_positive(as_tuple(stride, nd, "stride"), "stride")
-        padding = check_non_negative(as_tuple(padding, nd, "padding"), "padding")
         dilation = check_positive(as_tuple(dilation, nd, "dilation"), "dilation")
+        if isinstance(padding, str):
+            check_choice(padding, ("valid", "same"), "padding")
+            return kernel, stride, padding, dilation
+        if _is_pairs(padding, nd):
+            return kernel, stride, padding_pairs(padding, nd), dilation
+        padding = check_non_negative(as_tuple(padding, nd, "padding"), "padding")
     except (TypeError, ValueError) as error:
         raise type(error)(f"{where}: {error}") from None
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         raise ValueError(
             f"{where}: padding must be at most half of kernel_size (padding <= kernel_size // 2),"
-            f" received padding {fmt_size(padding)} with kernel_size {fmt_size(kernel)}."
+            f" received padding {fmt_size(padding)} with kernel_size {fmt_size(kernel)}; "
+            f"per-side pairs ((before, after), ...) lift the limit, as ONNX does."
         )
     return kernel, stride, padding, dilation
+
+
+def _is_pairs(padding, nd: int) -> bool:
+    return (isinstance(padding, Sequence) and len(padding) == nd
+            and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding))
+
+
+def pool_pads(padding, in_sizes, kernel, stride, dilation) -> tuple[tuple[int, int], ...]:
+    """The per-side padding of a pooling window for input sizes ``in_sizes``: ints, pairs,
+    ``"valid"`` or ``"same"`` (TensorFlow's rule: output ``ceil(n / s)``)."""
+    if isinstance(padding, str) or _is_pairs(padding, len(in_sizes)):
+        return resolve_padding(padding, in_sizes, kernel, stride, dilation)
+    return tuple((p, p) for p in padding)
 
 
 def _pooling_input(nd: int, x, where: str) -> tuple[Tensor, bool]:
@@ -77,6 +105,7 @@ def _max_pool(nd: int, x, kernel_size, stride, padding, dilation, ceil_mode, ret
     kernel, stride, padding, dilation = _pool_geometry(nd, kernel_size, stride, padding,
                                                        dilation, where)
     x, unbatched = _pooling_input(nd, x, where)
+    padding = pool_pads(padding, x.shape[2:], kernel, stride, dilation)
     _check_fits(x, kernel, stride, padding, dilation, bool(ceil_mode), where)
     (need_dx,) = needs_grad(x)
     y, cache = pool_ops.max_pool_forward(x.data, kernel, stride, padding, dilation,
@@ -91,18 +120,20 @@ def _max_pool(nd: int, x, kernel_size, stride, padding, dilation, ceil_mode, ret
 
 
 def _avg_pool(nd: int, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-              divisor_override, where: str | None = None) -> Tensor:
+              divisor_override, where: str | None = None, dilation: IntOrTuple = 1) -> Tensor:
     where = where or f"avg_pool{nd}d"
-    kernel, stride, padding, ones = _pool_geometry(nd, kernel_size, stride, padding, 1, where)
+    kernel, stride, padding, dilation = _pool_geometry(nd, kernel_size, stride, padding,
+                                                       dilation, where)
     if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
         raise ValueError(
             f"{where}: divisor_override must be a non-zero int or None, received "
             f"{divisor_override!r}."
         )
     x, unbatched = _pooling_input(nd, x, where)
-    _check_fits(x, kernel, stride, padding, ones, bool(ceil_mode), where)
+    padding = pool_pads(padding, x.shape[2:], kernel, stride, dilation)
+    _check_fits(x, kernel, stride, padding, dilation, bool(ceil_mode), where)
     y, cache = pool_ops.avg_pool_forward(x.data, kernel, stride, padding, bool(ceil_mode),
-                                         bool(count_include_pad), divisor_override)
+                                         bool(count_include_pad), divisor_override, dilation)
     out = record(y, (x,), lambda dy: (pool_ops.avg_pool_backward(dy, cache),))
     return out.reshape(out.shape[1:]) if unbatched else out
 
@@ -152,7 +183,9 @@ def max_pool2d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
         x: ``(N, C, H, W)`` or one sample ``(C, H, W)``; Tensor or ndarray.
         kernel_size: window size, int or ``(kh, kw)``.
         stride: window step; ``None`` (the default) means ``kernel_size``.
-        padding: implicit -inf padding on both sides, at most ``kernel_size // 2``.
+        padding: implicit -inf padding on both sides, at most ``kernel_size // 2``; or (ONNX's
+            forms) per-side pairs ``((top, bottom), (left, right))`` of any size, ``"same"``
+            or ``"valid"``.
         dilation: spacing between window elements.
         ceil_mode: round the output size up, adding a last partial window when the input does
             not divide evenly (a window starting in the right padding is dropped).
@@ -185,14 +218,15 @@ def max_pool3d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
 
 def avg_pool1d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
                padding: IntOrTuple = 0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
+               count_include_pad: bool = True, *, dilation: IntOrTuple = 1) -> Tensor:
     """1-D average pooling over ``(N, C, L)`` or ``(C, L)``; see :func:`avg_pool2d`."""
-    return _avg_pool(1, x, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+    return _avg_pool(1, x, kernel_size, stride, padding, ceil_mode, count_include_pad, None,
+                     dilation=dilation)
 
 
 def avg_pool2d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
                padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> Tensor:
+               divisor_override: int | None = None, *, dilation: IntOrTuple = 1) -> Tensor:
     """2-D average pooling: the mean of every window, zero padding included or not.
 
     ``Y[n, c, i, j] = Σ_{u,v} Xp[n, c, i*s_h + u, j*s_w + v] / D[i, j]`` with ``Xp`` zero-padded.
@@ -204,10 +238,13 @@ def avg_pool2d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
         x: ``(N, C, H, W)`` or one sample ``(C, H, W)``; Tensor or ndarray.
         kernel_size: window size, int or ``(kh, kw)``.
         stride: window step; ``None`` (the default) means ``kernel_size``.
-        padding: implicit zero padding on both sides, at most ``kernel_size // 2``.
+        padding: implicit zero padding on both sides, at most ``kernel_size // 2``; or (ONNX's
+            forms) per-side pairs ``((top, bottom), (left, right))`` of any size, ``"same"``
+            or ``"valid"``.
         ceil_mode: round the output size up (see :func:`max_pool2d`).
         count_include_pad: whether padded zeros count in the divisor.
         divisor_override: a non-zero int used as the divisor of every window.
+        dilation: (keyword only; ONNX's, PyTorch has none) spacing between window elements.
 
     Shape:
         ``(N, C, H, W) -> (N, C, H_out, W_out)``,
@@ -222,15 +259,15 @@ def avg_pool2d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
                [10.5, 12.5]], dtype=float32)
     """
     return _avg_pool(2, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override)
+                     divisor_override, dilation=dilation)
 
 
 def avg_pool3d(x, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
                padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> Tensor:
+               divisor_override: int | None = None, *, dilation: IntOrTuple = 1) -> Tensor:
     """3-D average pooling over ``(N, C, D, H, W)`` or ``(C, D, H, W)``; see :func:`avg_pool2d`."""
     return _avg_pool(3, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override)
+                     divisor_override, dilation=dilation)
 
 
 # ----------------------------------------------------------------------------- adaptive

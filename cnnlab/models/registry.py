@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 
 from ..nn import Module
+from .graph import onnx_graph
 from .lecture import lecture_convnet
 from .lenet import lenet5
 from .resnet import small_resnet
@@ -25,6 +26,9 @@ _BUILDERS: dict[str, Builder] = {
     "small_resnet": small_resnet,
     "lecture_convnet": lecture_convnet,
 }
+# Builders that checkpoints may name but that are not offered for training by name: an imported
+# network's graph travels in the checkpoint's model arguments.
+_GRAPH_BUILDERS: dict[str, Builder] = {"onnx_graph": onnx_graph}
 
 
 def _key(name: object) -> str:
@@ -56,6 +60,8 @@ def get_builder(name: str) -> Builder:
         True
     """
     key = _key(name)
+    if key in _GRAPH_BUILDERS:
+        return _GRAPH_BUILDERS[key]
     if key not in _BUILDERS:
         raise ValueError(
             f"unknown model {name!r}; available models: {', '.join(_BUILDERS)}."

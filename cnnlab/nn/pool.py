@@ -57,7 +57,8 @@ class MaxPool2d(_MaxPoolNd):
     Args:
         kernel_size: window size, int or ``(kh, kw)``.
         stride: window step; ``None`` (the default) means ``kernel_size``.
-        padding: implicit -inf padding on both sides, at most ``kernel_size // 2``.
+        padding: implicit -inf padding on both sides, at most ``kernel_size // 2``; or ONNX's
+            per-side pairs ``((top, bottom), (left, right))`` (any size), ``"same"``, ``"valid"``.
         dilation: spacing between window elements.
         return_indices: also return the flat index of each maximum (an int64 ndarray).
         ceil_mode: round the output size up (a last partial window).
@@ -86,14 +87,16 @@ class _AvgPoolNd(Module):
     nd = 0
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+                 count_include_pad: bool = True, divisor_override: int | None = None, *,
+                 dilation=1) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
+        self.padding, self.dilation = padding, dilation
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
-        geometry = _pool_geometry(self.nd, kernel_size, stride, padding, 1, type(self).__name__)
+        geometry = _pool_geometry(self.nd, kernel_size, stride, padding, dilation,
+                                  type(self).__name__)
         self._where = _label(type(self).__name__, *geometry[:2])
         if divisor_override is not None and (not _is_int(divisor_override)
                                              or divisor_override == 0):
@@ -104,10 +107,12 @@ class _AvgPoolNd(Module):
 
     def forward(self, x):
         return _avg_pool(self.nd, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                         self.count_include_pad, self.divisor_override, where=self._where)
+                         self.count_include_pad, self.divisor_override, where=self._where,
+                         dilation=self.dilation)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text if self.dilation == 1 else f"{text}, dilation={self.dilation}"
 
 
 class AvgPool1d(_AvgPoolNd):
@@ -117,12 +122,12 @@ class AvgPool1d(_AvgPoolNd):
     nd = 1
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-                 count_include_pad: bool = True) -> None:
+                 count_include_pad: bool = True, *, dilation=1) -> None:
         def single(v):
             return (v,) if _is_int(v) else v
 
         super().__init__(single(kernel_size), None if stride is None else single(stride),
-                         single(padding), ceil_mode, count_include_pad)
+                         single(padding), ceil_mode, count_include_pad, dilation=dilation)
 
 
 class AvgPool2d(_AvgPoolNd):
@@ -131,10 +136,12 @@ class AvgPool2d(_AvgPoolNd):
     Args:
         kernel_size: window size, int or ``(kh, kw)``.
         stride: window step; ``None`` (the default) means ``kernel_size``.
-        padding: implicit zero padding on both sides, at most ``kernel_size // 2``.
+        padding: implicit zero padding on both sides, at most ``kernel_size // 2``; or ONNX's
+            per-side pairs ``((top, bottom), (left, right))`` (any size), ``"same"``, ``"valid"``.
         ceil_mode: round the output size up (a last partial window).
         count_include_pad: whether padded zeros count in each window's divisor.
         divisor_override: a non-zero int used as the divisor of every window.
+        dilation: (keyword only, ONNX's; PyTorch has none) spacing between window elements.
 
     Shape:
         ``(N, C, H, W) -> (N, C, H_out, W_out)``,

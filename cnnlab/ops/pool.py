@@ -1,8 +1,9 @@
 """N-dimensional max, average and adaptive average pooling, forward and backward.
 
 One implementation serves 1-, 2- and 3-D: ``nd = len(kernel)`` spatial axes. Arguments arrive
-normalised (tuples of length ``nd``, symmetric padding ``p`` per axis); the functional layer checks
-them. Semantics are PyTorch's, including ``ceil_mode`` and ``count_include_pad``.
+normalised (tuples of length ``nd``; padding ``p`` per axis, or ``(p_begin, p_end)`` pairs as
+ONNX writes them); the functional layer checks them. Semantics are PyTorch's, including
+``ceil_mode`` and ``count_include_pad``, extended to per-side padding and dilated averages.
 
 Notation (per spatial axis, multi-indices for nd > 1): input ``X (N, C, *S)``; window ``k``,
 stride ``s``, dilation ``d``, padding ``p``; output ``Y (N, C, *O)`` with ``O`` from
@@ -25,17 +26,24 @@ from .shapes import Pairs, pool_output_size, windows_overlap
 from .windows import col2im, sliding_windows
 
 
+def _pairs(padding) -> Pairs:
+    """Per-axis ``p`` or ``(p_begin, p_end)`` -> pairs."""
+    return tuple((p, p) if isinstance(p, (int, np.integer)) else (p[0], p[1]) for p in padding)
+
+
 def _geometry(in_sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
-              padding: tuple[int, ...], dilation: tuple[int, ...],
+              padding, dilation: tuple[int, ...],
               ceil_mode: bool) -> tuple[tuple[int, ...], Pairs]:
     """Output sizes and the ``(before, after)`` padding of ``Xp``.
 
-    ``after`` is ``p``, or more when ceil_mode's last window ends past ``n + 2p``.
+    ``after`` is ``p_end``, or more when ceil_mode's last window ends past ``n + p_b + p_e``.
     """
+    pairs = _pairs(padding)
     out = tuple(pool_output_size(n, k, s, p, d, ceil_mode)
-                for n, k, s, p, d in zip(in_sizes, kernel, stride, padding, dilation))
-    pads = tuple((p, max(p, (o - 1) * s + d * (k - 1) + 1 - n - p))
-                 for n, k, s, p, d, o in zip(in_sizes, kernel, stride, padding, dilation, out))
+                for n, k, s, p, d in zip(in_sizes, kernel, stride, pairs, dilation))
+    pads = tuple((pb, max(pe, (o - 1) * s + d * (k - 1) + 1 - n - pb))
+                 for n, k, s, (pb, pe), d, o in zip(in_sizes, kernel, stride, pairs, dilation,
+                                                     out))
     return out, pads
 
 
@@ -205,22 +213,29 @@ class AvgPoolCache(NamedTuple):
     in_sizes: tuple[int, ...]
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
+    dilation: tuple[int, ...]
 
 
 def avg_pool_divisor(in_sizes: tuple[int, ...], kernel: tuple[int, ...],
-                     stride: tuple[int, ...], padding: tuple[int, ...], out: tuple[int, ...],
-                     count_include_pad: bool, dtype=np.float32) -> np.ndarray:
+                     stride: tuple[int, ...], padding, out: tuple[int, ...],
+                     count_include_pad: bool, dtype=np.float32,
+                     dilation: tuple[int, ...] | None = None) -> np.ndarray:
     """How many positions each window averages over, PyTorch's rule, ``(*O)``.
 
-    Per axis the window ``[o*s - p, o*s - p + k)`` is clipped to the padded extent ``[-p, n + p)``
-    when ``count_include_pad``, else to the input ``[0, n)``; the per-axis counts multiply.
-    The extra region that ``ceil_mode`` adds past ``n + p`` is never counted.
+    Per axis the window's positions ``o*s - p_b + j*d`` (``j = 0..k-1``) are counted inside the
+    padded extent ``[-p_b, n + p_e)`` when ``count_include_pad``, else inside the input
+    ``[0, n)``; the per-axis counts multiply. The extra region that ``ceil_mode`` adds past
+    ``n + p_e`` is never counted.
     """
+    dilation = dilation or (1,) * len(kernel)
     divisor = np.ones(out, dtype=dtype)
-    for a, (n, k, s, p, o) in enumerate(zip(in_sizes, kernel, stride, padding, out)):
-        start = np.arange(o) * s - p
-        low, high = (-p, n + p) if count_include_pad else (0, n)
-        count = np.minimum(start + k, high) - np.maximum(start, low)      # (O_a,)
+    for a, (n, k, s, (pb, pe), d, o) in enumerate(zip(in_sizes, kernel, stride,
+                                                       _pairs(padding), dilation, out)):
+        start = np.arange(o) * s - pb
+        low, high = (-pb, n + pe) if count_include_pad else (0, n)
+        first = np.maximum(-((start - low) // d), 0)             # ceil((low - start) / d)
+        last = np.minimum((high - 1 - start) // d, k - 1)
+        count = np.maximum(last - first + 1, 0)                   # (O_a,)
         shape = [1] * len(out)
         shape[a] = o
         divisor *= count.reshape(shape).astype(dtype)
@@ -228,41 +243,45 @@ def avg_pool_divisor(in_sizes: tuple[int, ...], kernel: tuple[int, ...],
 
 
 def avg_pool_forward(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
-                     padding: tuple[int, ...], ceil_mode: bool = False,
+                     padding, ceil_mode: bool = False,
                      count_include_pad: bool = True,
-                     divisor_override: int | None = None) -> tuple[np.ndarray, AvgPoolCache]:
-    """Average pooling: ``Y[n, c, o] = Σ_j Xp[n, c, o*s + j] / D[o]`` with ``Xp`` zero-padded.
+                     divisor_override: int | None = None,
+                     dilation: tuple[int, ...] | None = None
+                     ) -> tuple[np.ndarray, AvgPoolCache]:
+    """Average pooling: ``Y[n, c, o] = Σ_j Xp[n, c, o*s + j*d] / D[o]`` with ``Xp`` zero-padded.
 
     ``D[o]`` is :func:`avg_pool_divisor` (or ``divisor_override``). The window sums are one
-    add per kernel offset of the zero-copy :func:`sliding_windows` view.
+    add per kernel offset of the zero-copy :func:`sliding_windows` view. A window all in the
+    padding (possible with per-side padding as large as the kernel) averages nothing: 0.
 
     Shapes: ``x (N, C, *S)`` -> ``y (N, C, *O)``.
     """
     nd = len(kernel)
     in_sizes = x.shape[2:]
-    ones = (1,) * nd
-    out, pads = _geometry(in_sizes, kernel, stride, padding, ones, ceil_mode)
+    dilation = dilation or (1,) * nd
+    out, pads = _geometry(in_sizes, kernel, stride, padding, dilation, ceil_mode)
     xp, _ = pad_forward(x, pads)                                         # (N, C, *S_padded)
-    windows = sliding_windows(xp, kernel, stride, ones, out)            # (N, C, *k, *O) view
+    windows = sliding_windows(xp, kernel, stride, dilation, out)        # (N, C, *k, *O) view
     sums = _window_reduce(np.add, windows, kernel)                       # (N, C, *O)
     if divisor_override is None:
         divisor = avg_pool_divisor(in_sizes, kernel, stride, padding, out, count_include_pad,
-                                   x.dtype)
+                                   x.dtype, dilation)
+        divisor = np.where(divisor == 0, np.asarray(1, x.dtype), divisor)  # empty window: 0
     else:
         divisor = np.asarray(divisor_override, dtype=x.dtype)
     y = sums / divisor
-    return y, AvgPoolCache(divisor, xp.shape[2:], pads, in_sizes, kernel, stride)
+    return y, AvgPoolCache(divisor, xp.shape[2:], pads, in_sizes, kernel, stride, dilation)
 
 
 def avg_pool_backward(dy: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
-    """``dX[o*s + j - p] += dY[o] / D[o]`` for every window offset ``j``: col2im of ``dY / D``.
+    """``dX[o*s + j*d - p] += dY[o] / D[o]`` for every window offset ``j``: col2im of ``dY / D``.
 
     Shapes: ``dy (N, C, *O)`` -> ``dx (N, C, *S)``.
     """
     nd = len(cache.kernel)
     share = (dy / cache.divisor)[(slice(None), slice(None), *(None,) * nd)]   # (N, C, 1.., *O)
     cols = np.broadcast_to(share, dy.shape[:2] + cache.kernel + dy.shape[2:])  # (N, C, *k, *O)
-    dxp = col2im(cols, cache.padded, cache.kernel, cache.stride, (1,) * nd)  # (N, C, *S_padded)
+    dxp = col2im(cols, cache.padded, cache.kernel, cache.stride, cache.dilation)  # (N, C, *Sp)
     return _crop(dxp, cache.pads, cache.in_sizes)
 
 

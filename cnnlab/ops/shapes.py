@@ -142,28 +142,33 @@ def windows_overlap(kernel: Sequence[int], stride: Sequence[int],
 
 
 def pool_output_size(
-    n: int, k: int, s: int, p: int = 0, d: int = 1, ceil_mode: bool = False
+    n: int, k: int, s: int, p: int | tuple[int, int] = 0, d: int = 1, ceil_mode: bool = False
 ) -> int:
-    """PyTorch's pooling size: like :func:`conv_output_size` with symmetric padding ``p``.
+    """PyTorch's pooling size: like :func:`conv_output_size` with padding ``p`` on each side, or
+    ``(p_begin, p_end)``.
 
     With ``ceil_mode`` the division rounds up, but a last window that would start in the right
-    padding (at or beyond ``n + p``) is dropped, exactly as PyTorch does. (So in ``ceil_mode`` a
-    single window may reach past the padded input, as in PyTorch.)
+    padding (at or beyond ``n + p_begin``) is dropped, exactly as PyTorch (and ONNX) do. (So in
+    ``ceil_mode`` a single window may reach past the padded input, as in PyTorch.)
 
     >>> pool_output_size(5, 2, 2), pool_output_size(5, 2, 2, ceil_mode=True)
     (2, 3)
+    >>> pool_output_size(5, 2, 2, (0, 1))
+    3
     """
+    pb, pe = (p, p) if isinstance(p, int) else p
     span = kernel_span(k, d)
     if ceil_mode:
-        out = -(-(n + 2 * p - span) // s) + 1
-        if out > 1 and (out - 1) * s >= n + p:
+        out = -(-(n + pb + pe - span) // s) + 1
+        if out > 1 and (out - 1) * s >= n + pb:
             out -= 1
     else:
-        out = (n + 2 * p - span) // s + 1
+        out = (n + pb + pe - span) // s + 1
     if out < 1:
+        sides = f"padding {pb} on each side" if pb == pe else f"padding {pb}+{pe}"
         raise ValueError(
             f"pooling window of size {k} (dilation {d}) is larger than the padded input of size "
-            f"{n + 2 * p} (input {n}, padding {p} on each side)."
+            f"{n + pb + pe} (input {n}, {sides})."
         )
     return out
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validate import _is_int, fmt_size
 from ..autograd import no_grad
-from ..functional.pool import _pool_geometry
+from ..functional.pool import _pool_geometry, pool_pads
 from ..nn import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -350,8 +350,8 @@ def _geometry(module: Module, in_sizes: tuple[int, ...], field: Field
         kernel, stride, padding, dilation = _pool_geometry(
             module.nd, module.kernel_size, module.stride, module.padding,
             getattr(module, "dilation", 1), type(module).__name__)
-        pads = tuple((p, p) for p in padding)
-        return pads, propagate(field, kernel, stride, padding, dilation)
+        pads = pool_pads(padding, in_sizes, kernel, stride, dilation)
+        return pads, propagate(field, kernel, stride, [pb for pb, _ in pads], dilation)
     if isinstance(module, (*_ADAPTIVE, Flatten, Linear)) or (
             isinstance(module, _CONVS) and module.transposed):
         # adaptive pooling: windows of varying size (global for output 1); a transposed conv
