@@ -32,7 +32,7 @@ def table(head: Sequence[Any], rows: Sequence[Sequence[Any]], *,
     """An HTML table; cells are escaped text; ``right[i]`` right-aligns column ``i`` (numbers)."""
 
     def align(i: int) -> str:
-        return ' style="text-align:right"' if i < len(right) and right[i] else ""
+        return f' style="text-align:{"right" if i < len(right) and right[i] else "left"}"'
 
     out = ['<table class="cnnlab">']
     if caption:

@@ -24,6 +24,9 @@ _WINDOW = "background:#ffe08a"          # the highlighted window and its output 
 _PADDING = "color:#999;background:#f2f2f2"
 _WRONG = "background:#f6b8b8"
 _NEGATIVE = "background:#dbe8fb"        # ReLU: entries set to 0
+_PRE = ("margin:2px 0 8px 0;font-family:monospace;font-size:12px;white-space:pre;"
+        "overflow-x:auto;text-align:left")
+_FOLD = 24              # a section longer than this many lines is folded (<details>)
 # sections of .text that the grids already show
 _DRAWN = ("Input", "Padded input", "Kernel", "Output")
 
@@ -68,23 +71,32 @@ def _sections(lines: list[str], skip: tuple[str, ...]) -> str:
     block: list[str] = []
     skipping = False
 
+    title = ""
+
     def flush() -> None:
         while block and not block[-1].strip():
             block.pop()
         if block and not skipping:
-            out.append('<pre style="margin:2px 0 8px 0">' + escape("\n".join(block)) + "</pre>")
+            pre = f'<pre style="{_PRE}">' + escape("\n".join(block)) + "</pre>"
+            if title and len(block) > _FOLD:        # long worked sums: folded, one click away
+                out[-1] = (f"<details><summary><b>{escape(title)}</b> ({len(block)} lines)"
+                           f"</summary>{pre}</details>")
+            else:
+                out.append(pre)
         block.clear()
 
     for line in lines:
         if line and not line.startswith(" ") and line.endswith(":"):
             flush()
             skipping = line.startswith(skip)
+            title = line[:-1]
             if not skipping:
-                out.append(f"<div><b>{escape(line[:-1])}</b></div>")
+                out.append(f"<div><b>{escape(title)}</b></div>")
         elif line and not line.startswith(" ") and (skipping or not block):
             if skipping:                                    # an unindented line ends a matrix
                 block.clear()
                 skipping = False
+            title = ""
             out.append(f"<div>{escape(line)}</div>")           # a one-line statement
         elif line.strip() or block:
             block.append(line)
@@ -156,7 +168,8 @@ def _conv(e: Any) -> str:
         parts.append(grid(out[g], styles=styles, texts=texts, titles=titles,
                           caption=f"output{f' {g}' if out.shape[0] > 1 else ''}"))
     note = (f'<div style="font-size:12px">Highlighted: the window that makes {escape(name)}'
-            + (" (the first wrong entry)" if e.wrong else "") + "; grey: padding.</div>")
+            + (" (the first wrong entry)" if e.wrong else "")
+            + ("; grey: padding" if pads else "") + ".</div>")
     return _panel(parts) + note
 
 
@@ -210,7 +223,16 @@ def _relu(e: Any) -> str:
     return _panel(parts) + note
 
 
-_PICTURES = {"conv2d": _conv, "max_pool": _pool, "avg_pool": _pool, "relu": _relu}
+def _padding(e: Any) -> str:
+    from .._display import table
+
+    rows = [(r["scheme"], r["before"], r["after"], r["output"]) for r in e.numbers["schemes"]]
+    return table(("scheme", "pixels before", "pixels after", "output size"), rows,
+                 right=(False, True, True, True))
+
+
+_PICTURES = {"conv2d": _conv, "max_pool": _pool, "avg_pool": _pool, "relu": _relu,
+             "padding": _padding}
 
 
 def explanation_html(e: Any) -> str:
@@ -218,6 +240,8 @@ def explanation_html(e: Any) -> str:
     picture = _PICTURES.get(e.kind)
     lines = list(e.lines)
     head = f"<div><b>{escape(lines[0])}</b></div>" if lines else ""
+    if e.kind == "padding":             # the table replaces the per-scheme lines
+        lines = [line for line in lines if not line.startswith("  ") or "refused" in line]
     body = _sections(lines[1:], _DRAWN if picture else ())
     drawn = picture(e) if picture else ""
     check = ""

@@ -154,6 +154,10 @@ class Summary:
                 f"Non-trainable parameters: {self.non_trainable_params:,}",
                 f"Multiply-accumulates per sample: {self.total_macs:,}"]
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's plain-text view: the table, as printed."""
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
         """The table in a notebook (Jupyter calls this to display a ``Summary``)."""
         from .._display import escape, table
