@@ -7,6 +7,7 @@ themselves run in tests/test_notebooks.py.
 from __future__ import annotations
 
 import base64
+import html as html_module
 import io
 import re
 
@@ -25,7 +26,8 @@ from cnnlab.train.progress import EpochProgress
 
 def _cells(html: str) -> list[str]:
     """The text of every table cell, tags removed."""
-    return [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html)]
+    return [html_module.unescape(re.sub(r"<[^>]+>", "", c))
+            for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html)]
 
 
 def _pngs(html: str) -> list[Image.Image]:
@@ -158,7 +160,7 @@ def test_dataset_html_shows_two_images_of_each_class_with_labels():
     labels = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]
     html = ArrayDataset(images, labels, ["a", "b", "c"], "toy")._repr_html_()
     captions = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", html)
-    assert captions == ["#0 a", "#1 b", "#2 c", "#3 a", "#4 b", "#5 c"]
+    assert captions == ["a (#0)", "b (#1)", "c (#2)", "a (#3)", "b (#4)", "c (#5)"]
     pngs = _pngs(html)
     assert len(pngs) == 6 and pngs[0].size[0] >= 4
     assert "ArrayDataset(&#x27;toy&#x27;, 12 images" in html
@@ -205,3 +207,13 @@ def test_figures_in_a_notebook_are_closed_so_they_show_once(monkeypatch):
     before = set(plt.get_fignums())
     fig = viz.filter_bank(models.lenet5())
     assert fig.axes and set(plt.get_fignums()) == before
+
+
+def test_padding_schemes_are_a_table_and_long_sums_fold():
+    cells = _cells(explain.padding(6, 3, stride=2)._repr_html_())
+    assert cells[4:8] == ["TensorFlow 'SAME'", "0", "1", "3"]
+    html = explain.conv2d(np.arange(64.0).reshape(8, 8), VERTICAL)._repr_html_()
+    assert "<details><summary><b>Worked sums" in html and "(36 lines)" in html
+    assert html.count("Check:") == 0
+    checked = explain.conv2d(EDGE, VERTICAL, check=EDGE_OUT)._repr_html_()
+    assert checked.count("Check: 16 of 16 entries right") == 1      # the note, not the text too

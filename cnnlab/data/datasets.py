@@ -116,7 +116,7 @@ class ArrayDataset:
         per_class = [np.flatnonzero(self.labels == label)[:2] for label in shown]
         picked = [int(found[row]) for row in range(2) for found in per_class if len(found) > row]
         return image_grid([self.images[i] for i in picked],
-                          [f"#{i} {self.classes[self.labels[i]]}" for i in picked],
+                          [f"{self.classes[self.labels[i]]} (#{i})" for i in picked],
                           columns=max(len(per_class), 1),
                           caption=repr(self) + ": the first two images of each class"
                           + (" (the first 10 classes)" if len(self.classes) > 10 else ""))

@@ -242,10 +242,13 @@ def explanation_html(e: Any) -> str:
     head = f"<div><b>{escape(lines[0])}</b></div>" if lines else ""
     if e.kind == "padding":             # the table replaces the per-scheme lines
         lines = [line for line in lines if not line.startswith("  ") or "refused" in line]
+    if picture:                         # the coloured check note says it
+        lines = [line for line in lines if not (line.startswith("Check: ") and
+                                                line.endswith("right."))]
     body = _sections(lines[1:], _DRAWN if picture else ())
     drawn = picture(e) if picture else ""
     check = ""
-    if picture and any(line.startswith("Check: ") for line in lines):
+    if picture and any(line.startswith("Check: ") for line in e.lines):
         total = int(np.asarray(e.numbers["output"]).size)
         check = _check_note(e.wrong, total)
     return f'<div class="cnnlab-explain">{head}{drawn}{check}{body}</div>'
