@@ -24,7 +24,7 @@ _WINDOW = "background:#ffe08a"          # the highlighted window and its output 
 _PADDING = "color:#999;background:#f2f2f2"
 _WRONG = "background:#f6b8b8"
 _NEGATIVE = "background:#dbe8fb"        # ReLU: entries set to 0
-_PRE = ("margin:2px 0 8px 0;font-family:monospace;font-size:12px;white-space:pre;"
+_PRE = ("margin:2px 0 8px 0;font-family:monospace;font-size:12px;white-space:pre-wrap;"
         "overflow-x:auto;text-align:left")
 _FOLD = 24              # a section longer than this many lines is folded (<details>)
 # sections of .text that the grids already show
