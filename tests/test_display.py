@@ -217,3 +217,8 @@ def test_padding_schemes_are_a_table_and_long_sums_fold():
     assert html.count("Check:") == 0
     checked = explain.conv2d(EDGE, VERTICAL, check=EDGE_OUT)._repr_html_()
     assert checked.count("Check: 16 of 16 entries right") == 1      # the note, not the text too
+
+
+def test_outside_a_kernel_nothing_counts_as_a_notebook():
+    assert _display.in_notebook() is False                  # pytest: no IPython kernel
+    assert not EpochProgress(1, 1, steps=1, stream=io.StringIO()).enabled
