@@ -163,7 +163,7 @@ def curves_figure(epochs: Sequence[dict[str, float]]):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 2.8))
-    x = [e["epoch"] for e in epochs]
+    x = [e.get("epoch", number) for number, e in enumerate(epochs, start=1)]
     for ax, key in zip(fig.subplots(1, 2), ("loss", "accuracy")):
         for prefix, style, name in (("", "o-", "training"), ("val_", "s--", "validation")):
             values = [e.get(prefix + key) for e in epochs]

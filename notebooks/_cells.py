@@ -126,7 +126,7 @@ assert z.tolist() == [-1, 1, -2, 1]
    the top? Check with `explain.conv2d(image, "1 1 1; 0 0 0; -1 -1 -1", check="...")`.
 """),
     code("""
-# the first exercise, answered: 16 of 16 right
+# answer key for the first exercise (try it first): 16 of 16 right
 answer = "24 21 13 9; 16 17 20 10; 19 19 14 12; 18 16 7 9"
 check = explain.conv2d("3 3 2 1 0 0; 0 1 3 1 3 1; 2 2 3 2 0 0; 2 2 2 0 0 0; 1 0 1 3 2 2; 3 2 0 3 0 1",
                        "2 2 2; 0 1 0; 2 0 1", check=answer)
@@ -243,6 +243,7 @@ assert y.shape == (1, 1, 4, 4)            # ceil(7 / 2) = 4 for any kernel
    Check: `explain.padding(7, 3, stride=2)`.
 """),
     code("""
+# answer key (try the exercises first)
 assert same_padding(256, 7) == (3, 3) and conv_output_size(227, 11, s=4) == 55
 """),
 ]
@@ -353,6 +354,7 @@ table
    `sum(p.size for p in nn.Conv2d(256, 64, 1).parameters())`.
 """),
     code("""
+# answer key (try the exercises first)
 small = summary(nn.Sequential(nn.Conv2d(3, 1, 3), nn.ReLU(), nn.MaxPool2d(2, 1), nn.Flatten(),
                               nn.Linear(9, 32)), (3, 6, 6))
 assert [r.params for r in small.rows] == [28, 0, 0, 0, 320] and small.total_params == 348
@@ -428,7 +430,8 @@ assert 512 * 512 * 3 * 1000 == 786_432_000
     md("""
 ## Softmax and cross-entropy
 
-Scores `5 6 1 2`: p_i = e^{z_i} / Σ_j e^{z_j}. The loss for the true class `t` is −log p_t.
+Scores `5 6 1 2`: `p_i = exp(z_i) / Σ_j exp(z_j)`. The loss for the true class `t` is
+`−log p_t`.
 """),
     code("""
 soft = explain.softmax("5 6 1 2", target=1)
@@ -456,6 +459,7 @@ The lecture's exercise b: ReLU, then 2×2 max pooling with stride 1, of this map
 3. The softmax of `2 1 0.1` and the loss for class 0. Check: `explain.softmax("2 1 0.1", target=0)`.
 """),
     code("""
+# answer key (try the exercises first)
 relu_b = explain.relu("35 20 20 3; 1 -1 21 -3; 21 7 15 22; -2 22 22 29",
                       check="35 20 20 3; 1 0 21 0; 21 7 15 22; 0 22 22 29")
 pool_b = explain.pool("35 20 20 3; 1 0 21 0; 21 7 15 22; 0 22 22 29", 2, stride=1,
@@ -560,6 +564,7 @@ assert cnnlab.gradcheck(lambda w: (F.relu(F.conv1d(signal.data, w, padding=1)) *
    `cnnlab.gradcheck(lambda x: F.conv2d(x, K2, stride=2), [X4])`.
 """),
     code("""
+# answer key (try the exercises first)
 answer = explain.conv2d("1 2 0; 3 -1 2; 0 1 4", "1 -2; 3 0", bias=1, grad="0 1; 1 0").numbers
 assert answer["grad_kernel"][0] == [[5, -1], [-1, 3]] and answer["grad_bias"] == 2
 """),
@@ -757,6 +762,7 @@ plt.show()
    `filters.equalize(np.array([[52, 55], [61, 59]], dtype=np.uint8))`.
 """),
     code("""
+# answer key (try the exercises first)
 blur = explain.conv2d(patch, "1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9",
                       check="101.67 100.67 100.56; 101.56 102.00 102.33; 102.33 102.56 101.89")
 assert blur.wrong == []
@@ -862,6 +868,7 @@ assert [row.size for row in receptive_field(dilated, (1, 32, 32))] == [(3, 3), (
    field and jump after the pool? Check with `receptive_field` on those two layers.
 """),
     code("""
+# answer key (try the exercises first)
 three = receptive_field(nn.Sequential(*[nn.Conv2d(1, 1, 3) for _ in range(3)]), (1, 16, 16))
 vgg = receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3), nn.MaxPool2d(2),
                                     nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)), (1, 32, 32))
