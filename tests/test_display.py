@@ -222,3 +222,10 @@ def test_padding_schemes_are_a_table_and_long_sums_fold():
 def test_outside_a_kernel_nothing_counts_as_a_notebook():
     assert _display.in_notebook() is False                  # pytest: no IPython kernel
     assert not EpochProgress(1, 1, steps=1, stream=io.StringIO()).enabled
+
+
+def test_ipython_plain_text_is_the_printed_text():
+    pretty = pytest.importorskip("IPython.lib.pretty")
+    e = explain.conv2d(EDGE, VERTICAL)
+    table = summary(models.lenet5(), (1, 28, 28))
+    assert pretty.pretty(e) == e.text and pretty.pretty(table) == str(table)
