@@ -108,6 +108,19 @@ class ArrayDataset:
         return (f"ArrayDataset({self.name!r}, {len(self):,} images "
                 f"{fmt_size(self.shape)}, {len(self.classes)} classes)")
 
+    def _repr_html_(self) -> str:
+        """A notebook shows the first images of each class (up to 10 classes), labelled."""
+        from .._display import image_grid
+
+        shown = range(min(len(self.classes), 10))
+        per_class = [np.flatnonzero(self.labels == label)[:2] for label in shown]
+        picked = [int(found[row]) for row in range(2) for found in per_class if len(found) > row]
+        return image_grid([self.images[i] for i in picked],
+                          [f"{self.classes[self.labels[i]]} (#{i})" for i in picked],
+                          columns=max(len(per_class), 1),
+                          caption=repr(self) + ": the first two images of each class"
+                          + (" (the first 10 classes)" if len(self.classes) > 10 else ""))
+
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True,
                  mirror: str | None = None, size: int | tuple[int, int] | None = None,

@@ -72,6 +72,15 @@ class Explanation:
     def __str__(self) -> str:
         return self.text
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the text, as printed."""
+        printer.text(self.text)
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the grids with the window and wrong entries marked, then the text."""
+        from ._explain_html import explanation_html
+        return explanation_html(self)
+
 
 # ----------------------------------------------------------------------------- helpers
 def _matrix(value: Any, name: str, channels: bool = True) -> np.ndarray:

@@ -107,6 +107,25 @@ class FieldRow:
     start: tuple[float, ...] | None
 
 
+class FieldTable(list):
+    """The :class:`FieldRow` list that :func:`receptive_field` returns; a notebook shows it as a
+    table (size, jump and start per layer)."""
+
+    def _repr_html_(self) -> str:
+        from .._display import table
+
+        def axes(values, digits: bool = False) -> str:
+            if values is None:
+                return "all"
+            return "×".join(f"{v:g}" if digits else str(v) for v in values)
+
+        rows = [(r.name, r.layer, axes(r.size), axes(r.jump), axes(r.start, digits=True))
+                for r in self]
+        return table(("Name", "Layer", "Field size", "Jump", "Start (centre of the first)"),
+                     rows, right=(False, False, True, True, True),
+                     caption="Receptive field of each layer's outputs, in input pixels")
+
+
 def receptive_field(model: Module, input_shape: Sequence[int]) -> list[FieldRow]:
     """Size, jump and start of every leaf layer's receptive field (one forward pass of zeros).
 
@@ -120,10 +139,11 @@ def receptive_field(model: Module, input_shape: Sequence[int]) -> list[FieldRow]
 
     Returns:
         One :class:`FieldRow` per executed leaf layer, in execution order; ``size``, ``jump``
-        and ``start`` are ``None`` where every output sees the whole input.
+        and ``start`` are ``None`` where every output sees the whole input. The list is a
+        :class:`FieldTable`, which a notebook shows as a table.
     """
     from .summary import summary
 
     table = summary(model, input_shape)
-    return [FieldRow(r.name, r.layer, r.field.size, r.field.jump, r.field.start)
-            for r in table.rows]
+    return FieldTable(FieldRow(r.name, r.layer, r.field.size, r.field.jump, r.field.start)
+                      for r in table.rows)

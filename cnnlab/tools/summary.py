@@ -135,17 +135,48 @@ class Summary:
             "non_trainable_params": self.non_trainable_params,
         }
 
+    def _cells(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """Header and rows of the table, as text cells (the name separate from the layer)."""
+        head = ("Name", "Layer", "Activation shape", "Activation size", "# Parameters", "MACs",
+                "Padding", "Receptive field")
+        body = [("", "Input", _channels_last(self.input_shape), f"{self.input_size:,}", "0",
+                 "0", "", format_field(image_field(len(self.input_shape) - 1)))]
+        for r in self.rows:
+            pads = ", ".join(f"{pb}+{pe}" for pb, pe in r.padding) if r.padding else ""
+            body.append((r.name, r.layer, _channels_last(r.output_shape),
+                         f"{r.activation_size:,}", f"{r.params:,}", f"{r.macs:,}", pads,
+                         format_field(r.field)))
+        return head, body
+
+    def _totals(self) -> list[str]:
+        return [f"Total parameters: {self.total_params:,}",
+                f"Trainable parameters: {self.trainable_params:,}",
+                f"Non-trainable parameters: {self.non_trainable_params:,}",
+                f"Multiply-accumulates per sample: {self.total_macs:,}"]
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's plain-text view: the table, as printed."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """The table in a notebook (Jupyter calls this to display a ``Summary``)."""
+        from .._display import escape, table
+
+        head, body = self._cells()
+        caption = (f"{self.model}, input {_channels_last(self.input_shape)} "
+                   f"(activation shapes H×W×C)")
+        return (table(head, body, right=(False, False, False, True, True, True, False, False),
+                      caption=caption)
+                + "<p>" + "<br>".join(escape(t) for t in self._totals()) + "</p>")
+
     def __str__(self) -> str:
         """The table: layer, activation shape (H×W×C), activation size, # parameters, MACs,
         padding per side (``before+after`` per axis) and receptive field (size, ``/jump``)."""
         width = max((len(r.name) for r in self.rows), default=0)
-        body = [("Input", _channels_last(self.input_shape), f"{self.input_size:,}", "0", "0",
-                 "", format_field(image_field(len(self.input_shape) - 1)))]
-        for r in self.rows:
-            label = f"{r.name:<{width}}  {r.layer}" if width else r.layer
-            pads = ", ".join(f"{pb}+{pe}" for pb, pe in r.padding) if r.padding else ""
-            body.append((label, _channels_last(r.output_shape), f"{r.activation_size:,}",
-                         f"{r.params:,}", f"{r.macs:,}", pads, format_field(r.field)))
+        _, cells = self._cells()
+        body = [(cells[0][1], *cells[0][2:])]
+        body += [(f"{name:<{width}}  {layer}" if width else layer, *rest)
+                 for name, layer, *rest in cells[1:]]
         head = ("Layer", "Activation shape", "Activation size", "# Parameters", "MACs",
                 "Padding", "Receptive field")
         widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
@@ -157,12 +188,7 @@ class Summary:
 
         rule = "=" * (sum(widths) + 3 * (len(head) - 1))
         return "\n".join([
-            line(head), rule, *(line(cells) for cells in body), rule,
-            f"Total parameters: {self.total_params:,}",
-            f"Trainable parameters: {self.trainable_params:,}",
-            f"Non-trainable parameters: {self.non_trainable_params:,}",
-            f"Multiply-accumulates per sample: {self.total_macs:,}",
-        ])
+            line(head), rule, *(line(cells) for cells in body), rule, *self._totals()])
 
 
 def summary(model: Module, input_shape: Sequence[int]) -> Summary:

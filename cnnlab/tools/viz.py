@@ -8,7 +8,8 @@
 - :func:`confusion_matrix` — counts per true and predicted class, shaded by the row's share.
 
 Each returns a matplotlib ``Figure`` and, given ``out``, saves it (PNG at 150 dpi, written
-atomically). ``pip install "cnnlab[viz]"`` installs matplotlib.
+atomically). In a notebook the returned figure shows as the cell's value (``display(fig)``
+elsewhere in a cell), once. ``pip install "cnnlab[viz]"`` installs matplotlib.
 """
 
 from __future__ import annotations
@@ -28,17 +29,25 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise ImportError("the pictures need matplotlib: pip install 'cnnlab[viz]'.") from None
-    matplotlib.use("Agg", force=False)
+    from .._display import in_notebook
+
+    if not in_notebook():           # a notebook keeps its inline backend, which shows figures
+        matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     return plt
 
 
 def _save(fig, out: str | Path | None):
+    from .._display import in_notebook
+
     if out is not None:
         path = Path(out)
         tmp = path.with_name(path.name + ".tmp" + path.suffix)
         fig.savefig(tmp, dpi=150, bbox_inches="tight")
         tmp.replace(path)
+    if in_notebook():
+        # shown once, as the cell's value (or with display(fig)), not again when the cell ends
+        _pyplot().close(fig)
     return fig
 
 

@@ -102,6 +102,11 @@ class History:
         data = json.loads(text)
         return cls(epochs=list(data["epochs"]), stopped_early=bool(data["stopped_early"]))
 
+    def _repr_html_(self) -> str:
+        """A notebook shows the epochs as a table and, with matplotlib, the curves beside it."""
+        from .._display import curves_html
+        return curves_html(self.epochs, self.stopped_early)
+
 
 # ---------------------------------------------------------------------------- inputs
 def _arrays(data: Any, where: str) -> tuple[np.ndarray, np.ndarray]:

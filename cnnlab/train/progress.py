@@ -2,7 +2,9 @@
 
 The bar redraws in place (carriage return) at most ten times a second and ends with the
 epoch's summary line. It is silent (draws and prints nothing) when disabled or when stderr is
-not a terminal, so logs, pipes and CI output stay clean.
+not a terminal, so logs, pipes and CI output stay clean. In a Jupyter notebook (and no
+``stream`` given) the bar is one display output that is updated in place, so a finished run
+leaves one summary line per epoch in the notebook, not one line per redraw.
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ class EpochProgress:
 
     def __init__(self, epoch: int, epochs: int, steps: int, *, enabled: bool = True,
                  stream: TextIO | None = None) -> None:
+        from .._display import in_notebook
+
         self.stream = sys.stderr if stream is None else stream
         isatty = getattr(self.stream, "isatty", None)
         self.enabled = bool(enabled and isatty is not None and isatty())
+        self._display = None            # the notebook output updated in place
+        if enabled and stream is None and not self.enabled and in_notebook():
+            self.enabled, self._display = True, _NotebookLine()
         self.prefix = f"epoch {epoch}/{epochs}"
         self.steps = steps
         self.start = time.perf_counter()
@@ -85,19 +92,40 @@ class EpochProgress:
         if "seconds" in logs:
             shown.append(f"{logs['seconds']:.1f} s")
         self._write(f"{self.prefix}  " + "  ".join(shown))
-        self.stream.write("\n")
-        self.stream.flush()
+        if self._display is None:
+            self.stream.write("\n")
+            self.stream.flush()
         self.enabled = False
 
     def abandon(self) -> None:
         """End a bar cut short (an error, Ctrl-C) with a newline so later output starts clean."""
-        if self.enabled and self._width:
+        if self.enabled and self._width and self._display is None:
             self.stream.write("\n")
             self.stream.flush()
         self.enabled = False
 
     def _write(self, line: str) -> None:
+        if self._display is not None:
+            self._display.show(line)
+            self._width = len(line)
+            return
         padding = " " * max(self._width - len(line), 0)      # wipe what a longer line left
         self.stream.write("\r" + line + padding)
         self.stream.flush()
         self._width = len(line)
+
+
+class _NotebookLine:
+    """One line of text in a notebook's output, replaced on each ``show``."""
+
+    def __init__(self) -> None:
+        self._handle = None
+
+    def show(self, line: str) -> None:
+        from IPython.display import display
+
+        data = {"text/plain": line}
+        if self._handle is None:
+            self._handle = display(data, raw=True, display_id=True)
+        else:
+            self._handle.update(data, raw=True)
