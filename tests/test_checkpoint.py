@@ -526,6 +526,7 @@ def test_sizes_are_checked_before_allocating(tmp_path, monkeypatch):
         (b'{"a":' + b"[" * 100 + b"]" * 100 + b"}", b"", "nests 101 levels deep; at most 32"),
         (b"{" + b'"a":{' * 40 + b"}" * 41, b"", "nests 41 levels deep"),
         (b"{not json", b"", "is not valid JSON"),
+        (b'{"a":' + b"1" * 5000 + b"}", b"", "is not valid JSON .*5000 digits"),
         (json.dumps({"__metadata__": {"cnnlab": 3}}).encode(), b"", "must map strings to strings"),
         (json.dumps({"__metadata__": {"x": "y"}}).encode(), b"", "not a cnnlab checkpoint"),
     ]

@@ -82,9 +82,10 @@ def encode(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]
 def _check_depth(text: bytes, where: str) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH before ``json.loads`` recurses into it."""
     skeleton = np.frombuffer(_STRINGS.sub(b'""', text), dtype=np.uint8)
-    steps = ((skeleton == ord("[")) | (skeleton == ord("{"))).astype(np.int64) \
-        - ((skeleton == ord("]")) | (skeleton == ord("}")))
-    depth = int(np.cumsum(steps).max(initial=0))
+    opens = (skeleton == ord("[")) | (skeleton == ord("{"))
+    brackets = opens | (skeleton == ord("]")) | (skeleton == ord("}"))
+    steps = opens[brackets].astype(np.int32) * 2 - 1                # +1 opens, -1 closes
+    depth = int(np.cumsum(steps, dtype=np.int32).max(initial=0))
     if depth > MAX_JSON_DEPTH:
         raise FormatError(f"{where} nests {depth} levels deep; at most {MAX_JSON_DEPTH} are "
                           f"accepted.")
@@ -96,7 +97,7 @@ def parse_json(text: bytes | str, where: str) -> object:
     _check_depth(data, where)
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:      # bad UTF-8, bad JSON, a 5,000-digit int
         raise FormatError(f"{where} is not valid JSON ({error}).") from None
 
 
