@@ -619,9 +619,13 @@ def test_version_1_files_are_checked_too(tmp_path):
     metadata["config"] = {}
     metadata["npz_sha256"] = hashlib.sha256((tmp_path / "bomb.npz").read_bytes()).hexdigest()
     (tmp_path / "bomb.json").write_text(json.dumps(metadata))
-    _refused(tmp_path / "bomb.npz", r"declares arrays of 40,000,0\d\d bytes in a file of")
-    # the pair must belong together
+    _refused(tmp_path / "bomb.npz", r"declares arrays of 40,000,0\d\d bytes \(10,000,00\d "
+                                    r"elements\) in a file of")
+    # the element cap, and the pair must belong together
     (tmp_path / "model.json").write_text((V1 / "model.json").read_text())
+    assert load_checkpoint(tmp_path / "model.npz").epoch == 1
+    with pytest.raises(CheckpointError, match=r"declares arrays of .* \([\d,]+ elements\)"):
+        load_checkpoint(tmp_path / "model.npz", max_elements=1000)
     (tmp_path / "model.npz").write_bytes((V1 / "model.npz").read_bytes()[:-10])
     _refused(tmp_path / "model.npz", "checkpoint files do not belong together")
 

@@ -177,10 +177,8 @@ def remove_stale_temporaries(directory: PathLike) -> list[Path]:
         if len(parts) != 4 or not parts[1].isdigit():
             continue
         pid = int(parts[1])
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid == os.getpid() or _pid_alive(pid):           # a save under way, perhaps
             continue
-        if pid == os.getpid():
-            continue                                         # possibly a save of ours under way
         with contextlib.suppress(OSError):
             candidate.unlink()
             removed.append(candidate)
@@ -535,17 +533,18 @@ def _load_version_1(file: Path, max_elements: int) -> Checkpoint:
         )
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            declared = 0
+            declared = elements = 0
             for info in archive.infolist():          # shapes from the .npy headers first
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                             else np.lib.format.read_array_header_2_0)
                     shape, _, dtype = read(member)
+                elements += math.prod(shape)
                 declared += math.prod(shape) * dtype.itemsize
-                if declared > max(len(payload), 1) or math.prod(shape) > max_elements:
-                    raise _fail(where, f"declares arrays of {declared:,} bytes in a file of "
-                                       f"{len(payload):,}.")
+                if declared > len(payload) or elements > max_elements:
+                    raise _fail(where, f"declares arrays of {declared:,} bytes ({elements:,} "
+                                       f"elements) in a file of {len(payload):,} bytes.")
         with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
