@@ -247,6 +247,17 @@ def test_version_1_checkpoints_still_load():
     assert optimizer.state_dict()["state"][0]["step"] == 1
 
 
+def test_the_command_line_reads_a_version_1_checkpoint(tmp_path, capsys):
+    from PIL import Image
+
+    from cnnlab.cli import main
+
+    Image.fromarray(np.eye(16, dtype=np.uint8) * 255).save(tmp_path / "diagonal.png")
+    assert main(["predict", str(V1 / "model.npz"), str(tmp_path / "diagonal.png")]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"{tmp_path / 'diagonal.png'}: ") and line.split(": ")[1][0] in "abc"
+
+
 def test_restore_model_into_a_built_model(tmp_path):
     cnnlab.manual_seed(0)
     model = build()
