@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
+from cnnlab import models
 from cnnlab.cli import main
+from cnnlab.train import load_checkpoint, restore, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +25,20 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_checkpoint_history_and_metrics(trained):
-    for name in ("model.npz", "model.json", "best.npz", "history.json", "metrics.json"):
+    for name in ("model.safetensors", "best.safetensors", "history.json", "metrics.json"):
         assert (trained / name).exists(), name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert {"test_accuracy", "test_loss", "train_seconds"} <= set(metrics)
     assert metrics["test_accuracy"] > 0.85            # one epoch of LeNet-5 on 8,000 digits
     history = json.loads((trained / "history.json").read_text())
     assert len(history["epochs"]) == 1 and "val_accuracy" in history["epochs"][0]
-    meta = json.loads((trained / "model.json").read_text())
-    assert meta["model"]["name"] == "lenet5" and meta["model"]["parameters"] == 61706
+    checkpoint = load_checkpoint(trained / "model.safetensors")
+    assert checkpoint.model_name == "lenet5"
+    assert checkpoint.metadata["model"]["parameters"] == 61706
 
 
 def test_evaluate_prints_accuracy_and_confusion_matrix(trained, capsys):
-    code, out, _ = run_cli(capsys, "evaluate", str(trained / "model.npz"))
+    code, out, _ = run_cli(capsys, "evaluate", str(trained / "model.safetensors"))
     metrics = json.loads((trained / "metrics.json").read_text())
     assert code == 0
     assert f"accuracy {metrics['test_accuracy']:.4f}" in out
@@ -46,16 +49,15 @@ def test_checkpoint_keeps_the_input_standardisation(trained, tmp_path, capsys):
     from cnnlab.data import load_dataset
 
     train, _ = load_dataset("digits")
-    meta = json.loads((trained / "model.json").read_text())
-    stats = meta["config"]["normalize"]
+    checkpoint = load_checkpoint(trained / "model.safetensors")
+    stats = checkpoint.config["normalize"]
     np.testing.assert_allclose(stats["mean"], [train.images.mean(dtype=np.float64)], rtol=1e-12)
     np.testing.assert_allclose(stats["std"], [train.images.std(dtype=np.float64)], rtol=1e-12)
     # A hand-edited, unusable entry is a user mistake, reported in one line.
-    for name in ("model.npz", "model.json"):
-        (tmp_path / name).write_bytes((trained / name).read_bytes())
-    meta["config"]["normalize"] = {"mean": [0.1]}
-    (tmp_path / "model.json").write_text(json.dumps(meta))
-    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "model.npz"))
+    save_checkpoint(tmp_path / "model", restore(checkpoint, models.get), model_name="lenet5",
+                    model_args=checkpoint.model_args, epoch=checkpoint.epoch,
+                    config={**checkpoint.config, "normalize": {"mean": [0.1]}})
+    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "model.safetensors"))
     assert code == 2 and "unreadable 'normalize' entry" in err and err.count("\n") == 1
 
 
@@ -67,7 +69,7 @@ def test_predict_reads_an_image_file(trained, tmp_path, capsys):
     _, test = load_dataset("digits")
     index = int(np.flatnonzero(test.labels == 0)[0])
     Image.fromarray((test.images[index, 0] * 255).astype(np.uint8)).save(tmp_path / "zero.png")
-    code, out, _ = run_cli(capsys, "predict", str(trained / "model.npz"),
+    code, out, _ = run_cli(capsys, "predict", str(trained / "model.safetensors"),
                            str(tmp_path / "zero.png"))
     assert code == 0
     assert out.startswith(f"{tmp_path / 'zero.png'}: 0 ")
@@ -78,10 +80,10 @@ def test_resume_continues_exactly(tmp_path):
     assert main(["train", "--epochs", "2", "--quiet", "--out", str(straight)]) == 0
     assert main(["train", "--epochs", "1", "--quiet", "--out", str(resumed)]) == 0
     assert main(["train", "--epochs", "2", "--quiet", "--out", str(resumed),
-                 "--resume", str(resumed / "model.npz")]) == 0
-    a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
-    weights = [k for k in a.files if k.startswith("model/")]
-    assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
+                 "--resume", str(resumed / "model.safetensors")]) == 0
+    a = load_checkpoint(straight / "model.safetensors").model_state
+    b = load_checkpoint(resumed / "model.safetensors").model_state
+    assert a and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
@@ -103,18 +105,17 @@ def test_a_cosine_run_interrupted_and_resumed_equals_a_straight_one(tmp_path, mo
     assert main(["train", *cosine, "--out", str(resumed)]) == 130
     monkeypatch.undo()
     code, _, err = run_cli(capsys, "train", "--epochs", "4", "--schedule", "cosine", "--quiet",
-                       "--out", str(resumed), "--resume", str(resumed / "model.npz"))
+                       "--out", str(resumed), "--resume", str(resumed / "model.safetensors"))
     assert code == 2 and "follows a cosine schedule over 3 epochs; resume it with --epochs 3 " \
                          "(received 4)" in err
     code, _, err = run_cli(capsys, "train", "--epochs", "3", "--quiet", "--out", str(resumed),
-                       "--resume", str(resumed / "model.npz"))
+                       "--schedule", "constant", "--resume", str(resumed / "model.safetensors"))
     assert code == 2 and "was trained with --schedule cosine; resume it with the same " \
                          "schedule (received --schedule constant)" in err
-    assert main(["train", *cosine, "--out", str(resumed),
-                 "--resume", str(resumed / "model.npz")]) == 0
-    a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
-    weights = [k for k in a.files if k.startswith("model/")]
-    assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
+    assert main(["train", "--resume", str(resumed / "model.safetensors")]) == 0   # as saved
+    a = load_checkpoint(straight / "model.safetensors").model_state
+    b = load_checkpoint(resumed / "model.safetensors").model_state
+    assert a and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_predict_with_the_image_first_says_what_a_checkpoint_is(tmp_path, capsys):
@@ -122,7 +123,7 @@ def test_predict_with_the_image_first_says_what_a_checkpoint_is(tmp_path, capsys
     image.write_bytes(b"not really a png")
     code, _, err = run_cli(capsys, "predict", str(image), str(image))
     assert code == 2
-    assert f"expected a checkpoint file (.npz with its .json), received '{image}'" in err
+    assert f"expected a checkpoint file (.safetensors), received '{image}'" in err
 
 
 def test_summary_prints_the_lecture_table(capsys):
@@ -137,7 +138,7 @@ def test_summary_prints_the_lecture_table(capsys):
     (["train", "--data", "nope"], "unknown dataset 'nope'"),
     (["train", "--epochs", "0"], "--epochs: expected a positive integer, received 0"),
     (["train", "--lr", "abc"], "--lr: expected a positive number, received 'abc'"),
-    (["evaluate", "/nonexistent/model.npz"], "does not exist"),
+    (["evaluate", "/nonexistent/model.safetensors"], "does not exist"),
     (["summary", "lenet5", "--input-size", "8"], "input_size must be at least 16"),
     (["summary", "lenet5", "--channels", "6,x"], "expected comma-separated channel counts"),
 ])

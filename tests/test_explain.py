@@ -330,6 +330,6 @@ def test_explain_model_command(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--quiet", "--out", str(trained)]) == 0
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "line.png")
     capsys.readouterr()
-    code, out, _ = run_cli(capsys, "explain", "model", str(trained / "model.npz"),
+    code, out, _ = run_cli(capsys, "explain", "model", str(trained / "model.safetensors"),
                        str(tmp_path / "line.png"), "--layer", "0", "--at", "1,5,5")
     assert code == 0 and "output channel 1, row 5, column 5" in out and "Then layer 1 ReLU" in out

@@ -7,6 +7,9 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,12 +21,14 @@ from cnnlab.train import (
     EarlyStopping,
     History,
     ModelCheckpoint,
+    Terminated,
     TrainingDiverged,
     evaluate,
     fit,
     load_checkpoint,
     predict,
 )
+from cnnlab.train.lock import OutputLock, OutputLocked
 from cnnlab.train.metrics import (
     accuracy,
     confusion_matrix,
@@ -220,7 +225,7 @@ def test_model_checkpoint_keeps_last_and_best(tmp_path):
     fit(model, quadrant_data(), epochs=3, optimizer=optimizer, lr_schedule=schedule,
         batch_size=32, callbacks=[Snapshot(), saver], progress=False)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == \
-        ["best.json", "best.npz", "last.json", "last.npz"]
+        ["best.safetensors", "last.safetensors"]
     best, last = load_checkpoint(saver.path("best")), load_checkpoint(saver.path("last"))
     assert (best.epoch, last.epoch) == (1, 3) and saver.best_epoch == 1
     assert best.metrics["lr"] == 0.1 and last.metrics["lr"] == 0.025
@@ -248,7 +253,7 @@ def test_model_checkpoint_needs_validation_for_val_monitor(tmp_path):
     saver = ModelCheckpoint(tmp_path, monitor=None)
     fit(model, quadrant_data(12), epochs=1, optimizer=optimizer, callbacks=[saver],
         progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.safetensors"]
     with pytest.raises(ValueError, match="monitor must be one of"):
         ModelCheckpoint(tmp_path, monitor="acc")
 
@@ -385,6 +390,200 @@ def test_ctrl_c_after_the_last_step_is_not_lost(tmp_path, python_sigint):
     assert load_checkpoint(saver.path("interrupted")).epoch == 2
 
 
+class SigtermAt(nn.Module):
+    """The identity; training-mode call number ``at`` sends this process SIGTERM."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return x
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    cnnlab.manual_seed(0)
+    model = nn.Sequential(SigtermAt(at=3 + 2), *tiny_net())   # epoch 2, step 2
+    saver = ModelCheckpoint(tmp_path, monitor=None, model_name="tiny")
+    with pytest.raises(Terminated) as caught:
+        fit(model, quadrant_data(), epochs=5, optimizer=optim.SGD(model.parameters(), lr=0.1),
+            batch_size=32, callbacks=[saver], progress=False)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL              # restored
+    saved = load_checkpoint(saver.path("interrupted"))
+    assert saved.extra["interrupted"] and saved.extra["step"] == 2
+    for key, value in model.state_dict().items():             # the step finished first
+        np.testing.assert_array_equal(saved.model_state[key], value)
+    assert load_checkpoint(saver.path("last")).epoch == 1
+
+
+def test_a_programs_own_sigterm_handler_is_left_alone(tmp_path):
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda *args: calls.append(args[0]))
+    try:
+        cnnlab.manual_seed(0)
+        model = nn.Sequential(SigtermAt(at=2), *tiny_net())
+        fit(model, quadrant_data(), epochs=1, optimizer=optim.SGD(model.parameters(), lr=0.1),
+            batch_size=32, progress=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert calls == [signal.SIGTERM]
+
+
+# ---------------------------------------------------------------------------- one run per folder
+def test_a_second_lock_on_a_folder_is_refused_and_released(tmp_path):
+    with OutputLock(tmp_path / "run") as lock:
+        assert lock.path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(OutputLocked, match=rf"another training \(process {os.getpid()}\) is "
+                                               rf"writing to '.*run'; wait for it to finish or "
+                                               rf"choose another --out"):
+            OutputLock(tmp_path / "run").acquire()
+    assert not lock.path.exists()
+    with OutputLock(tmp_path / "run"):                       # free again
+        pass
+
+
+def test_stale_locks_are_taken_over_and_their_temporaries_removed(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    for owner in (dead, os.getpid(), "garbage"):            # killed, our own leftover, junk
+        (tmp_path / ".train.lock").write_text(f"{owner}\n")
+        leftover = tmp_path / f".model.safetensors.{dead}.00ff00ff.tmp"
+        leftover.write_bytes(b"half")
+        with OutputLock(tmp_path) as lock:
+            assert lock.path.read_text() == f"{os.getpid()}\n"
+            assert lock.removed == [leftover] and not leftover.exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputLocked, match="output folder '.*file' is a file; expected a folder"):
+        OutputLock(tmp_path / "file").acquire()
+
+
+# ---------------------------------------------------------------------------- cnnlab train
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    """A folder data set: 16×16 noise with a bright row or a bright column, 12 of each."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("data") / "shapes"
+    rng = np.random.default_rng(0)
+    for kind in ("row", "column"):
+        (root / kind).mkdir(parents=True)
+        for i in range(12):
+            image = (rng.random((16, 16)) * 60).astype(np.uint8)
+            where = rng.integers(2, 14)
+            if kind == "row":
+                image[where, :] = 255
+            else:
+                image[:, where] = 255
+            Image.fromarray(image).save(root / kind / f"{i}.png")
+    return root
+
+
+def _cnnlab(*argv: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(cnnlab.__file__).parents[1])}
+    return subprocess.Popen([sys.executable, "-m", "cnnlab", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+def test_sigterm_exits_143_a_second_run_refuses_and_lines_go_to_a_pipe(tmp_path, shapes):
+    out = tmp_path / "run"
+    child = _cnnlab("train", "--data", str(shapes), "--epochs", "100000", "--batch-size", "8",
+                    "--out", str(out))
+    try:
+        header = child.stdout.readline()
+        assert header.startswith("cnnlab train: model=lenet5")
+        line = child.stdout.readline()                      # stdout is a pipe: plain lines
+        assert line.startswith("epoch 1/100000  loss ") and "\r" not in line
+        second = _cnnlab("train", "--data", str(shapes), "--epochs", "1", "--out", str(out))
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert err == (f"cnnlab train: error: another training (process {child.pid}) is "
+                       f"writing to '{out}'; wait for it to finish or choose another --out.\n")
+        child.send_signal(signal.SIGTERM)
+        rest, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 143
+    assert "cnnlab train: terminated; " in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "interrupted.safetensors",
+                                                     "model.safetensors"]    # lock released
+    assert load_checkpoint(out / "interrupted.safetensors").extra["interrupted"]
+    assert load_checkpoint(out / "model.safetensors").epoch >= 1
+
+
+def test_resume_continues_the_history_and_says_what_changed(tmp_path, shapes, capsys):
+    from cnnlab.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "--data", str(shapes), "--batch-size", "8", "--out", str(out), "--quiet"]
+    assert main([*base, "--epochs", "2"]) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    # every setting not given comes from the checkpoint; a new --lr applies and is said
+    assert main(["train", "--resume", str(out / "model.safetensors"), "--epochs", "3",
+                 "--lr", "0.001"]) == 0
+    said = capsys.readouterr().out
+    assert "resuming after epoch 2 with --lr 0.001 instead of 0.002" in said
+    assert f"data={shapes}" in said and "batch_size=8" in said
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    assert [e["epoch"] for e in history] == [1, 2, 3]
+    assert [e["lr"] for e in history] == [0.002, 0.002, 0.001]
+    checkpoint = load_checkpoint(out / "model.safetensors")
+    assert checkpoint.config["lr"] == 0.001 and len(checkpoint.history) == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_seconds"] >= first["train_seconds"] + history[2]["seconds"] - 0.01
+    # what cannot change is refused in one sentence
+    for argv, message in (
+            (["--model", "small_vgg"], "was trained with --model lenet5; resume it with the same "
+                                       "model (received --model small_vgg)"),
+            (["--optimizer", "sgd"], "was trained with --optimizer adam"),
+            (["--data", "digits"], f"was trained with --data {shapes}"),
+            (["--epochs", "3"], "has already trained 3 epochs; ask for more with --epochs")):
+        code = main(["train", "--resume", str(out / "model.safetensors"), *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_an_interrupted_checkpoint_is_not_a_resume_point(tmp_path, shapes, capsys, monkeypatch):
+    from cnnlab.cli import main
+
+    out = tmp_path / "run"
+    original = ModelCheckpoint.on_epoch_end
+
+    def interrupt_in_epoch_2(self, epoch, logs):
+        original(self, epoch, logs)
+        if epoch == 1:                      # as if stopped after the first step of epoch 2
+            self.context.epoch, self.context.step = 1, 1
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", interrupt_in_epoch_2)
+    assert main(["train", "--data", str(shapes), "--epochs", "3", "--quiet", "--batch-size", "8",
+                 "--out", str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    code = main(["train", "--resume", str(out / "interrupted.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and "was saved by an interrupt in the middle of epoch 2 (after step 1 of " \
+        "3); resuming it would repeat those steps, so resume from model.safetensors beside it " \
+        "(the end of epoch 1)" in err
+
+
+def test_a_batch_larger_than_the_data_is_clamped_with_a_note(tmp_path, shapes, capsys):
+    from cnnlab.cli import main
+
+    assert main(["train", "--data", str(shapes), "--epochs", "1", "--batch-size", "100000",
+                 "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cnnlab train: batch size 100,000 is larger than the 19 training "
+                          "images; using 19\n")
+    assert load_checkpoint(tmp_path / "model.safetensors").config["batch_size"] == 19
+
+
 # ---------------------------------------------------------------------------- evaluate, predict
 class Oracle(nn.Module):
     """Logits ``10 · onehot(round(x[:, 0, 0, 0]))``: the image holds the predicted class."""
@@ -465,6 +664,20 @@ def test_progress_is_silent_unless_a_terminal(monkeypatch, capsys):
     text = terminal.getvalue()
     assert "epoch 1/2" in text and "epoch 2/2" in text and "img/s" in text
     assert "val_accuracy" in text and text.endswith("\n")
+
+
+def test_epoch_lines_without_a_terminal_have_no_carriage_returns(tmp_path, shapes):
+    child = _cnnlab("train", "--data", str(shapes), "--epochs", "2", "--batch-size", "8",
+                    "--out", str(tmp_path))
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    lines = out.splitlines()
+    assert [line.split("  ")[0] for line in lines[1:3]] == ["epoch 1/2", "epoch 2/2"]
+    assert "\r" not in out + err
+    quiet = _cnnlab("train", "--data", str(shapes), "--epochs", "2", "--out", str(tmp_path / "q"),
+                    "--quiet")
+    out, _ = quiet.communicate(timeout=120)
+    assert "epoch 1/2" not in out
 
 
 def test_progress_bar_line():

@@ -74,13 +74,13 @@ def test_viz_command_on_a_trained_checkpoint(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--quiet", "--out", str(run)]) == 0
     from PIL import Image
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
-    for argv in (["filters", str(run / "model.npz")],
-                 ["features", str(run / "model.npz"), str(tmp_path / "blank.png")],
-                 ["curves", str(run)], ["confusion", str(run / "model.npz")]):
+    for argv in (["filters", str(run / "model.safetensors")],
+                 ["features", str(run / "model.safetensors"), str(tmp_path / "blank.png")],
+                 ["curves", str(run)], ["confusion", str(run / "model.safetensors")]):
         out = tmp_path / f"{argv[0]}.png"
         capsys.readouterr()
         assert main(["viz", *argv, "--out", str(out)]) == 0
         assert out.stat().st_size > 1000 and f"wrote {out}" in capsys.readouterr().out
-    assert main(["viz", "filters", str(run / "model.npz"), "--layer", "9",
+    assert main(["viz", "filters", str(run / "model.safetensors"), "--layer", "9",
                  "--out", str(tmp_path / "x.png")]) == 2
     assert "layer '9' is not a convolution" in capsys.readouterr().err

@@ -9,17 +9,19 @@ from . import metrics
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TrainingContext
 from .checkpoint import (
     Checkpoint,
-    checkpoint_paths,
+    CheckpointError,
+    checkpoint_path,
     load_checkpoint,
     restore,
     restore_model,
     restore_training,
     save_checkpoint,
 )
-from .loop import History, TrainingDiverged, evaluate, fit, predict
+from .loop import History, Terminated, TrainingDiverged, evaluate, fit, predict
 
 __all__ = [
-    "Callback", "Checkpoint", "EarlyStopping", "History", "ModelCheckpoint", "TrainingContext",
-    "TrainingDiverged", "checkpoint_paths", "evaluate", "fit", "load_checkpoint", "metrics",
-    "predict", "restore", "restore_model", "restore_training", "save_checkpoint",
+    "Callback", "Checkpoint", "CheckpointError", "EarlyStopping", "History", "ModelCheckpoint",
+    "Terminated", "TrainingContext", "TrainingDiverged", "checkpoint_path", "evaluate", "fit",
+    "load_checkpoint", "metrics", "predict", "restore", "restore_model", "restore_training",
+    "save_checkpoint",
 ]

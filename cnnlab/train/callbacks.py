@@ -10,9 +10,9 @@ of epochs completed).
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from .._validate import _is_int, check_choice
 from ..nn.module import Module
 from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
-from .checkpoint import checkpoint_paths, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
 
 #: The numbers ``fit`` records for each epoch, any of which a callback may monitor.
 MONITORABLE = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_s")
@@ -114,17 +114,22 @@ def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
 class ModelCheckpoint(Callback):
     """Save the model after every epoch (``last``) and whenever ``monitor`` improves (``best``).
 
-    Files, in ``directory`` (created if needed), each a pair written atomically by
-    :func:`~cnnlab.train.checkpoint.save_checkpoint`:
+    Files, in ``directory`` (created if needed), each one ``.safetensors`` file committed by one
+    atomic rename (:func:`~cnnlab.train.checkpoint.save_checkpoint`):
 
-    - ``{last}.npz`` + ``{last}.json``: the end of the latest completed epoch, with optimiser,
-      scheduler and random state; ``fit(start_epoch=checkpoint.epoch)`` resumes it exactly.
-    - ``{best}.npz`` + ``{best}.json``: the epoch with the best ``monitor`` value so far (its
-      metrics are in the JSON). When resuming, the best value is read back from this file, so
-      a worse resumed epoch does not replace it.
-    - ``{interrupted}.npz`` + ``.json``: written on Ctrl-C, the weights after the last finished
-      step of the interrupted epoch (``extra.interrupted`` true, ``extra.step`` the steps done).
-      ``last`` is left as it was, still the last complete epoch.
+    - ``{last}.safetensors``: the end of the latest completed epoch, with optimiser, scheduler
+      and random state; ``fit(start_epoch=checkpoint.epoch)`` resumes it exactly.
+    - ``{best}.safetensors``: the epoch with the best ``monitor`` value so far (its metrics are
+      in the description). When resuming, the best value is read back from this file, so a worse
+      resumed epoch does not replace it.
+    - ``{interrupted}.safetensors``: written on Ctrl-C or SIGTERM, the weights after the last
+      finished step of the interrupted epoch (``extra.interrupted`` true, ``extra.step`` the
+      steps done). ``last`` is left as it was, still the last complete epoch; the interrupted
+      file is a snapshot to inspect, not a resume point (resuming it would replay the epoch's
+      first steps).
+
+    Each file also carries the history of all epochs so far (``history`` plus the epochs of
+    this run) and ``extra.train_seconds``, the training time so far (``seconds`` plus this run's).
 
     An epoch whose loss or weights became NaN/inf is never saved: ``fit`` raises
     ``TrainingDiverged`` before calling the callbacks, so the previous files stay.
@@ -138,6 +143,8 @@ class ModelCheckpoint(Callback):
         config: training configuration to store with the weights (JSON data).
         last, best, interrupted: file names without suffix; None switches that file off.
         min_delta: how much ``monitor`` must improve to count.
+        history: the per-epoch logs of the run being resumed (a checkpoint's ``history``).
+        seconds: its training time so far (a checkpoint's ``extra["train_seconds"]``).
 
     Example:
         >>> import tempfile
@@ -151,7 +158,8 @@ class ModelCheckpoint(Callback):
                  mode: str = "auto", *, model_name: str | None = None,
                  model_args: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
                  last: str | None = "last", best: str | None = "best",
-                 interrupted: str | None = "interrupted", min_delta: float = 0.0) -> None:
+                 interrupted: str | None = "interrupted", min_delta: float = 0.0,
+                 history: list[dict[str, Any]] | None = None, seconds: float = 0.0) -> None:
         self.directory = Path(directory)
         self.monitor = None if monitor is None else _check_monitor(monitor, "ModelCheckpoint")
         self.mode = _resolve_mode(mode, monitor or "", "ModelCheckpoint")
@@ -163,17 +171,20 @@ class ModelCheckpoint(Callback):
         self.best_value = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: int | None = None
         self.context: TrainingContext | None = None
+        self.history = list(history or [])
+        self.seconds_before, self._started = float(seconds), time.perf_counter()
 
     def path(self, which: str = "last") -> Path:
-        """The ``.npz`` path of ``"last"``, ``"best"`` or ``"interrupted"``."""
+        """The file of ``"last"``, ``"best"`` or ``"interrupted"``."""
         name = {"last": self.last, "best": self.best, "interrupted": self.interrupted}[which]
         if name is None:
             raise ValueError(f"ModelCheckpoint saves no {which!r} file ({which}=None).")
-        return checkpoint_paths(self.directory / name)[0]
+        return checkpoint_path(self.directory / name)
 
     def on_train_begin(self, context: TrainingContext) -> None:
         _check_validation(self.monitor if self.best else None, context, "ModelCheckpoint")
         self.context = context
+        self._started = time.perf_counter()
         self.directory.mkdir(parents=True, exist_ok=True)
         if context.start_epoch > 0 and self.best and self.monitor:
             self._read_best()
@@ -181,10 +192,9 @@ class ModelCheckpoint(Callback):
     def _read_best(self) -> None:
         """On resume, take the best value so far from the existing best file, if readable."""
         try:
-            metadata = json.loads(checkpoint_paths(self.directory / self.best)[1].read_text())
-            value = float(metadata["metrics"][self.monitor])
-            epoch = int(metadata["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
+            saved = load_checkpoint(self.path("best"))
+            value, epoch = float(saved.metrics[self.monitor]), saved.epoch
+        except (OSError, CheckpointError, KeyError, TypeError, ValueError):
             return
         if math.isfinite(value):
             self.best_value, self.best_epoch = value, epoch
@@ -197,10 +207,13 @@ class ModelCheckpoint(Callback):
             self.directory / name, context.model, context.optimizer,
             model_name=self.model_name or type(context.model).__name__,
             model_args=self.model_args, config=self.config, epoch=epoch, metrics=logs,
-            scheduler=context.lr_schedule, extra={"fit": context.settings(), **extra},
+            scheduler=context.lr_schedule, history=self.history,
+            extra={"fit": context.settings(), "train_seconds": round(
+                self.seconds_before + time.perf_counter() - self._started, 3), **extra},
         )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+        self.history.append(dict(logs))
         if self.last:
             self._save(self.last, epoch + 1, logs, interrupted=False)
         if self.best and self.monitor:

@@ -1,22 +1,26 @@
-"""Checkpoints: one ``.npz`` of arrays and one ``.json`` of metadata beside it, written atomically.
+"""Checkpoints: one ``.safetensors`` file per checkpoint, committed by one atomic rename.
 
-A checkpoint saved as ``run/model.npz`` is the pair
+A checkpoint saved as ``run/model.safetensors`` is a safetensors file (see
+:mod:`cnnlab.train.safetensors_format`) that anyone can open without cnnlab
+(``safetensors.torch.load_file``), holding
 
-- ``run/model.npz``: the model's ``state_dict`` under ``model/<key>`` (``model/0.weight``...),
-  the optimiser's per-parameter arrays under ``optimizer/state/<index>/<name>`` (momentum
-  buffers, Adam's moments and ``step``), cnnlab's random-generator state under ``rng/state``
-  (dropout masks continue exactly) and the format marker ``format/version``;
-- ``run/model.json``: readable metadata: model name and arguments, training configuration,
-  completed epochs, metrics, the optimiser's class and ``param_groups`` (learning rates,
-  momentum...), the lr-scheduler's class and state, the format version, and the SHA-256 of the
-  ``.npz``.
+- the model's ``state_dict`` under its own keys (``0.weight``, ``1.running_mean``...), the names
+  the equivalent ``torch.nn`` model uses;
+- the optimiser's per-parameter arrays under ``optimizer/<index>/<name>`` (momentum buffers,
+  Adam's moments and ``step``);
+- in the header's ``__metadata__["cnnlab"]``, a JSON description: model name and arguments,
+  training configuration (data set, input standardisation, class names...), completed epochs,
+  metrics, the history of all epochs so far, the optimiser's class and ``param_groups``, the
+  lr-scheduler's class and state, cnnlab's random-generator state, and the SHA-256 of the tensor
+  data (``weights_sha256``).
 
-Each file is written to a temporary file in the same directory and moved into place with
-``os.replace``, the ``.npz`` first, so a reader sees either the old file or the new one, never a
-half-written one. The JSON records the SHA-256 of the ``.npz`` it belongs to: if a save stopped
-between the two moves, or one file was replaced by hand, loading refuses the mismatched pair
-with a clear error instead of mixing two checkpoints. Arrays are read with
-``np.load(..., allow_pickle=False)``, so a checkpoint file cannot run code.
+The file is written to a temporary file in the same directory, flushed and fsynced, moved into
+place with one ``os.replace`` and the directory fsynced: a reader, or a process killed at any
+moment, sees the old checkpoint or the new one, never a mixture. Loading checks every declared
+size against the file and a cap before allocating, checks the SHA-256, and never runs code.
+
+Checkpoints of cnnlab 0.1 (``model.npz`` with ``model.json`` beside it, format version 1) still
+load.
 
 Resuming exactly: ``restore`` rebuilds the model from its name and arguments and loads the
 weights; ``restore_training`` then loads the optimiser, the scheduler and the random state and
@@ -35,7 +39,7 @@ import os
 import secrets
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +50,24 @@ from .. import __version__
 from .. import random as cnnlab_random
 from .._validate import _is_int
 from ..nn.module import Module
+from ..nn.parameter import parameter_limit
 from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
+from . import safetensors_format as st
 
 FORMAT = "cnnlab-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUFFIX = ".safetensors"
+#: Most tensor elements a checkpoint may declare (2 GiB of float32; LeNet-5 has 61,706).
+MAX_ELEMENTS = 1 << 29
+_OPTIMIZER = "optimizer/"
+_TEMPORARY = ".tmp"
 
 PathLike = str | os.PathLike
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable cnnlab checkpoint; the message says why in one sentence."""
 
 
 @dataclass
@@ -60,7 +75,7 @@ class Checkpoint:
     """What ``load_checkpoint`` read: the arrays and the metadata of one checkpoint.
 
     Attributes:
-        path: the ``.npz`` file.
+        path: the checkpoint file (``.safetensors``; ``.npz`` for a version-1 checkpoint).
         model_name: the name the model was saved under (for a factory such as
             ``cnnlab.models.get``).
         model_args: keyword arguments that rebuild the model with that factory.
@@ -68,13 +83,14 @@ class Checkpoint:
         epoch: epochs completed when it was saved; pass it to ``fit(start_epoch=...)``.
         metrics: the metrics saved with it (e.g. the epoch's ``val_accuracy``).
         config: the training configuration saved with it.
+        history: the per-epoch logs of all epochs up to this one (empty if none were saved).
         optimizer_class: class name of the saved optimiser, or None.
         optimizer_state: the optimiser's ``state_dict()``, or None.
         scheduler_class: class name of the saved lr-scheduler, or None.
         scheduler_state: the scheduler's ``state_dict()``, or None.
         rng_state: the state of cnnlab's random generator, or None.
         extra: more metadata (``fit``'s settings, whether training was interrupted...).
-        metadata: the whole JSON document.
+        metadata: the whole JSON description.
     """
 
     path: Path
@@ -84,6 +100,7 @@ class Checkpoint:
     epoch: int
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     optimizer_class: str | None = None
     optimizer_state: dict[str, Any] | None = field(default=None, repr=False)
     scheduler_class: str | None = None
@@ -94,31 +111,38 @@ class Checkpoint:
 
 
 # ---------------------------------------------------------------------------- paths and files
-def checkpoint_paths(path: PathLike) -> tuple[Path, Path]:
-    """The ``(.npz, .json)`` pair of a checkpoint given either file or the name without suffix.
+def checkpoint_path(path: PathLike) -> Path:
+    """The file a checkpoint named ``path`` lives in: ``NAME.safetensors``.
 
     Example:
-        >>> [p.name for p in checkpoint_paths("runs/model")]
-        ['model.npz', 'model.json']
+        >>> checkpoint_path("runs/model").name, checkpoint_path("runs/best.safetensors").name
+        ('model.safetensors', 'best.safetensors')
     """
     path = Path(path)
-    if path.suffix in (".npz", ".json"):
-        stem = path.with_suffix("")
-    else:
-        stem = path
-    return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+    return path if path.name.endswith(SUFFIX) else path.with_name(path.name + SUFFIX)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def atomic_write(path: PathLike, chunks: Iterable[bytes | memoryview] | bytes) -> None:
+    """Write ``chunks`` to ``path`` so that it is either the old file or the whole new one.
+
+    The bytes go to a temporary file beside ``path`` (``.NAME.PID.RANDOM.tmp``), which is
+    flushed and fsynced, then moved over ``path`` with one ``os.replace`` (atomic on POSIX and
+    Windows), and the directory is fsynced so that the rename survives a power cut. If anything
+    fails, the temporary file is removed and ``path`` is untouched; a process killed before the
+    rename leaves only the temporary file, which :func:`remove_stale_temporaries` cleans.
+    """
+    path = Path(path)
+    if isinstance(chunks, (bytes, bytearray, memoryview)):
+        chunks = [chunks]
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMPORARY}")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            for chunk in chunks:
+                file.write(chunk)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, path)                  # the commit: one atomic rename
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -129,6 +153,36 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a process of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: PathLike) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write` left in ``directory`` by processes
+    that no longer run (killed during a save); returns the paths removed."""
+    removed = []
+    for candidate in Path(directory).glob(f".*{_TEMPORARY}"):
+        parts = candidate.name.rsplit(".", 3)               # .NAME . PID . RANDOM . tmp
+        if len(parts) != 4 or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid() or _pid_alive(pid):           # a save under way, perhaps
+            continue
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
 
 
 def _json_data(value: Any, where: str) -> Any:
@@ -162,11 +216,12 @@ def save_checkpoint(path: PathLike, model: Module, optimizer: Optimizer | None =
                     config: Mapping[str, Any] | None = None, epoch: int,
                     metrics: Mapping[str, Any] | None = None,
                     scheduler: LRScheduler | None = None,
-                    extra: Mapping[str, Any] | None = None) -> Path:
-    """Save model, optimiser, scheduler and random state as ``NAME.npz`` + ``NAME.json``.
+                    extra: Mapping[str, Any] | None = None,
+                    history: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Save model, optimiser, scheduler and random state as one ``NAME.safetensors`` file.
 
     Args:
-        path: ``NAME.npz`` (or ``NAME``, or ``NAME.json``); the directory must exist.
+        path: ``NAME.safetensors`` (or ``NAME``); the directory must exist.
         model: the model whose ``state_dict`` is saved.
         optimizer: the optimiser to resume (its arrays and ``param_groups``), or None.
         model_name: the name that rebuilds the model with a factory (``"lenet5"``).
@@ -176,19 +231,20 @@ def save_checkpoint(path: PathLike, model: Module, optimizer: Optimizer | None =
         metrics: metrics to record (NumPy numbers are converted, NaN becomes null).
         scheduler: the learning-rate scheduler to resume, or None.
         extra: any further JSON metadata (``fit`` stores its settings here).
+        history: the per-epoch logs so far (``History.epochs``), kept with the weights.
 
     Returns:
-        The path of the ``.npz`` file.
+        The path of the file.
 
     Example:
         >>> import tempfile, pathlib
         >>> from cnnlab import nn
         >>> folder = pathlib.Path(tempfile.mkdtemp())
         >>> model = nn.Sequential(nn.Linear(4, 2))
-        >>> save_checkpoint(folder / "model.npz", model, model_name="linear", epoch=0).name
-        'model.npz'
+        >>> save_checkpoint(folder / "model", model, model_name="linear", epoch=0).name
+        'model.safetensors'
         >>> sorted(p.name for p in folder.iterdir())
-        ['model.json', 'model.npz']
+        ['model.safetensors']
     """
     if not isinstance(model, Module):
         raise TypeError(f"save_checkpoint: model must be a cnnlab.nn.Module, received "
@@ -205,189 +261,310 @@ def save_checkpoint(path: PathLike, model: Module, optimizer: Optimizer | None =
     if not _is_int(epoch) or epoch < 0:
         raise ValueError(f"save_checkpoint: epoch must be a non-negative int, received "
                          f"{epoch!r}.")
-    npz_path, json_path = checkpoint_paths(path)
-    if not npz_path.parent.is_dir():
+    if Path(path).suffix in (".npz", ".json"):
+        raise ValueError(f"save_checkpoint writes one {SUFFIX} file; received {str(path)!r} "
+                         f"(the two-file .npz + .json format is read, no longer written).")
+    file = checkpoint_path(path)
+    if not file.parent.is_dir():
         raise FileNotFoundError(
-            f"save_checkpoint: the directory {str(npz_path.parent)!r} does not exist."
+            f"save_checkpoint: the directory {str(file.parent)!r} does not exist."
         )
 
-    arrays: dict[str, np.ndarray] = {"format/version": np.array(FORMAT_VERSION)}
+    tensors: dict[str, np.ndarray] = {}
     for key, value in model.state_dict().items():
-        arrays[f"model/{key}"] = np.asarray(value)
+        if key.startswith(_OPTIMIZER):
+            raise ValueError(f"save_checkpoint: the model's state key {key!r} collides with "
+                             f"the optimizer's {_OPTIMIZER!r} prefix.")
+        tensors[key] = np.asarray(value)
     optimizer_meta = None
     if optimizer is not None:
         state = optimizer.state_dict()
         for index, values in state["state"].items():
             for name, value in values.items():
-                arrays[f"optimizer/state/{index}/{name}"] = np.asarray(value)
+                tensors[f"{_OPTIMIZER}{index}/{name}"] = np.asarray(value)
         optimizer_meta = {"class": type(optimizer).__name__,
                           "param_groups": _json_data(state["param_groups"], "optimizer groups")}
     scheduler_meta = None
     if scheduler is not None:
         scheduler_meta = {"class": type(scheduler).__name__,
                           "state": _json_data(scheduler.state_dict(), "scheduler state")}
-    arrays["rng/state"] = np.array(json.dumps(cnnlab_random.get_state()))
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    payload = buffer.getvalue()
+    digest = hashlib.sha256()
+    for value in tensors.values():
+        digest.update(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")))
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "cnnlab_version": __version__,
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "npz": npz_path.name,
-        "npz_sha256": hashlib.sha256(payload).hexdigest(),
+        "weights_sha256": digest.hexdigest(),
         "model": {"name": model_name,
                   "args": _json_data(dict(model_args or {}), "model_args"),
                   "parameters": model.num_parameters()},
         "epoch": int(epoch),
         "metrics": _json_data(dict(metrics or {}), "metrics"),
         "config": _json_data(dict(config or {}), "config"),
+        "history": _json_data(list(history or []), "history"),
         "optimizer": optimizer_meta,
         "scheduler": scheduler_meta,
+        "rng_state": _json_data(cnnlab_random.get_state(), "random state"),
         "extra": _json_data(dict(extra or {}), "extra"),
     }
-    text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
-    _atomic_write(npz_path, payload)            # the .npz first: the JSON is the commit point
-    _atomic_write(json_path, text.encode("utf-8"))
-    return npz_path
+    description = json.dumps(metadata, allow_nan=False)
+    # "format": "pt" tells safetensors-aware tools the tensors carry PyTorch's names.
+    atomic_write(file, st.encode(tensors, {"format": "pt", "cnnlab": description}))
+    return file
 
 
 # ---------------------------------------------------------------------------- loading
-def _read_metadata(json_path: Path, npz_path: Path) -> dict[str, Any]:
-    if not json_path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {str(npz_path)!r} has no metadata file {json_path.name!r} beside it; a "
-            f"cnnlab checkpoint is a .npz file with a .json file of the same name."
-        )
-    try:
-        metadata = json.loads(json_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"checkpoint metadata {str(json_path)!r} is not valid JSON ({error})."
-        ) from None
+def _fail(where: str, reason: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {where} {reason}")
+
+
+def _check_metadata(metadata: Any, where: str, checksum_key: str) -> dict[str, Any]:
+    """The description's required entries, each missing one named in its own sentence."""
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(
-            f"{str(json_path)!r} is not the metadata of a cnnlab checkpoint (it lacks "
-            f"\"format\": \"{FORMAT}\")."
-        )
+        raise CheckpointError(f"{where} is not a cnnlab checkpoint (its description lacks "
+                              f"\"format\": \"{FORMAT}\").")
     version = metadata.get("format_version")
     if not _is_int(version) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {str(json_path)!r} has format version {version!r}; this cnnlab "
-            f"{__version__} reads versions up to {FORMAT_VERSION}."
-        )
+        raise _fail(where, f"has format version {version!r}; this cnnlab {__version__} reads "
+                           f"versions up to {FORMAT_VERSION}.")
     model = metadata.get("model")
-    if (not isinstance(model, dict) or not isinstance(model.get("name"), str)
-            or not isinstance(model.get("args"), dict) or not _is_int(metadata.get("epoch"))
-            or not isinstance(metadata.get("npz_sha256"), str)):
-        raise ValueError(
-            f"checkpoint metadata {str(json_path)!r} is incomplete: it needs model.name, "
-            f"model.args, epoch and npz_sha256."
-        )
+    if not isinstance(model, dict):
+        raise _fail(where, "has no 'model' entry (the model's name and arguments).")
+    if not isinstance(model.get("name"), str) or not model["name"]:
+        raise _fail(where, "has no model.name (the name that rebuilds the model).")
+    if not isinstance(model.get("args"), dict):
+        raise _fail(where, "has no model.args (the arguments that rebuild the model).")
+    if not _is_int(metadata.get("epoch")) or metadata["epoch"] < 0:
+        raise _fail(where, f"has no valid 'epoch' (completed epochs), received "
+                           f"{metadata.get('epoch')!r}.")
+    if not isinstance(metadata.get(checksum_key), str):
+        raise _fail(where, f"has no {checksum_key!r} (the SHA-256 that proves its weights "
+                           f"intact).")
+    if not isinstance(metadata.get("config"), dict):
+        raise _fail(where, "has no 'config' entry (the training configuration with its input "
+                           "standardisation); without it the model would see unstandardised "
+                           "inputs.")
+    for key in ("metrics", "extra"):
+        if not isinstance(metadata.get(key) or {}, dict):
+            raise _fail(where, f"has a {key!r} entry that is not a JSON object.")
+    if not isinstance(metadata.get("history") or [], list):
+        raise _fail(where, "has a 'history' entry that is not a list of epochs.")
+    classes, outputs = metadata["config"].get("classes"), model["args"].get("num_classes")
+    if classes is not None and (not isinstance(classes, list)
+                                or (_is_int(outputs) and len(classes) != outputs)):
+        count = len(classes) if isinstance(classes, list) else classes
+        raise _fail(where, f"names {count!r} classes but its model has {outputs} outputs "
+                           f"(model.args.num_classes).")
     return metadata
 
 
-def _read_arrays(npz_path: Path, expected_sha256: str, json_path: Path) -> dict[str, np.ndarray]:
-    payload = npz_path.read_bytes()
-    actual = hashlib.sha256(payload).hexdigest()
-    if actual != expected_sha256:
-        raise ValueError(
-            f"checkpoint files do not belong together: {json_path.name!r} records SHA-256 "
-            f"{expected_sha256[:12]}… for {npz_path.name!r}, but the file has {actual[:12]}… "
-            f"(one of them was replaced, or a save was interrupted between the two files)."
-        )
-    try:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"{str(npz_path)!r} is not a readable checkpoint archive ({error})."
-        ) from None
-    if "format/version" not in arrays:
-        raise ValueError(
-            f"{str(npz_path)!r} is a .npz archive but not a cnnlab checkpoint (it has no "
-            f"'format/version' entry)."
-        )
-    return arrays
+def _check_weights(model_state: Mapping[str, np.ndarray], where: str) -> None:
+    for key, value in model_state.items():
+        if np.issubdtype(value.dtype, np.floating):
+            if not np.isfinite(value).all():
+                raise _fail(where, f"has non-finite weights (NaN or inf) in {key!r}.")
+        elif not (key.endswith("num_batches_tracked") and np.issubdtype(value.dtype, np.integer)):
+            raise _fail(where, f"stores {key!r} as {value.dtype}; weights must be "
+                               f"floating-point.")
 
 
-def load_checkpoint(path: PathLike) -> Checkpoint:
+def _open_file(given: Path) -> Path:
+    """The checkpoint file meant by ``given`` (a name without suffix finds either format)."""
+    if given.is_dir():
+        found = sorted(p.name for p in given.iterdir()
+                       if p.name.endswith(SUFFIX) or p.suffix == ".npz")
+        hint = f"; it holds {', '.join(found)}" if found else ""
+        raise CheckpointError(f"expected a checkpoint file ({SUFFIX}), received the directory "
+                              f"{str(given)!r}{hint}.")
+    if given.is_file():
+        return given
+    for candidate in (checkpoint_path(given), given.with_name(given.name + ".npz")):
+        if given.suffix not in (SUFFIX, ".npz", ".json") and candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"checkpoint file {str(given)!r} does not exist.")
+
+
+def load_checkpoint(path: PathLike, *, max_elements: int = MAX_ELEMENTS) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (or ``ModelCheckpoint``).
 
+    Nothing in the file is trusted: the header's length, every tensor's shape and offsets are
+    checked against the file's size and ``max_elements`` before anything is allocated, the
+    weights' SHA-256 must match the one recorded, weights must be finite floating-point numbers,
+    and a missing entry of the description is named in a one-sentence :class:`CheckpointError`.
+
     Args:
-        path: the ``.npz`` file, its ``.json`` twin, or the name without suffix.
+        path: the ``.safetensors`` file or its name without suffix; a version-1 checkpoint's
+            ``.npz`` (or its ``.json``).
+        max_elements: the most tensor elements the file may declare in all.
 
     Returns:
-        A :class:`Checkpoint` with the arrays and metadata.
+        A :class:`Checkpoint` with the arrays and the description.
 
     Raises:
-        FileNotFoundError: the ``.npz`` or its ``.json`` is missing.
-        ValueError: the files are not a cnnlab checkpoint, are damaged, or do not belong
-            together.
+        FileNotFoundError: there is no such file.
+        CheckpointError: (a ``ValueError``) the file is not a cnnlab checkpoint, is damaged,
+            too large, or incomplete.
 
     Example:
         >>> import tempfile, pathlib
         >>> from cnnlab import nn
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
         >>> _ = save_checkpoint(path, nn.Linear(4, 2), model_name="linear", epoch=3)
         >>> checkpoint = load_checkpoint(path)
         >>> checkpoint.epoch, sorted(checkpoint.model_state)
         (3, ['bias', 'weight'])
     """
-    given = Path(path)
-    if given.is_dir():
-        found = sorted(p.name for p in given.glob("*.npz"))
-        hint = f"; it holds {', '.join(found)}" if found else ""
-        raise ValueError(
-            f"expected a checkpoint file (.npz), received the directory {str(given)!r}{hint}."
-        )
-    npz_path, json_path = checkpoint_paths(given)
-    if not npz_path.is_file():
-        if given.is_file():               # an existing file that is no checkpoint (an image?)
-            raise ValueError(f"expected a checkpoint file (.npz with its .json), received "
-                             f"{str(given)!r}.")
-        raise FileNotFoundError(f"checkpoint file {str(npz_path)!r} does not exist.")
-    metadata = _read_metadata(json_path, npz_path)
-    arrays = _read_arrays(npz_path, metadata["npz_sha256"], json_path)
+    file = _open_file(Path(path))
+    if file.suffix in (".npz", ".json"):
+        return _load_version_1(file, max_elements)
+    where = repr(str(file))
+    with open(file, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        try:
+            header = st.read_header(stream, size, where, max_elements)
+        except st.FormatError as error:
+            if size >= 8 and not _looks_like_safetensors(file):
+                raise CheckpointError(f"expected a checkpoint file ({SUFFIX}), received "
+                                      f"{where}.") from None
+            raise CheckpointError(f"checkpoint {error}") from None
+        if "cnnlab" not in header.metadata:
+            raise CheckpointError(f"{where} is a safetensors file but not a cnnlab checkpoint "
+                                  f"(its __metadata__ has no 'cnnlab' description).")
+        try:
+            metadata = st.parse_json(header.metadata["cnnlab"], f"the description of {where}")
+        except st.FormatError as error:
+            raise CheckpointError(f"checkpoint {error}") from None
+        metadata = _check_metadata(metadata, where, "weights_sha256")
+        digest = hashlib.sha256()
+        try:
+            arrays = st.read_tensors(stream, header, digest)
+        except st.FormatError as error:
+            raise _fail(where, f"is damaged: {error}") from None
+    if digest.hexdigest() != metadata["weights_sha256"]:
+        raise _fail(where, f"is damaged: its tensors have SHA-256 {digest.hexdigest()[:12]}…, "
+                           f"its description records {metadata['weights_sha256'][:12]}….")
+    model_state = {k: v for k, v in arrays.items() if not k.startswith(_OPTIMIZER)}
+    optimizer_arrays = {k[len(_OPTIMIZER):]: v for k, v in arrays.items()
+                        if k.startswith(_OPTIMIZER)}
+    return _checkpoint(file, metadata, model_state, optimizer_arrays,
+                       metadata.get("rng_state"), where)
 
-    model_state = {key[len("model/"):]: value for key, value in arrays.items()
-                   if key.startswith("model/")}
-    optimizer_meta = metadata.get("optimizer")
-    scheduler_meta = metadata.get("scheduler")
-    optimizer_state = rng_state = None
-    try:
-        if isinstance(optimizer_meta, dict):
-            state: dict[int, dict[str, np.ndarray]] = {}
-            for key, value in arrays.items():
-                if key.startswith("optimizer/state/"):
-                    index, name = key[len("optimizer/state/"):].split("/", 1)
-                    state.setdefault(int(index), {})[name] = value
-            optimizer_state = {"state": state, "param_groups": optimizer_meta["param_groups"]}
-        if isinstance(scheduler_meta, dict) and not {"class", "state"} <= scheduler_meta.keys():
-            raise KeyError("scheduler class or state")
-        if "rng/state" in arrays:
-            rng_state = json.loads(str(arrays["rng/state"]))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"checkpoint {str(npz_path)!r} is damaged: its optimizer, scheduler "
-                         f"or random state cannot be read ({error!r}).") from None
+
+def _looks_like_safetensors(file: Path) -> bool:
+    with open(file, "rb") as stream:
+        start = stream.read(9)
+    return len(start) == 9 and start[8:9] == b"{"
+
+
+def _checkpoint(file: Path, metadata: dict[str, Any], model_state: dict[str, np.ndarray],
+                optimizer_arrays: dict[str, np.ndarray], rng_state: Any,
+                where: str) -> Checkpoint:
+    """Assemble and check what both formats read (optimizer arrays keyed ``INDEX/NAME``)."""
+    _check_weights(model_state, where)
+    optimizer_meta, scheduler_meta = metadata.get("optimizer"), metadata.get("scheduler")
+    optimizer_state = None
+    if optimizer_meta is not None:
+        if (not isinstance(optimizer_meta, dict) or not isinstance(optimizer_meta.get("class"), str)
+                or not isinstance(optimizer_meta.get("param_groups"), list)):
+            raise _fail(where, "has an 'optimizer' entry without its class and param_groups.")
+        state: dict[int, dict[str, np.ndarray]] = {}
+        for key, value in optimizer_arrays.items():
+            index, _, name = key.partition("/")
+            if not index.isdigit() or not name:
+                raise _fail(where, f"has an optimizer array named {key!r}; expected "
+                                   f"INDEX/NAME.")
+            state.setdefault(int(index), {})[name] = value
+        optimizer_state = {"state": state, "param_groups": optimizer_meta["param_groups"]}
+    if scheduler_meta is not None and (not isinstance(scheduler_meta, dict)
+                                       or not isinstance(scheduler_meta.get("class"), str)
+                                       or not isinstance(scheduler_meta.get("state"), dict)):
+        raise _fail(where, "has a 'scheduler' entry without its class and state.")
+    if rng_state is not None and not isinstance(rng_state, dict):
+        raise _fail(where, "has a random state that is not a JSON object.")
     return Checkpoint(
-        path=npz_path,
+        path=file,
         model_name=metadata["model"]["name"],
         model_args=dict(metadata["model"]["args"]),
         model_state=model_state,
         epoch=int(metadata["epoch"]),
         metrics=dict(metadata.get("metrics") or {}),
-        config=dict(metadata.get("config") or {}),
-        optimizer_class=optimizer_meta["class"] if isinstance(optimizer_meta, dict) else None,
+        config=dict(metadata["config"]),
+        history=list(metadata.get("history") or []),
+        optimizer_class=optimizer_meta["class"] if optimizer_meta else None,
         optimizer_state=optimizer_state,
-        scheduler_class=scheduler_meta["class"] if isinstance(scheduler_meta, dict) else None,
-        scheduler_state=scheduler_meta["state"] if isinstance(scheduler_meta, dict) else None,
+        scheduler_class=scheduler_meta["class"] if scheduler_meta else None,
+        scheduler_state=scheduler_meta["state"] if scheduler_meta else None,
         rng_state=rng_state,
         extra=dict(metadata.get("extra") or {}),
         metadata=metadata,
     )
+
+
+def _load_version_1(file: Path, max_elements: int) -> Checkpoint:
+    """A cnnlab 0.1 checkpoint: ``NAME.npz`` of arrays with ``NAME.json`` beside it."""
+    npz_path, json_path = file.with_suffix(".npz"), file.with_suffix(".json")
+    where = repr(str(npz_path))
+    if not npz_path.is_file():
+        raise FileNotFoundError(f"checkpoint file {where} does not exist.")
+    if not json_path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {where} has no metadata file {json_path.name!r} beside it; a version-1 "
+            f"cnnlab checkpoint is a .npz file with a .json file of the same name."
+        )
+    if json_path.stat().st_size > st.MAX_HEADER_BYTES:
+        raise _fail(where, f"has a description of {json_path.stat().st_size:,} bytes; at most "
+                           f"{st.MAX_HEADER_BYTES:,} are accepted.")
+    try:
+        metadata = st.parse_json(json_path.read_bytes(), f"checkpoint metadata "
+                                                         f"{str(json_path)!r}")
+    except st.FormatError as error:
+        raise CheckpointError(str(error)) from None
+    metadata = _check_metadata(metadata, where, "npz_sha256")
+    payload = npz_path.read_bytes()
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != metadata["npz_sha256"]:
+        raise CheckpointError(
+            f"checkpoint files do not belong together: {json_path.name!r} records SHA-256 "
+            f"{metadata['npz_sha256'][:12]}… for {npz_path.name!r}, but the file has "
+            f"{actual[:12]}… (one of them was replaced, or a save was interrupted between the "
+            f"two files)."
+        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            declared = elements = 0
+            for info in archive.infolist():          # shapes from the .npy headers first
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(member)
+                elements += math.prod(shape)
+                declared += math.prod(shape) * dtype.itemsize
+                if declared > len(payload) or elements > max_elements:
+                    raise _fail(where, f"declares arrays of {declared:,} bytes ({elements:,} "
+                                       f"elements) in a file of {len(payload):,} bytes.")
+        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{where} is not a readable checkpoint archive ({error}).") from None
+    if "format/version" not in arrays:
+        raise CheckpointError(f"{where} is a .npz archive but not a cnnlab checkpoint (it has "
+                              f"no 'format/version' entry).")
+    rng_state = None
+    if "rng/state" in arrays:
+        try:
+            rng_state = json.loads(str(arrays["rng/state"]))
+        except ValueError:
+            raise _fail(where, "has a random state that is not JSON.") from None
+    prefix = "optimizer/state/"
+    return _checkpoint(npz_path, metadata,
+                       {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")},
+                       {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
+                       rng_state, where)
 
 
 # ---------------------------------------------------------------------------- restoring
@@ -397,7 +574,7 @@ def restore_model(checkpoint: Checkpoint, model: Module) -> Module:
     Example:
         >>> import tempfile, pathlib
         >>> from cnnlab import nn
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
         >>> _ = save_checkpoint(path, nn.Linear(4, 2), model_name="linear", epoch=0)
         >>> restore_model(load_checkpoint(path), nn.Linear(4, 2))
         Linear(in_features=4, out_features=2, bias=True)
@@ -428,15 +605,24 @@ def restore(checkpoint: Checkpoint, build_model: Callable[..., Module]) -> Modul
     Example:
         >>> import tempfile, pathlib
         >>> from cnnlab import nn
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
         >>> _ = save_checkpoint(path, nn.Linear(4, 2), model_name="linear",
         ...                     model_args={"in_features": 4, "out_features": 2}, epoch=0)
         >>> restore(load_checkpoint(path), lambda name, **args: nn.Linear(**args))
         Linear(in_features=4, out_features=2, bias=True)
     """
     name, args = checkpoint.model_name, checkpoint.model_args
+    # The weights in the file bound the model: arguments that build a larger one (a hostile
+    # ``input_size: 1000000``) stop at the first parameter over that count, before allocating.
+    stored = sum(int(v.size) for v in checkpoint.model_state.values())
     try:
-        model = build_model(name, **args)
+        with parameter_limit(stored, "these arguments"):
+            model = build_model(name, **args)
+    except MemoryError:
+        raise CheckpointError(
+            f"cannot rebuild model {name!r} with arguments {args} from checkpoint "
+            f"{str(checkpoint.path)!r}: it would not fit in memory, while the file holds "
+            f"{stored:,} weights.") from None
     except (TypeError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise type(error)(
@@ -474,7 +660,7 @@ def restore_training(checkpoint: Checkpoint, model: Module | None = None,
     Example:
         >>> import tempfile, pathlib
         >>> from cnnlab import nn, optim
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "last.npz"
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "last.safetensors"
         >>> model = nn.Linear(4, 2)
         >>> _ = save_checkpoint(path, model, optim.SGD(model.parameters(), lr=0.1),
         ...                     model_name="linear", epoch=5)

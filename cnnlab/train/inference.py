@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..nn import Module
-from .checkpoint import Checkpoint, load_checkpoint, restore_model
+from .checkpoint import Checkpoint, load_checkpoint, restore
 
 
 def load_trained(path: str | os.PathLike) -> tuple[Checkpoint, Module, Callable]:
@@ -20,15 +20,14 @@ def load_trained(path: str | os.PathLike) -> tuple[Checkpoint, Module, Callable]
     from ..data.transforms import Normalize
 
     checkpoint = load_checkpoint(path)
-    model = models.get(checkpoint.model_name, **checkpoint.model_args)
-    restore_model(checkpoint, model)
+    model = restore(checkpoint, models.get)
     model.eval()
     stats = checkpoint.config.get("normalize")
     try:
         normalize = Normalize(stats["mean"], stats["std"]) if stats else (lambda x: x)
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"the checkpoint {path} has an unreadable 'normalize' entry in its "
-                         f"JSON, expected {{\"mean\": [...], \"std\": [...]}}, received "
+                         f"description, expected {{\"mean\": [...], \"std\": [...]}}, received "
                          f"{stats!r}.") from None
     return checkpoint, model, normalize
 

@@ -184,30 +184,48 @@ def _check_fit(model: Any, optimizer: Any, epochs: Any, batch_size: Any, start_e
                             f"received {type(callback).__name__}.")
 
 
-# ---------------------------------------------------------------------------- Ctrl-C
-@contextlib.contextmanager
-def _step_boundary_interrupts() -> Iterator[Callable[[], bool]]:
-    """Let a first Ctrl-C finish the running step (so saved state is consistent); a second one
-    interrupts at once. Yields a function telling whether a stop was requested.
+# ---------------------------------------------------------------------------- Ctrl-C, SIGTERM
+class Terminated(KeyboardInterrupt):
+    """Training was stopped by SIGTERM (``kill``, a job scheduler, ``docker stop``).
 
-    Only in the main thread, and only if SIGINT has Python's default handler.
+    A ``KeyboardInterrupt``, so everything that saves on Ctrl-C saves on SIGTERM too; the
+    ``cnnlab`` command exits with status 143 (128 + 15) for it and 130 for Ctrl-C.
     """
-    requested = [False]
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield lambda: False
+
+
+@contextlib.contextmanager
+def _step_boundary_interrupts() -> Iterator[Callable[[], type[KeyboardInterrupt] | None]]:
+    """Let a first Ctrl-C or SIGTERM finish the running step (so saved state is consistent);
+    a second one interrupts at once. Yields a function giving the exception to raise at the
+    next step boundary (``KeyboardInterrupt`` or :class:`Terminated`), or None.
+
+    Only in the main thread, and only for signals that have Python's default handling
+    (SIGINT: ``default_int_handler``; SIGTERM: ``SIG_DFL``); a program's own handler is left in
+    place. The stop is raised as ``KeyboardInterrupt`` (Ctrl-C) or :class:`Terminated`.
+    """
+    requested: list[type[KeyboardInterrupt]] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if requested[0]:
-            raise KeyboardInterrupt
-        requested[0] = True
+        kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        if requested:
+            raise kind
+        requested.append(kind)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {}
+    defaults = {signal.SIGINT: signal.default_int_handler}
+    if hasattr(signal, "SIGTERM"):
+        defaults[signal.SIGTERM] = signal.SIG_DFL
+    for number, default in defaults.items():
+        if signal.getsignal(number) is default:
+            previous[number] = signal.signal(number, handler)
     try:
-        yield lambda: requested[0]
+        yield lambda: requested[0] if requested else None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler_before in previous.items():
+            signal.signal(number, handler_before)
 
 
 @contextlib.contextmanager
@@ -263,6 +281,7 @@ def fit(model: Module, train_data: Any, *, epochs: int, optimizer: Optimizer,
             epoch, so the last good checkpoint stays).
         KeyboardInterrupt: re-raised after the callbacks' ``on_interrupt`` (which save);
             the first Ctrl-C lets the running step finish, so the saved state is consistent.
+            SIGTERM is handled the same way and raised as :class:`Terminated`, a subclass.
 
     Shape:
         ``train_data.images (N, C, H, W)``, ``train_data.labels (N,)`` int class indices.
@@ -305,8 +324,8 @@ def fit(model: Module, train_data: Any, *, epochs: int, optimizer: Optimizer,
                 for callback in callbacks:
                     stop = bool(callback.on_epoch_end(epoch, dict(logs))) or stop
                 context.epoch, context.step = epoch + 1, 0              # epoch e is done
-                if stop_requested():          # Ctrl-C during validation or the callbacks
-                    raise KeyboardInterrupt
+                if stop_requested():          # a stop during validation or the callbacks
+                    raise stop_requested()
                 if stop:
                     history.stopped_early = True
                     break
@@ -323,7 +342,7 @@ def fit(model: Module, train_data: Any, *, epochs: int, optimizer: Optimizer,
 
 def _run_epoch(model: Module, loader: Any, optimizer: Optimizer,
                lr_schedule: LRScheduler | None, val_arrays: tuple[np.ndarray, np.ndarray] | None,
-               context: TrainingContext, progress: bool, stop_requested: Callable[[], bool],
+               context: TrainingContext, progress: bool, stop_requested: Callable[[], Any],
                partial: dict[str, float]) -> dict[str, float]:
     """Train one epoch, validate, step the schedule; returns the epoch's logs."""
     epoch, steps = context.epoch, context.steps
@@ -336,7 +355,7 @@ def _run_epoch(model: Module, loader: Any, optimizer: Optimizer,
     try:
         for step, (x, y) in enumerate(loader, start=1):
             if stop_requested():
-                raise KeyboardInterrupt
+                raise stop_requested()
             y = np.asarray(y)
             optimizer.zero_grad()
             logits = model(Tensor(x))                                   # (B, K)
@@ -375,13 +394,13 @@ def _run_epoch(model: Module, loader: Any, optimizer: Optimizer,
 
 # ---------------------------------------------------------------------------- evaluate, predict
 def _evaluate_arrays(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int,
-                     stop_requested: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+                     stop_requested: Callable[[], Any] = lambda: None) -> dict[str, Any]:
     total_loss, predictions = 0.0, []
     num_classes = None
     with _evaluation_mode(model):
         for begin in range(0, len(images), batch_size):
             if stop_requested():
-                raise KeyboardInterrupt
+                raise stop_requested()
             x, y = images[begin:begin + batch_size], labels[begin:begin + batch_size]
             logits = model(Tensor(x))                                   # (B, K)
             if logits.ndim != 2:

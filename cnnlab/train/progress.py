@@ -1,10 +1,12 @@
 """A one-line progress bar per epoch on stderr: batches done, loss, accuracy and images/s.
 
 The bar redraws in place (carriage return) at most ten times a second and ends with the
-epoch's summary line. It is silent (draws and prints nothing) when disabled or when stderr is
-not a terminal, so logs, pipes and CI output stay clean. In a Jupyter notebook (and no
-``stream`` given) the bar is one display output that is updated in place, so a finished run
-leaves one summary line per epoch in the notebook, not one line per redraw.
+epoch's summary line (:func:`epoch_line`). It is silent (draws and prints nothing) when disabled
+or when stderr is not a terminal, so logs, pipes and CI output hold no carriage returns; there,
+``cnnlab train`` prints the same summary line once per epoch instead, as Keras' ``verbose=2``.
+In a Jupyter notebook (and no ``stream`` given) the bar is one display output that is updated
+in place, so a finished run leaves one summary line per epoch in the notebook, not one line per
+redraw.
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ def _duration(seconds: float) -> str:
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
+    """The summary of one finished epoch, as the bar ends with it and logs print it.
+
+    Example:
+        >>> epoch_line(2, 10, {"loss": 0.25, "val_accuracy": 0.9, "images_per_s": 1234.5,
+        ...                    "seconds": 3.21})
+        'epoch 2/10  loss 0.2500  val_accuracy 0.9000  1,234 img/s  3.2 s'
+    """
+    shown = [f"{key} {value:.4f}" for key, value in logs.items()
+             if key in ("loss", "accuracy", "val_loss", "val_accuracy")]
+    if "images_per_s" in logs:
+        shown.append(f"{logs['images_per_s']:,.0f} img/s")
+    if "seconds" in logs:
+        shown.append(f"{logs['seconds']:.1f} s")
+    return f"epoch {epoch}/{epochs}  " + "  ".join(shown)
 
 
 class EpochProgress:
@@ -53,6 +72,7 @@ class EpochProgress:
         self._display = None            # the notebook output updated in place
         if enabled and stream is None and not self.enabled and in_notebook():
             self.enabled, self._display = True, _NotebookLine()
+        self.epoch, self.epochs = epoch, epochs
         self.prefix = f"epoch {epoch}/{epochs}"
         self.steps = steps
         self.start = time.perf_counter()
@@ -85,13 +105,7 @@ class EpochProgress:
         """Replace the bar by the epoch's summary line (metrics of ``logs``) and a newline."""
         if not self.enabled:
             return
-        shown = [f"{key} {value:.4f}" for key, value in logs.items()
-                 if key in ("loss", "accuracy", "val_loss", "val_accuracy")]
-        if "images_per_s" in logs:
-            shown.append(f"{logs['images_per_s']:,.0f} img/s")
-        if "seconds" in logs:
-            shown.append(f"{logs['seconds']:.1f} s")
-        self._write(f"{self.prefix}  " + "  ".join(shown))
+        self._write(epoch_line(self.epoch, self.epochs, logs))
         if self._display is None:
             self.stream.write("\n")
             self.stream.flush()

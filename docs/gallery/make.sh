@@ -25,10 +25,10 @@ _, test = load_dataset("digits")
 index = int(np.flatnonzero(test.labels == 7)[0])
 Image.fromarray((test.images[index, 0] * 255).round().astype(np.uint8)).save("seven.png")
 PY
-cnnlab viz filters /tmp/cnnlab-gallery-lenet/model.npz --out lenet-filters.png
-cnnlab viz filters /tmp/cnnlab-gallery-lenet/model.npz --layer 3 --out lenet-filters-layer3.png
-cnnlab viz features /tmp/cnnlab-gallery-lenet/model.npz seven.png --out lenet-features.png
+cnnlab viz filters /tmp/cnnlab-gallery-lenet/model.safetensors --out lenet-filters.png
+cnnlab viz filters /tmp/cnnlab-gallery-lenet/model.safetensors --layer 3 --out lenet-filters-layer3.png
+cnnlab viz features /tmp/cnnlab-gallery-lenet/model.safetensors seven.png --out lenet-features.png
 cnnlab viz curves /tmp/cnnlab-gallery-lenet --out lenet-curves.png
-cnnlab viz confusion /tmp/cnnlab-gallery-lenet/model.npz --out lenet-confusion.png
-cnnlab explain model /tmp/cnnlab-gallery-lenet/model.npz seven.png --layer 0 --at 0,10,10 \
+cnnlab viz confusion /tmp/cnnlab-gallery-lenet/model.safetensors --out lenet-confusion.png
+cnnlab explain model /tmp/cnnlab-gallery-lenet/model.safetensors seven.png --layer 0 --at 0,10,10 \
     > lenet-explain.txt
