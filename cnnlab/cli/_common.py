@@ -97,3 +97,16 @@ def save_image(pixels: np.ndarray, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {error}.") from None
     tmp.replace(path)
+
+
+def add_image_options(parser, invert: bool = True) -> None:
+    """``--max-pixels`` (every command that reads images) and ``--invert`` (those that feed a
+    trained model)."""
+    parser.add_argument("--max-pixels", type=positive_int, default=None, metavar="N",
+                        help="refuse images of more pixels (width × height) before decoding "
+                             "them (default 25,000,000, or $CNNLAB_MAX_PIXELS)")
+    if invert:
+        parser.add_argument("--invert", choices=("auto", "never", "always"), default="auto",
+                            help="auto (default): invert an image whose background is the "
+                                 "opposite of the training images' (light vs dark, recorded in "
+                                 "the checkpoint); never; always")

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 
 from ..train.inference import load_trained, model_inputs
-from ._common import Parser, int_or_pair, int_or_pair_nonneg, padding_arg, positive_int
+from ._common import (
+    Parser,
+    add_image_options,
+    int_or_pair,
+    int_or_pair_nonneg,
+    padding_arg,
+    positive_int,
+)
 
 
 def add_parser(commands) -> None:
@@ -60,6 +67,7 @@ def add_parser(commands) -> None:
     mine.add_argument("--layer", required=True, help="the convolution's name (see summary)")
     mine.add_argument("--at", required=True, metavar="C,R,C",
                       help="output channel, row and column")
+    add_image_options(mine)
     for sub in (conv, pool, relu, soft, pad, mine):
         sub.add_argument("--markdown", action="store_true", help="print Markdown")
 
@@ -81,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         result = explain.softmax(args.input, target=args.target)
     elif args.what == "model":
         checkpoint, model, normalize = load_trained(args.checkpoint)
-        image = model_inputs(checkpoint, normalize, [args.image])[0]
+        image = model_inputs(checkpoint, normalize, [args.image], invert=args.invert,
+                             max_pixels=args.max_pixels)[0]
         result = explain.model(model, image, args.layer, args.at)
     else:
         result = explain.padding(args.size, args.kernel_size, args.stride, args.dilation,
