@@ -36,7 +36,8 @@ def add_parser(commands) -> None:
     conv.add_argument("--at", metavar="R,C", help="the entry to work out when there are many "
                       "(F,R,C with several filters)")
     conv.add_argument("--check", metavar="ANSWER",
-                      help="your answer (a matrix; filters split by '|'): lists wrong entries")
+                      help="your answer (a matrix; filters split by '|'): lists wrong entries; "
+                           "exit status 1 when any is wrong")
     conv.add_argument("--grad", metavar="MATRIX",
                       help="dL/dZ: also work out dL/dK, dL/dB and dL/dX")
     pool = what.add_parser("pool", help="max or average pooling, window by window")
@@ -47,10 +48,10 @@ def add_parser(commands) -> None:
     pool.add_argument("--padding", type=int_or_pair_nonneg, default=0, metavar="P|R,C")
     pool.add_argument("--mode", choices=("max", "avg"), default="max")
     pool.add_argument("--at", metavar="R,C")
-    pool.add_argument("--check", metavar="ANSWER")
+    pool.add_argument("--check", metavar="ANSWER", help="your answer: exit status 1 if wrong")
     relu = what.add_parser("relu", help="ReLU, entry by entry")
     relu.add_argument("--input", required=True, metavar="MATRIX")
-    relu.add_argument("--check", metavar="ANSWER")
+    relu.add_argument("--check", metavar="ANSWER", help="your answer: exit status 1 if wrong")
     soft = what.add_parser("softmax", help="softmax of a score vector (and cross-entropy)")
     soft.add_argument("--input", required=True, metavar="SCORES")
     soft.add_argument("--target", type=int, default=None, help="class index: also the loss")
@@ -96,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
         result = explain.padding(args.size, args.kernel_size, args.stride, args.dilation,
                                  args.pad)
     print(result.markdown if args.markdown else result.text, end="\n" * (not args.markdown))
-    return 0
+    return 1 if getattr(args, "check", None) and result.wrong else 0    # a wrong answer: 1

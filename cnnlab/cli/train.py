@@ -19,12 +19,16 @@ def add_parser(commands) -> None:
     train.add_argument("--data", default=defaults.data,
                        help="digits (embedded, default), mnist, fashion-mnist, or a folder of "
                             "images in class subfolders")
-    train.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                       help=f"passes over the training set (default {defaults.epochs})")
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                       help=f"images per step (default {defaults.batch_size})")
     train.add_argument("--lr", type=positive_float, default=None,
                        help="learning rate (default 2e-3 for adam, 0.05 for sgd)")
     train.add_argument("--optimizer", choices=("adam", "sgd"), default=defaults.optimizer)
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--seed", type=int, default=defaults.seed,
+                       help=f"seed of the initial weights and the shuffling (default "
+                            f"{defaults.seed}; the same seed repeats a run on this machine)")
     train.add_argument("--schedule", choices=("constant", "cosine"), default=defaults.schedule,
                        help="learning rate: constant, or cosine annealing to 0 over --epochs "
                             "(stepped per epoch; a cosine run resumes only with its --epochs)")

@@ -235,7 +235,7 @@ def _fetch(url: str, out, tmp: Path, file: str, source: Source, deadline: float
             out.write(chunk)
             try:
                 while chunk:              # inflate at most one byte past the known size
-                    data = unpack.decompress(chunk, payload_cap - unpacked + 1)
+                    data = unpack.decompress(chunk, min(1 << 20, payload_cap - unpacked + 1))
                     digest.update(data)
                     unpacked += len(data)
                     if unpacked > payload_cap:
