@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (MemoryError, OSError, RecursionError, IndexError, _pillow_errors()) as error:
+    except (MemoryError, OSError, RecursionError, IndexError, *_pillow_errors()) as error:
         print(f"cnnlab {args.command}: error: {describe_error(error)}", file=sys.stderr)
         return EXIT_USAGE
 
