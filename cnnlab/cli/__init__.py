@@ -3,8 +3,9 @@
 One module per command (``cnnlab train | evaluate | predict | summary | explain | filter | viz |
 bench``), each with ``add_parser(commands)`` and ``run(args) -> exit status``. User mistakes (a
 missing file, an unknown model, numbers out of range, an input too small for the network) end
-with one line on stderr and exit status 2; Ctrl-C keeps the last checkpoint and exits with
-status 130.
+with one line on stderr and exit status 2, and so do the system's errors (out of memory, disk
+full, a read-only folder; see ``_common.describe_error``); ``explain --check`` exits 1 for a wrong
+answer; Ctrl-C keeps the last checkpoint and exits with status 130.
 """
 
 from __future__ import annotations
