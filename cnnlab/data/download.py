@@ -221,11 +221,12 @@ def _fetch(url: str, out, tmp: Path, file: str, source: Source, deadline: float
         if declared.isdigit() and int(declared) > download_cap:
             return (f"the server announces {int(declared):,} bytes, more than the file can be "
                     f"({download_cap:,}); not downloaded")
+        read = getattr(response, "read1", response.read)     # read1: what has arrived
         while True:
             if time.monotonic() > deadline:
                 return (f"too slow: {received:,} bytes within the download deadline of "
                         f"{DEADLINE_S:g} s; stopped")
-            chunk = response.read1(1 << 20)
+            chunk = read(1 << 20)
             if not chunk:
                 break
             received += len(chunk)
