@@ -280,7 +280,7 @@ def test_markdown_and_mistakes():
 def test_explain_command(capsys):
     code, out, _ = run_cli(capsys, "explain", "conv2d", "--input", "1 2 3; 4 5 6; 7 8 9",
                        "--kernel", "1 0; 0 -1", "--bias", "1", "--check", "-3 -3; -3 -4")
-    assert code == 0 and "Z[0,0] = 1*1 + 2*0 + 4*0 + 5*(-1) + bias 1 = -3" in out
+    assert code == 1 and "Z[0,0] = 1*1 + 2*0 + 4*0 + 5*(-1) + bias 1 = -3" in out   # wrong: 1
     assert "entry (1, 1): you have -4, correct is -3" in out
     code, out, _ = run_cli(capsys, "explain", "pool", "--input", "1 5; 3 2", "--mode", "avg")
     assert code == 0 and "Z[0,0] = (1 + 5 + 3 + 2) / 4 = 2.75" in out

@@ -3,8 +3,9 @@
 One module per command (``cnnlab train | evaluate | predict | summary | explain | filter | viz |
 bench``), each with ``add_parser(commands)`` and ``run(args) -> exit status``. User mistakes (a
 missing file, an unknown model, numbers out of range, an input too small for the network) end
-with one line on stderr and exit status 2; Ctrl-C keeps the last checkpoint and exits with
-status 130.
+with one line on stderr and exit status 2, and so do the system's errors (out of memory, disk
+full, a read-only folder; see ``_common.describe_error``); ``explain --check`` exits 1 for a wrong
+answer; Ctrl-C keeps the last checkpoint and exits with status 130.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import bench, evaluate, explain, export, filter, import_, predict, summary, train, viz
-from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
+from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, describe_error
 
 #: command name -> its module; the order is the order of ``cnnlab --help``.
 COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "summary": summary,
@@ -38,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cnnlab`` console script and ``python -m cnnlab``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else list(argv)):
+        parser.print_usage(sys.stderr)               # no arguments: what to type, exit 2
+        print("cnnlab: error: expected a command (cnnlab --help lists them)", file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
     if args.command in ("train", "evaluate", "bench"):
         from ..memory import keep_freed_memory
 
@@ -53,3 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (MemoryError, OSError, RecursionError, IndexError, *_pillow_errors()) as error:
+        print(f"cnnlab {args.command}: error: {describe_error(error)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _pillow_errors() -> tuple[type[BaseException], ...]:
+    """Pillow's errors that are not OSError or ValueError (when Pillow has been imported)."""
+    image = sys.modules.get("PIL.Image")
+    return (image.DecompressionBombError,) if image is not None else ()

@@ -97,3 +97,40 @@ def save_image(pixels: np.ndarray, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {error}.") from None
     tmp.replace(path)
+
+
+def add_image_options(parser, invert: bool = True) -> None:
+    """``--max-pixels`` (every command that reads images) and ``--invert`` (those that feed a
+    trained model)."""
+    parser.add_argument("--max-pixels", type=positive_int, default=None, metavar="N",
+                        help="refuse images of more pixels (width × height) before decoding "
+                             "them (default 25,000,000, or $CNNLAB_MAX_PIXELS)")
+    if invert:
+        parser.add_argument("--invert", choices=("auto", "never", "always"), default="auto",
+                            help="auto (default): invert an image whose background is the "
+                                 "opposite of the training images' (light vs dark, recorded in "
+                                 "the checkpoint); never; always")
+
+
+def describe_error(error: BaseException) -> str:
+    """One sentence for an error the system raised (memory, disk, recursion...) on a command."""
+    import errno
+
+    if isinstance(error, MemoryError):
+        return ("ran out of memory (the input or the model is too large for this machine; "
+                "use smaller images, a smaller --batch-size or a smaller model).")
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply to process (maximum recursion depth exceeded)."
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only",
+                  errno.EACCES: "permission denied",
+                  errno.EEXIST: "a file is already there, where a folder or a new file was "
+                                "expected",
+                  errno.ENOTDIR: "a part of the path is a file, expected a folder",
+                  errno.EISDIR: "it is a folder, expected a file"}.get(
+                      error.errno, error.strerror or str(error) or type(error).__name__)
+        return f"cannot read or write a file{where}: {reason}."
+    text = str(error).rstrip(".") or type(error).__name__
+    return f"{text} ({type(error).__name__})."

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 
 from ..train.inference import load_trained, model_inputs
-from ._common import Parser, int_or_pair, int_or_pair_nonneg, padding_arg, positive_int
+from ._common import (
+    Parser,
+    add_image_options,
+    int_or_pair,
+    int_or_pair_nonneg,
+    padding_arg,
+    positive_int,
+)
 
 
 def add_parser(commands) -> None:
@@ -29,7 +36,8 @@ def add_parser(commands) -> None:
     conv.add_argument("--at", metavar="R,C", help="the entry to work out when there are many "
                       "(F,R,C with several filters)")
     conv.add_argument("--check", metavar="ANSWER",
-                      help="your answer (a matrix; filters split by '|'): lists wrong entries")
+                      help="your answer (a matrix; filters split by '|'): lists wrong entries; "
+                           "exit status 1 when any is wrong")
     conv.add_argument("--grad", metavar="MATRIX",
                       help="dL/dZ: also work out dL/dK, dL/dB and dL/dX")
     pool = what.add_parser("pool", help="max or average pooling, window by window")
@@ -40,10 +48,10 @@ def add_parser(commands) -> None:
     pool.add_argument("--padding", type=int_or_pair_nonneg, default=0, metavar="P|R,C")
     pool.add_argument("--mode", choices=("max", "avg"), default="max")
     pool.add_argument("--at", metavar="R,C")
-    pool.add_argument("--check", metavar="ANSWER")
+    pool.add_argument("--check", metavar="ANSWER", help="your answer: exit status 1 if wrong")
     relu = what.add_parser("relu", help="ReLU, entry by entry")
     relu.add_argument("--input", required=True, metavar="MATRIX")
-    relu.add_argument("--check", metavar="ANSWER")
+    relu.add_argument("--check", metavar="ANSWER", help="your answer: exit status 1 if wrong")
     soft = what.add_parser("softmax", help="softmax of a score vector (and cross-entropy)")
     soft.add_argument("--input", required=True, metavar="SCORES")
     soft.add_argument("--target", type=int, default=None, help="class index: also the loss")
@@ -60,6 +68,7 @@ def add_parser(commands) -> None:
     mine.add_argument("--layer", required=True, help="the convolution's name (see summary)")
     mine.add_argument("--at", required=True, metavar="C,R,C",
                       help="output channel, row and column")
+    add_image_options(mine)
     for sub in (conv, pool, relu, soft, pad, mine):
         sub.add_argument("--markdown", action="store_true", help="print Markdown")
 
@@ -81,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
         result = explain.softmax(args.input, target=args.target)
     elif args.what == "model":
         checkpoint, model, normalize = load_trained(args.checkpoint)
-        image = model_inputs(checkpoint, normalize, [args.image])[0]
+        image = model_inputs(checkpoint, normalize, [args.image], invert=args.invert,
+                             max_pixels=args.max_pixels)[0]
         result = explain.model(model, image, args.layer, args.at)
     else:
         result = explain.padding(args.size, args.kernel_size, args.stride, args.dilation,
                                  args.pad)
     print(result.markdown if args.markdown else result.text, end="\n" * (not args.markdown))
-    return 0
+    return 1 if getattr(args, "check", None) and result.wrong else 0    # a wrong answer: 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import UsageError, check_writable, positive_int, save_image
+from ._common import UsageError, add_image_options, check_writable, positive_int, save_image
 
 
 def add_parser(commands) -> None:
@@ -41,6 +41,7 @@ def add_parser(commands) -> None:
     filt.add_argument("--list", action="store_true", help="list the named kernels and exit")
     filt.add_argument("--show-kernel", action="store_true",
                       help="print the --kernel matrices (no image needed)")
+    add_image_options(filt, invert=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable(Path(target))
     for spec in args.kernel:
         filters.kernels(spec)                       # a bad spec fails before any work
-    original = read_pixels(args.image, channels=1 if args.gray else None)
+    original = read_pixels(args.image, channels=1 if args.gray else None,
+                           max_pixels=args.max_pixels)
     options = {"border": args.border, "stride": args.stride, "dilation": args.dilation}
 
     def pixels(response, specs):
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cnnlab filter: wrote {args.out} ({'×'.join(map(str, result.shape))}, "
               f"{' then '.join(args.kernel)}, border {args.border}, mapping {mapping})")
     if args.grid:
-        panels = [("original", original)]
+        panels = [("original", filters.to_pixels(original))]     # 16-bit and float: 8 bits
         for spec in args.kernel:
             result, mapping = pixels(filters.apply(original, spec, **options), [spec])
             panels.append((f"{spec} ({mapping})", result))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from ._common import channels, positive_int
+from ._common import UsageError, channels, positive_int
 
 
 def add_parser(commands) -> None:
     summary = commands.add_parser("summary", help="layer table: shapes, sizes, parameters, MACs, "
                                   "padding and receptive fields")
-    summary.add_argument("model", metavar="MODEL")
+    from .. import models
+
+    summary.add_argument("model", metavar="MODEL", nargs="?",
+                         help=f"one of {', '.join(models.available())}")
     summary.add_argument("--in-channels", type=positive_int, default=None)
     summary.add_argument("--input-size", type=positive_int, default=None)
     summary.add_argument("--num-classes", type=positive_int, default=None)
@@ -23,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import models
     from ..tools import summary
 
+    if args.model is None:
+        raise UsageError(f"expected a MODEL, one of {', '.join(models.available())}.")
     kwargs = {"in_channels": args.in_channels, "input_size": args.input_size,
               "num_classes": args.num_classes, "channels": args.channels}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}

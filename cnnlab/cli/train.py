@@ -35,7 +35,9 @@ def add_parser(commands) -> None:
                        help="learning rate (default 2e-3 for adam, 0.05 for sgd)")
     train.add_argument("--optimizer", choices=("adam", "sgd"),
                        help=f"default {defaults.optimizer}")
-    train.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    train.add_argument("--seed", type=int,
+                       help=f"seed of the initial weights and the shuffling (default "
+                            f"{defaults.seed}; the same seed repeats a run on this machine)")
     train.add_argument("--schedule", choices=("constant", "cosine"),
                        help="learning rate: constant (default), or cosine annealing to 0 over "
                             "--epochs (stepped per epoch; a cosine run resumes only with its "

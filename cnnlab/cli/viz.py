@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..train.inference import evaluate_checkpoint, load_trained, model_inputs
-from ._common import Parser, UsageError, check_writable, positive_int
+from ._common import Parser, UsageError, add_image_options, check_writable, positive_int
 
 
 def add_parser(commands) -> None:
@@ -23,6 +23,7 @@ def add_parser(commands) -> None:
     maps.add_argument("image", metavar="IMAGE")
     maps.add_argument("--channels", type=positive_int, default=8,
                       help="channels shown per layer (default 8)")
+    add_image_options(maps)
     curves = pictures.add_parser("curves", help="loss and accuracy per epoch")
     curves.add_argument("run", metavar="RUN", help="a training directory or its history.json")
     confusion = pictures.add_parser("confusion", help="confusion matrix on the test set")
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         viz.filter_bank(model, args.layer, args.out)
     elif args.what == "features":
         checkpoint, model, normalize = load_trained(args.checkpoint)
-        image = model_inputs(checkpoint, normalize, [args.image])[0]
+        image = model_inputs(checkpoint, normalize, [args.image], invert=args.invert,
+                             max_pixels=args.max_pixels)[0]
         viz.feature_maps(model, image, args.out, channels=args.channels,
                          title=f"{checkpoint.model_name} on {Path(args.image).name}")
     else:

@@ -17,8 +17,9 @@ with Pillow.
 
 from . import transforms
 from .datasets import DATASETS, ArrayDataset, load_dataset
-from .folder import load_image_folder, read_image, read_pixels
+from .folder import load_image_folder
 from .idx import read_idx
+from .images import read_image, read_pixels
 from .loader import DataLoader
 from .split import Subset, random_split
 

@@ -18,26 +18,35 @@ while the IDX payload is the same. The MNIST training-set values are the ones pu
 the dataset's mirrors; the test-set values and all Fashion-MNIST values were also measured here
 on verified copies. A download is written to a temporary file in the target folder, verified,
 then renamed into place (``os.replace``), so a failed or corrupt download leaves nothing behind.
+
+A server is untrusted: the whole lookup has a deadline (``DEADLINE_S``, checked between reads,
+so a server that sends one byte every few seconds is cut off); a download is cut off once it is
+larger than the known file could be compressed (``sizes``), and is decompressed and checksummed
+while it arrives, so a gzip bomb stops at the known decompressed size instead of filling memory
+or disk. Local files are streamed into the array the same way (:func:`cnnlab.data.idx.read_stream`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .idx import decompress, parse_idx
+from .idx import MAX_IDX_BYTES, read_idx_file, read_stream
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
-TIMEOUT_S = 60.0
+TIMEOUT_S = 60.0          # one network read may wait this long
+DEADLINE_S = 1800.0       # the whole download of a dataset (four files) ends by then
 
 _logger = logging.getLogger(__name__)
 
@@ -123,25 +132,33 @@ def locate(name: str, root: str | os.PathLike | None = None, *, download: bool =
     mirror = mirror or os.environ.get("CNNLAB_MIRROR") or None
     bases = (f"{mirror.rstrip('/')}/{name}/",) if mirror else source.mirrors
     paths, failures = {}, []
+    deadline = time.monotonic() + DEADLINE_S
     for file in FILES:
-        paths[file] = _find(target, file) or _download(file, bases, target, source, failures)
+        paths[file] = (_find(target, file)
+                       or _download(file, bases, target, source, failures, deadline))
         if paths[file] is None:
             raise FileNotFoundError(_not_found(name, dirs, source, failures))
     return paths
 
 
 def read_verified(path: Path, name: str, file: str) -> np.ndarray:
-    """Read one IDX file of dataset ``name`` after checking its payload's MD5."""
-    payload = decompress(path.read_bytes(), str(path))
+    """Read one IDX file of dataset ``name``, streamed, and check its payload's MD5."""
+    digest = hashlib.md5(usedforsecurity=False)
+    array = read_idx_file(path, _payload_cap(SOURCES[name], file), digest)
     expected = SOURCES[name].md5.get(file)
-    actual = _md5(payload)
-    if expected is not None and actual != expected:
+    if expected is not None and digest.hexdigest() != expected:
         raise ValueError(
             f"{path} is not the official {name} file {file}: the MD5 of its decompressed "
-            f"content is {actual}, expected {expected} ({len(payload):,} bytes, expected "
-            f"{SOURCES[name].sizes.get(file, 0):,}); delete it and load the dataset again."
+            f"content is {digest.hexdigest()}, expected {expected} ({array.nbytes:,} bytes of "
+            f"values, expected {SOURCES[name].sizes.get(file, 0):,} with the header); delete "
+            f"it and load the dataset again."
         )
-    return parse_idx(payload, str(path))
+    return array
+
+
+def _payload_cap(source: Source, file: str) -> int:
+    """The most bytes of values a file may declare: its known size, else the general cap."""
+    return source.sizes.get(file, MAX_IDX_BYTES)
 
 
 def _find(directory: Path, file: str) -> Path | None:
@@ -151,15 +168,10 @@ def _find(directory: Path, file: str) -> Path | None:
     return None
 
 
-def _md5(payload: bytes) -> str:
-    return hashlib.md5(payload, usedforsecurity=False).hexdigest()
-
-
 def _download(file: str, bases: tuple[str, ...], target: Path, source: Source,
-              failures: list[str]) -> Path | None:
+              failures: list[str], deadline: float) -> Path | None:
     """Try each mirror for ``file``; the verified ``.gz`` path, or ``None`` (see failures)."""
     import urllib.error
-    import urllib.request
 
     for base in bases:
         url = f"{base}{file}.gz"
@@ -171,10 +183,8 @@ def _download(file: str, bases: tuple[str, ...], target: Path, source: Source,
             return None
         _logger.info("downloading %s", url)
         try:
-            with os.fdopen(fd, "wb") as out, \
-                    urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-                shutil.copyfileobj(response, out, 1 << 20)
-            problem = _check_payload(Path(tmp), file, source)
+            with os.fdopen(fd, "wb") as out:
+                problem = _fetch(url, out, Path(tmp), file, source, deadline)
             if problem is None:
                 final = target / f"{file}.gz"
                 os.replace(tmp, final)
@@ -191,22 +201,67 @@ def _download(file: str, bases: tuple[str, ...], target: Path, source: Source,
     return None
 
 
-def _check_payload(path: Path, file: str, source: Source) -> str | None:
-    """What is wrong with a downloaded file, or ``None`` when it is the expected one."""
-    try:
-        payload = decompress(path.read_bytes(), file)
-    except ValueError:
+def _fetch(url: str, out, tmp: Path, file: str, source: Source, deadline: float
+           ) -> str | None:
+    """Stream ``url`` into ``out`` (the file ``tmp``), decompressing and checksumming as it
+    arrives; what is wrong with it, or ``None`` when it is the expected file (written in full)."""
+    import urllib.request
+
+    payload_cap = _payload_cap(source, file) + 16      # the known length (+ a header's slack)
+    # deflate's worst case: stored blocks, 5 bytes per 64 KiB, plus gzip's header and trailer
+    download_cap = payload_cap + payload_cap // 1000 + (1 << 16)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return f"the download deadline of {DEADLINE_S:g} s had passed"
+    unpack = zlib.decompressobj(wbits=31)
+    digest = hashlib.md5(usedforsecurity=False)
+    received = unpacked = 0
+    with urllib.request.urlopen(url, timeout=min(TIMEOUT_S, remaining)) as response:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > download_cap:
+            return (f"the server announces {int(declared):,} bytes, more than the file can be "
+                    f"({download_cap:,}); not downloaded")
+        read = getattr(response, "read1", response.read)     # read1: what has arrived
+        while True:
+            if time.monotonic() > deadline:
+                return (f"too slow: {received:,} bytes within the download deadline of "
+                        f"{DEADLINE_S:g} s; stopped")
+            chunk = read(1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > download_cap:
+                return (f"the download goes on past {download_cap:,} bytes, more than the file "
+                        f"can be; stopped")
+            out.write(chunk)
+            try:
+                while chunk:              # inflate at most one byte past the known size
+                    data = unpack.decompress(chunk, min(1 << 20, payload_cap - unpacked + 1))
+                    digest.update(data)
+                    unpacked += len(data)
+                    if unpacked > payload_cap:
+                        return (f"it decompresses to more than {payload_cap:,} bytes, the size "
+                                f"of the file; stopped (not the expected file)")
+                    chunk = unpack.unconsumed_tail
+                    if unpack.eof and unpack.unused_data:      # a further gzip member
+                        chunk, unpack = unpack.unused_data, zlib.decompressobj(wbits=31)
+            except zlib.error:
+                return "the download is not valid gzip data (truncated or corrupt)"
+    if not unpack.eof:
         return "the download is not valid gzip data (truncated or corrupt)"
+    out.flush()
     expected = source.md5.get(file)
-    if expected is None:           # no published checksum: at least the IDX structure
-        try:
-            parse_idx(payload, file)
-        except ValueError as error:
-            return str(error)
+    if expected is not None:
+        actual = digest.hexdigest()
+        if actual != expected:
+            return (f"checksum mismatch (MD5 of the decompressed file {actual}, expected "
+                    f"{expected})")
         return None
-    actual = _md5(payload)
-    if actual != expected:
-        return f"checksum mismatch (MD5 of the decompressed file {actual}, expected {expected})"
+    try:                           # no published checksum: at least the IDX structure
+        with open(tmp, "rb") as raw, gzip.GzipFile(fileobj=raw) as stream:
+            read_stream(stream, file, _payload_cap(source, file), length=unpacked)
+    except (ValueError, OSError, EOFError) as error:
+        return str(error)
     return None
 
 

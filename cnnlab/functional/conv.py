@@ -43,6 +43,11 @@ def _operands(nd: int, x, w, b, where: str, layout: str):
         raise ValueError(
             f"{where} expected a {nd + 2}-D weight {layout}, received shape {w.shape}."
         )
+    if 0 in w.shape[1:]:          # a 0×0 kernel would silently give a padded-input-sized output
+        raise ValueError(
+            f"{where} expected a weight {layout} with at least one channel per group and one "
+            f"kernel entry along every axis, received shape {w.shape}."
+        )
     x, unbatched = batched(x, nd, where)
     return x, w, b, unbatched
 

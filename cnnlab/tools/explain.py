@@ -281,6 +281,10 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
                               "correct": float(out[f, i, j]),
                               "worked": worked(f, i, j)[0]})
     shown = entries if len(entries) <= SMALL else [_index(at or (0, 0), 3)]
+    if at is not None and len(entries) <= SMALL:
+        shown_at = _index(at, 3)                 # all are shown; ``at`` must still exist
+        if not all(0 <= v < n for v, n in zip(shown_at, out.shape)):
+            shown = [shown_at]
     for index in shown:
         if not all(0 <= v < n for v, n in zip(index, out.shape)):
             raise ValueError(f"at: {tuple(index[1:]) if filters == 1 else index} is outside the "
@@ -290,7 +294,7 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
                  f"K[u,v]{' + b' if bias is not None else ''}):")
     if len(entries) > SMALL:
         lines.append(f"  ({len(entries)} entries: showing {_at_text(shown[0], filters)}; pick "
-                     f"another with at=(row, column))")
+                     f"another with at=(row, column), --at R,C on the command line)")
     entry_data = []
     for index in shown:
         text, value, channels = worked(*index)
@@ -407,6 +411,13 @@ def pool(input: Any, size: Any = 2, *, stride: Any = None, padding: Any = 0,
     entries = [(c, i, j) for c in range(out.shape[0]) for i in range(out.shape[1])
                for j in range(out.shape[2])]
     shown = entries if len(entries) <= SMALL else [_index(at or (0, 0), 3)]
+    if at is not None:
+        index = _index(at, 3)
+        if not all(0 <= v < n for v, n in zip(index, out.shape)):
+            raise ValueError(f"at: {tuple(index[1:]) if out.shape[0] == 1 else index} is outside "
+                             f"the output ({_size(out.shape[1:])}"
+                             f"{', ' + str(out.shape[0]) + ' channels' if out.shape[0] > 1 else ''}"
+                             f").")
 
     def worked(c: int, i: int, j: int) -> str:
         window = xp[c, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]].ravel()

@@ -40,6 +40,13 @@ def parse_matrix(text: str, name: str = "matrix") -> np.ndarray:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name}: expected rows of numbers such as '1 0 -1; 2 0 -2', received "
                          f"{text!r}.")
+    for row in text.split(";"):
+        groups = [g.split() for g in row.split(",")]
+        if len(groups) > 1 and any(len(g) > 1 for g in groups):
+            raise ValueError(
+                f"{name}: rows are separated by ';' (values by spaces or commas), but {text!r} "
+                f"has commas between groups of values; write "
+                f"{'; '.join(' '.join(g) for g in groups)!r} for {len(groups)} rows.")
     rows = [[_number(v, name) for v in re.split(r"[\s,]+", row.strip()) if v]
             for row in text.strip().strip(";").split(";")]
     if any(not row for row in rows):

@@ -151,6 +151,12 @@ def feature_maps(model: Module, x: np.ndarray, out: str | Path | None = None,
     return _save(fig, out)
 
 
+def _kind_hint(path: Path) -> str:
+    if path.suffix.lower() in (".npz", ".safetensors", ".onnx"):
+        return ", received a model file (viz filters, features and confusion take those)"
+    return ", received a file that is not JSON"
+
+
 def training_curves(history: Mapping[str, Any] | str | Path, out: str | Path | None = None):
     """Loss and accuracy per epoch (training and validation) from ``history.json`` or its dict."""
     import json
@@ -161,6 +167,9 @@ def training_curves(history: Mapping[str, Any] | str | Path, out: str | Path | N
         path = path / "history.json" if path.is_dir() else path
         try:
             history = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"{path} is not a training history: expected a training folder or "
+                             f"its history.json (JSON text){_kind_hint(path)}.") from None
         except (OSError, ValueError) as error:
             raise ValueError(f"cannot read a training history from {path}: {error}.") from None
     epochs = history.get("epochs") if isinstance(history, Mapping) else None

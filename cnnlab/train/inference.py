@@ -32,16 +32,37 @@ def load_trained(path: str | os.PathLike) -> tuple[Checkpoint, Module, Callable]
     return checkpoint, model, normalize
 
 
-def model_inputs(checkpoint: Checkpoint, normalize: Callable,
-                 paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """Image files as the checkpoint's model takes them: its channels and size, a light
-    background inverted, standardised as in training -> ``(N, C, H, W)``."""
-    from ..data import read_image
+INVERT_CHOICES = ("auto", "never", "always")
 
+
+def model_inputs(checkpoint: Checkpoint, normalize: Callable,
+                 paths: Sequence[str | os.PathLike], *, invert: str = "auto",
+                 max_pixels: int | None = None) -> np.ndarray:
+    """Image files as the checkpoint's model takes them: its channels and size, inverted when
+    their background is the opposite of the training images', standardised as in training ->
+    ``(N, C, H, W)``.
+
+    ``invert``: ``"auto"`` inverts an image whose border is light (mean above 0.5) when the
+    training images' border was dark, and a dark one when it was light (the checkpoint's
+    ``border_mean``; a checkpoint without it was trained on dark backgrounds, as MNIST);
+    ``"never"`` and ``"always"`` override that.
+    """
+    from ..data.images import border_mean, read_image
+
+    if invert not in INVERT_CHOICES:
+        raise ValueError(f"invert must be one of {', '.join(INVERT_CHOICES)}, received "
+                         f"{invert!r}.")
     in_channels = checkpoint.model_args.get("in_channels", 1)
     size = checkpoint.model_args.get("input_size", 28)
-    return normalize(np.stack([read_image(path, channels=in_channels, size=size, invert="auto")
-                               for path in paths]))
+    trained_light = float(checkpoint.config.get("border_mean", 0.0)) > 0.5
+    images = []
+    for path in paths:
+        x = read_image(path, channels=in_channels, size=size, max_pixels=max_pixels)
+        light = border_mean(x) > 0.5
+        if invert == "always" or (invert == "auto" and light != trained_light):
+            x = 1 - x
+        images.append(x)
+    return normalize(np.stack(images))
 
 
 def evaluate_checkpoint(checkpoint: Checkpoint, model: Module, normalize: Callable,

@@ -113,6 +113,7 @@ def _run_locked(config: TrainConfig, resume: str | None, progress: bool,
                 epoch_lines: bool) -> dict:
     from .. import models, optim, random
     from ..data import load_dataset
+    from ..data.images import border_mean
     from ..data.transforms import Normalize
     from .callbacks import ModelCheckpoint
     from .checkpoint import load_checkpoint, restore_training
@@ -131,6 +132,9 @@ def _run_locked(config: TrainConfig, resume: str | None, progress: bool,
     # Standardise with the training set's per-channel statistics; the checkpoint keeps them,
     # so evaluate and predict feed the network what it was trained on.
     normalize = Normalize.from_data(train_set.images)
+    # How light the training images' background is (0 black ... 1 white): predict inverts a
+    # picture whose background is the opposite (light drawings for an MNIST model, and back).
+    background = round(border_mean(train_set.images), 4)
     train_set.images, test_set.images = normalize(train_set.images), normalize(test_set.images)
     in_channels, input_size = train_set.images.shape[1], train_set.images.shape[2]
     model_args = {"in_channels": int(in_channels), "input_size": int(input_size),
@@ -162,7 +166,8 @@ def _run_locked(config: TrainConfig, resume: str | None, progress: bool,
                             model_args=model_args,
                             config={**asdict(config), "classes": list(train_set.classes),
                                     "normalize": {"mean": normalize.mean.tolist(),
-                                                  "std": normalize.std.tolist()}},
+                                                  "std": normalize.std.tolist()},
+                                    "border_mean": background},
                             last="model", best="best", history=history_before,
                             seconds=seconds_before)
     extra = [_EpochLines(config.epochs, log)] if epoch_lines else []
