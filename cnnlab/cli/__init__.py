@@ -13,12 +13,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, evaluate, explain, filter, predict, summary, train, viz
+from . import bench, evaluate, explain, filter, predict, serve, summary, train, viz
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
 
 #: command name -> its module; the order is the order of ``cnnlab --help``.
 COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "summary": summary,
-            "explain": explain, "filter": filter, "viz": viz, "bench": bench}
+            "explain": explain, "filter": filter, "viz": viz, "bench": bench,
+            "serve": serve}
 
 __all__ = ["COMMANDS", "EXIT_INTERRUPTED", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
