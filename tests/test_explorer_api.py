@@ -84,6 +84,17 @@ def test_health(client):
     assert r.status_code == 200 and r.json() == {"status": "ok", "version": cnnlab.__version__}
 
 
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<script type=\"module\"" in page.text
+    assert "http://" not in page.text.replace("http://www.w3.org", "")     # nothing external
+    for name in ("app.css", "api.js", "draw.js", "network.js", "playground.js", "filters.js",
+                 "train.js", "main.js"):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and len(r.text) > 100, name
+        assert "https://" not in r.text, f"{name} reaches outside the package"
+
+
 def test_predict_matches_the_cli_functions(client, checkpoint, tmp_path):
     image = tmp_path / "seven.png"
     image.write_bytes(seven())
@@ -330,7 +341,8 @@ def wait_for(client, predicate, timeout=120.0):
 
 
 def test_training_one_at_a_time_stop_and_open(client):
-    assert client.get("/api/train").json() == {"state": "idle"}
+    status = client.get("/api/train").json()
+    assert status["state"] == "idle" and "lenet5" in status["options"]["models"]
     assert "no training" in error_of(client.post("/api/train/stop", json={}), 409)
     r = client.post("/api/train/start", json={"model": "lenet5", "data": "digits", "epochs": 1,
                                               "lr": 0.002, "batch_size": 32})

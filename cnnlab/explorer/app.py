@@ -202,8 +202,12 @@ class Explorer:
         return self.trainer.stop().status()
 
     async def train_status(self, request: Request):
+        from .. import models
+        from .training import DATASETS
+
         run = self.trainer.current
-        return {"state": "idle"} if run is None else run.status()
+        options = {"models": models.available(), "data": list(DATASETS)}
+        return {**({"state": "idle"} if run is None else run.status()), "options": options}
 
     async def train_events(self, request: Request):
         run = self.trainer.current

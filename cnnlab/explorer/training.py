@@ -37,6 +37,7 @@ class _Reporter(Callback):
         self.run = run
         self.context = None
         self.last = 0.0
+        self.last_filters = 0.0
 
     def on_train_begin(self, context) -> None:
         self.context = context
@@ -48,9 +49,13 @@ class _Reporter(Callback):
         steps = self.context.steps
         if now - self.last > 0.2 or step == steps:                     # at most 5 a second
             self.last = now
-            self.run.emit("step", {"epoch": self.context.epoch, "step": step, "steps": steps,
-                                   "progress": self.context.epoch + step / steps,
-                                   "loss": logs.get("loss"), "accuracy": logs.get("accuracy")})
+            event = {"epoch": self.context.epoch, "step": step, "steps": steps,
+                     "progress": self.context.epoch + step / steps,
+                     "loss": logs.get("loss"), "accuracy": logs.get("accuracy")}
+            if now - self.last_filters > 1.0:                       # filters once a second
+                self.last_filters = now
+                event["filters"] = _first_conv_filters(self.context.model)
+            self.run.emit("step", event)
         return self.run.stop_requested.is_set()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
