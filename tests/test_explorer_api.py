@@ -3,6 +3,7 @@ the number the command line's functions compute; every mistake is one sentence w
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
@@ -115,7 +116,9 @@ def test_network_layers_and_worked_sum_equal_explain_model(client, checkpoint, t
     layers = body["layers"]
     assert layers[0]["name"] == "input" and layers[0]["shape"] == [1, 28, 28]
     conv = next(layer for layer in layers if layer.get("convolution"))
-    assert conv["shape"][0] == 6 and np.array(conv["values"]).shape == tuple(conv["shape"])
+    assert conv["shape"] == [6, 28, 28]
+    levels = np.frombuffer(base64.b64decode(conv["pixels"]), np.uint8).reshape(6, 28, 28)
+    assert (levels.min(axis=(1, 2)) == 0).all() and (levels.max(axis=(1, 2)) == 255).all()
     # the feature-map value and its worked sum, as `cnnlab explain model` computes them
     image = tmp_path / "seven.png"
     image.write_bytes(seven())
@@ -127,7 +130,8 @@ def test_network_layers_and_worked_sum_equal_explain_model(client, checkpoint, t
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["text"] == want.text
-    assert got["value"] == pytest.approx(conv["values"][2][10][12], abs=1e-4)
+    low, high = conv["low"][2], conv["high"][2]                # the map as drawn: min..max
+    assert levels[2, 10, 12] == round(255 * (got["value"] - low) / (high - low))
     # lenet5's first conv: 5×5 with padding 2 -> the field around (10, 12), clipped to the image
     assert {k: got["box"][k] for k in ("top", "left", "bottom", "right")} == \
         {"top": 8, "left": 10, "bottom": 12, "right": 14}

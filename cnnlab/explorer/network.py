@@ -22,7 +22,6 @@ import numpy as np
 
 from .errors import ApiError
 
-DIGITS = 4          # decimals of the feature-map values sent to the browser
 
 
 @dataclass
@@ -38,6 +37,7 @@ class Served:
     input_shape: tuple[int, int, int]
     table: Any                                  # cnnlab.tools.Summary of the model
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tests: Any = None                           # its test split, once read
 
     def describe(self) -> dict[str, Any]:
         metrics = self.checkpoint.metrics or {}
@@ -82,12 +82,15 @@ def test_images(served: Served, per_class: int = 1) -> tuple[Any, list[int]]:
     each class (the first ones)."""
     from ..data import load_dataset
 
-    data = served.checkpoint.config.get("data") or "digits"
-    try:
-        _, test = load_dataset(data, download=False)
-    except (ValueError, OSError) as error:
-        raise ApiError(f"the test images of {data!r} are not available here: {error}",
-                       404) from None
+    if served.tests is None:
+        data = served.checkpoint.config.get("data") or "digits"
+        try:
+            _, test = load_dataset(data, download=False)
+        except (ValueError, OSError) as error:
+            raise ApiError(f"the test images of {data!r} are not available here: {error}",
+                           404) from None
+        served.tests = test
+    test = served.tests
     picked: list[int] = []
     for label in range(len(test.classes)):
         picked += [int(i) for i in np.flatnonzero(test.labels == label)[:per_class]]
@@ -124,26 +127,40 @@ def samples(served: Served) -> list[dict[str, Any]]:
     return out
 
 
-def _rounded(array: np.ndarray) -> list:
-    return np.round(np.asarray(array, dtype=np.float64), DIGITS).tolist()
+def grey_levels(values: np.ndarray) -> dict[str, Any]:
+    """A layer's output as the page draws it: each map (channel; a vector is one map) stretched
+    from its minimum (0, black) to its maximum (255, white), as base64 bytes in C order, with
+    the minimum and maximum of each map. (Exact values come with a click: ``explain_value``.)"""
+    a = np.asarray(values, dtype=np.float64)
+    planes = a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(1, -1)   # (maps, pixels)
+    low, high = planes.min(axis=1), planes.max(axis=1)
+    span = np.where(high > low, high - low, 1.0)
+    levels = np.rint(255 * (planes - low[:, None]) / span[:, None]).astype(np.uint8)
+    return {"pixels": base64.b64encode(levels.tobytes()).decode(),
+            "low": low.tolist(), "high": high.tolist()}
 
 
 def forward(served: Served, x: np.ndarray) -> dict[str, Any]:
-    """Probabilities and every layer's output for one image ``(C, H, W)``."""
+    """Probabilities and every layer's output for one image ``(C, H, W)``, in one pass."""
+    from .. import functional as F
     from ..tools.summary import leaf_activations
     from ..train import predict
 
     with served.lock:                         # a model's forward pass patches its modules
-        probabilities = predict(served.model, x[None])[0]
         seen = leaf_activations(served.model, x[None])
+        logits = seen[-1][3]
+        if logits.shape == (1, len(served.classes)):          # the last layer gives the scores
+            probabilities = F.softmax(logits, dim=1).data[0]
+        else:                                                 # e.g. a sum after the last layer
+            probabilities = predict(served.model, x[None])[0]
     rows = served.table.rows
     layers = [{"index": -1, "name": "input", "layer": "the image as the network sees it "
-               "(standardised)", "shape": list(x.shape), "values": _rounded(x)}]
+               "(standardised)", "shape": list(x.shape), **grey_levels(x)}]
     for position, (name, module, _, out) in enumerate(seen):
         row = rows[position] if position < len(rows) else None
         layers.append({"index": position, "name": name,
                        "layer": row.layer if row else type(module).__name__,
-                       "shape": list(out.shape[1:]), "values": _rounded(out[0]),
+                       "shape": list(out.shape[1:]), **grey_levels(out[0]),
                        "convolution": _is_conv(module)})
     label = int(np.argmax(probabilities))
     return {"label": served.classes[label], "label_index": label, "classes": served.classes,

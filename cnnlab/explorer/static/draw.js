@@ -1,26 +1,30 @@
 // Drawing only: numbers come from the server, these functions turn them into pixels and tables.
 
-// A 2-D array as a grey image, darkest = smallest value, brightest = largest (per map).
-export function drawMap(canvas, values, scale) {
-  const h = values.length, w = values[0].length;
+// base64 text -> bytes.
+export function decode(text) {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let k = 0; k < raw.length; k++) bytes[k] = raw.charCodeAt(k);
+  return bytes;
+}
+
+// Grey levels 0..255 (the server stretched each map from its minimum to its maximum) as an
+// image of h×w cells, each scale×scale pixels; `channels` = 3 draws three maps as RGB.
+export function drawLevels(canvas, levels, offset, h, w, scale, channels = 1) {
   canvas.width = w * scale;
   canvas.height = h * scale;
-  const ctx = canvas.getContext("2d");
-  let lo = Infinity, hi = -Infinity;
-  for (const row of values) for (const v of row) { if (v < lo) lo = v; if (v > hi) hi = v; }
-  const span = hi > lo ? hi - lo : 1;
-  const image = ctx.createImageData(w, h);
-  for (let i = 0; i < h; i++) {
-    for (let j = 0; j < w; j++) {
-      const g = Math.round(255 * (values[i][j] - lo) / span);
-      const k = 4 * (i * w + j);
-      image.data[k] = image.data[k + 1] = image.data[k + 2] = g;
-      image.data[k + 3] = 255;
+  const image = new ImageData(w, h);
+  for (let k = 0; k < h * w; k++) {
+    for (let c = 0; c < 3; c++) {
+      const at = offset + (channels === 3 ? c * h * w : 0) + k;
+      image.data[4 * k + c] = at < levels.length ? levels[at] : 0;
     }
+    image.data[4 * k + 3] = 255;
   }
   const small = document.createElement("canvas");
   small.width = w; small.height = h;
   small.getContext("2d").putImageData(image, 0, 0);
+  const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(small, 0, 0, w * scale, h * scale);
 }

@@ -1,7 +1,7 @@
 // Network view: draw or pick an image; the server answers the class probabilities and every
 // layer's output; a click on any value asks for its worked sum and receptive field.
 import {getJSON, postForm, postJSON, showError} from "./api.js";
-import {drawMap, formatNumber} from "./draw.js";
+import {decode, drawLevels, formatNumber} from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
 let current = null;          // the server's last answer (layers, input_id, model)
@@ -119,34 +119,30 @@ function layerColumn(layer) {
   column.append(head, shape);
   const maps = document.createElement("div");
   maps.className = "maps";
+  const levels = decode(layer.pixels);
   if (layer.shape.length === 3) {
-    const scale = Math.max(1, Math.floor(56 / layer.shape[2]));
-    layer.values.forEach((values, c) => {
+    const [channels, h, w] = layer.shape;
+    const scale = Math.max(1, Math.floor(56 / w));
+    for (let c = 0; c < channels; c++) {
       const canvas = document.createElement("canvas");
-      canvas.title = `channel ${c}`;
-      canvas.dataset.layer = layer.index;
-      canvas.dataset.channel = c;
-      const redraw = () => drawMap(canvas, values, scale);
+      canvas.title = `channel ${c}: from ${formatNumber(layer.low[c])} (black) to ${formatNumber(layer.high[c])} (white)`;
+      const redraw = () => drawLevels(canvas, levels, c * h * w, h, w, scale);
       redraw();
       if (layer.index >= 0) {
         canvas.addEventListener("click", (e) => {
-          const i = Math.min(values.length - 1, Math.floor(e.offsetY / scale));
-          const j = Math.min(values[0].length - 1, Math.floor(e.offsetX / scale));
+          const i = Math.min(h - 1, Math.floor(e.offsetY / scale));
+          const j = Math.min(w - 1, Math.floor(e.offsetX / scale));
           mark(canvas, redraw, scale, i, j);
           explain(layer, [c, i, j]);
         });
       }
       maps.append(canvas);
-    });
-  } else {
-    const n = layer.values.length, cols = Math.min(n, 10), scale = 10;
-    const grid = [];
-    for (let r = 0; r * cols < n; r++) {
-      grid.push(Array.from({length: cols}, (_, k) => layer.values[Math.min(n - 1, r * cols + k)]));
     }
+  } else {
+    const n = layer.shape[0], cols = Math.min(n, 10), rows = Math.ceil(n / cols), scale = 10;
     const canvas = document.createElement("canvas");
-    canvas.dataset.layer = layer.index;
-    const redraw = () => drawMap(canvas, grid, scale);
+    canvas.title = `${n} values, from ${formatNumber(layer.low[0])} (black) to ${formatNumber(layer.high[0])} (white)`;
+    const redraw = () => drawLevels(canvas, levels, 0, rows, cols, scale);
     redraw();
     canvas.addEventListener("click", (e) => {
       const i = Math.floor(e.offsetY / scale), j = Math.floor(e.offsetX / scale);
@@ -193,17 +189,18 @@ async function explain(layer, at) {
 function drawField(box) {
   const canvas = $("net-field");
   const input = current.layers[0];
-  const scale = Math.max(1, Math.floor(168 / input.shape[2]));
-  drawMap(canvas, input.values[0], scale);
+  const [channels, h, w] = input.shape;
+  const scale = Math.max(1, Math.floor(168 / w));
+  drawLevels(canvas, decode(input.pixels), 0, h, w, scale, channels === 3 ? 3 : 1);
   if (!box) return;
   const ctx = canvas.getContext("2d");
   ctx.strokeStyle = "#e4002b";
   ctx.lineWidth = 2;
   ctx.fillStyle = "rgba(228, 0, 43, 0.18)";
   const x = box.left * scale, y = box.top * scale;
-  const w = (box.right - box.left + 1) * scale, h = (box.bottom - box.top + 1) * scale;
-  ctx.fillRect(x, y, w, h);
-  ctx.strokeRect(x + 1, y + 1, w - 2, h - 2);
+  const width = (box.right - box.left + 1) * scale, height = (box.bottom - box.top + 1) * scale;
+  ctx.fillRect(x, y, width, height);
+  ctx.strokeRect(x + 1, y + 1, width - 2, height - 2);
 }
 
 function initDrawing() {
