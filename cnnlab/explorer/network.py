@@ -23,7 +23,6 @@ import numpy as np
 from .errors import ApiError
 
 
-
 @dataclass
 class Served:
     """One checkpoint the explorer shows."""
