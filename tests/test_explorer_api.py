@@ -389,3 +389,29 @@ def test_no_checkpoint_served(tmp_path):
         assert "no checkpoint" in error_of(c.post("/api/predict",
                                                   files={"image": ("7.png", seven())}), 404)
         assert c.get("/api/models").json() == {"models": []}
+
+
+# ------------------------------------------------------------------ the command
+def test_serve_without_the_web_extra_says_how_to_install_it(capsys, monkeypatch):
+    from helpers import run_cli
+
+    monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)    # import fails
+    code, out, err = run_cli(capsys, "serve")
+    assert code == 2 and 'pip install "cnnlab[web]"' in err and "Traceback" not in err
+
+
+def test_serve_mistakes_exit_2_with_one_line(capsys, checkpoint, tmp_path):
+    import socket
+
+    from helpers import run_cli
+
+    code, _, err = run_cli(capsys, "serve", str(tmp_path / "missing.npz"))
+    assert code == 2 and err.count("\n") == 1 and "missing.npz" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(capsys, "serve", str(checkpoint), "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "serve", "--port", "70000")
+    assert code == 2 and "port number" in err
