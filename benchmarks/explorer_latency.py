@@ -31,8 +31,8 @@ def drawing() -> bytes:
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (280, 280), "black")
-    ImageDraw.Draw(image).line([(70, 60), (210, 60), (160, 150), (120, 235)], fill="white",
-                               width=22, joint="curve")
+    ImageDraw.Draw(image).line([(75, 75), (205, 70), (170, 140), (140, 220)], fill="white",
+                               width=24, joint="curve")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

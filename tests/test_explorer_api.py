@@ -148,6 +148,7 @@ def test_network_on_a_test_image(client):
     r = client.post("/api/network", json={"sample": samples[7]["index"]})
     assert r.status_code == 200 and r.json()["true_label"] == "7"
     assert "index" in error_of(client.post("/api/network", json={"sample": -1}), 400)
+    assert "JSON object" in error_of(client.post("/api/network", json=[1]), 400)
 
 
 def test_mistakes_are_one_sentence_with_4xx(client):

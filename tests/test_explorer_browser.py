@@ -100,7 +100,7 @@ def test_draw_a_seven_and_see_seven(page):
     canvas = page.locator("#net-draw")
     page.wait_for_selector("#net-samples img")
     box = canvas.bounding_box()
-    stroke(page, [(70, 60), (210, 60), (160, 150), (120, 235)], box)   # a 7 in one stroke
+    stroke(page, [(75, 75), (205, 70), (170, 140), (140, 220)], box)   # a 7 in one stroke
     sync_api.expect(page.locator("#net-label")).to_have_text("7", timeout=20000)
     assert page.locator(".prob").count() == 10
     assert page.locator(".prob.top .cls").inner_text() == "7"

@@ -135,6 +135,9 @@ class Explorer:
 
         if request.headers.get("content-type", "").startswith("application/json"):
             body = await json_body(request)
+            if not isinstance(body, dict):
+                raise ApiError(f"expected a JSON object such as {{\"sample\": 17}}, received "
+                               f"{type(body).__name__}.")
             served = self.model(request, body)
             x, true = await run_in_threadpool(sample_input, served, body.get("sample"))
             true_label = served.classes[true]
