@@ -151,6 +151,12 @@ function layerColumn(layer) {
       explain(layer, [i * cols + j]);
     });
     maps.append(canvas);
+    if (layer === current.layers[current.layers.length - 1] && n === current.classes.length) {
+      const note = document.createElement("div");
+      note.className = "shape";
+      note.textContent = `the scores of classes ${current.classes[0]}…${current.classes[n - 1]}, left to right; softmax gives the probabilities`;
+      maps.append(note);
+    }
   }
   column.append(maps);
   return column;
