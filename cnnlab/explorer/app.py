@@ -9,9 +9,11 @@ in-process test client; nothing more is needed, and nothing is generated from ty
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,16 @@ class Explorer:
         self.trainer = Trainer(Path(runs_dir), self.open_trained)
         self.max_upload_bytes = max_upload_bytes
         self.max_pixels = max_pixels
+        threading.Thread(target=self.read_test_images, name="cnnlab-warm-up",
+                         daemon=True).start()
+
+    def read_test_images(self) -> None:
+        """Read the served models' test images now, not when the page first asks for them."""
+        from .network import test_images
+
+        for served in list(self.models.values()):
+            with contextlib.suppress(ApiError):
+                test_images(served)
 
     def open_trained(self, path: Path) -> dict[str, Any]:
         from .network import load

@@ -37,6 +37,7 @@ class Served:
     table: Any                                  # cnnlab.tools.Summary of the model
     lock: threading.Lock = field(default_factory=threading.Lock)
     tests: Any = None                           # its test split, once read
+    reading: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> dict[str, Any]:
         metrics = self.checkpoint.metrics or {}
@@ -81,14 +82,15 @@ def test_images(served: Served, per_class: int = 1) -> tuple[Any, list[int]]:
     each class (the first ones)."""
     from ..data import load_dataset
 
-    if served.tests is None:
-        data = served.checkpoint.config.get("data") or "digits"
-        try:
-            _, test = load_dataset(data, download=False)
-        except (ValueError, OSError) as error:
-            raise ApiError(f"the test images of {data!r} are not available here: {error}",
-                           404) from None
-        served.tests = test
+    with served.reading:                       # the warm-up thread may be reading them
+        if served.tests is None:
+            data = served.checkpoint.config.get("data") or "digits"
+            try:
+                _, test = load_dataset(data, download=False)
+            except (ValueError, OSError) as error:
+                raise ApiError(f"the test images of {data!r} are not available here: {error}",
+                               404) from None
+            served.tests = test
     test = served.tests
     picked: list[int] = []
     for label in range(len(test.classes)):
