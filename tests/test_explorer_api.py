@@ -416,3 +416,21 @@ def test_serve_mistakes_exit_2_with_one_line(capsys, checkpoint, tmp_path):
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "serve", "--port", "70000")
     assert code == 2 and "port number" in err
+
+
+@pytest.mark.slow
+def test_a_complete_training_is_saved_and_opened(client):
+    r = client.post("/api/train/start", json={"model": "lenet5", "data": "digits", "epochs": 1})
+    assert r.status_code == 202
+    status = wait_for(client, lambda s: s["state"] != "running", timeout=1800)
+    assert status["state"] == "done", status
+    data = status["last"]["data"]
+    assert data["metrics"]["test_accuracy"] > 0.8 and data["metrics"]["epochs"] == 1
+    checkpoint, _, _ = load_trained(data["checkpoint"])
+    assert checkpoint.epoch == 1 and not checkpoint.extra.get("interrupted")
+    with client.stream("GET", "/api/train/events") as events:
+        text = "".join(events.iter_text())
+    assert "event: epoch" in text and text.rstrip().splitlines()[-2] == "event: done"
+    r = client.post(f"/api/predict?model={data['model']['id']}", files={"image": ("7.png",
+                                                                                 seven())})
+    assert r.status_code == 200

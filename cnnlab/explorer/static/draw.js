@@ -92,7 +92,7 @@ export function lineChart(canvas, series, {xMax = 1, yMin = 0, yMax = null} = {}
     ctx.fillText(v.toFixed(hi - yMin < 2 ? 2 : 1), 4, y(v) + 4);
   }
   for (let e = 0; e <= xMax; e++) ctx.fillText(`${e}`, x(e) - 3, H - 8);
-  ctx.fillText("epochs", W - right - 40, H - 8);
+  ctx.fillText("epochs", W - right - 40, H - bottom - 6);
   for (const s of series) {
     ctx.strokeStyle = ctx.fillStyle = s.color;
     if (s.dots || s.points.length < 3) {      // a single point draws no line
