@@ -71,7 +71,7 @@ export function matrixTable(values, cells = {}, titles = {}) {
   return table;
 }
 
-// A line chart of several series [{points: [[x, y]...], dots: bool, color}], axes labelled.
+// A line chart of several series [{points: [[x, y, piece]...], dots: bool, color}], axes labelled.
 export function lineChart(canvas, series, {xMax = 1, yMin = 0, yMax = null} = {}) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, left = 44, bottom = 24, top = 8, right = 10;
@@ -98,8 +98,9 @@ export function lineChart(canvas, series, {xMax = 1, yMin = 0, yMax = null} = {}
     if (s.dots || s.points.length < 3) {      // a single point draws no line
       for (const [a, b] of s.points) { ctx.beginPath(); ctx.arc(x(a), y(b), 4, 0, 7); ctx.fill(); }
     } else {
-      ctx.beginPath();
-      s.points.forEach(([a, b], k) => (k ? ctx.lineTo(x(a), y(b)) : ctx.moveTo(x(a), y(b))));
+      ctx.beginPath();               // a point's third entry starts a new piece when it changes
+      s.points.forEach(([a, b, piece], k) => (k && piece === s.points[k - 1][2]
+        ? ctx.lineTo(x(a), y(b)) : ctx.moveTo(x(a), y(b))));
       ctx.stroke();
     }
   }

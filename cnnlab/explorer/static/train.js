@@ -46,8 +46,8 @@ function listen() {
     $("tr-status").textContent = `training: ${d.steps} steps per epoch…`;
   });
   on("step", (d) => {
-    curves.loss.push([d.progress, d.loss]);
-    curves.acc.push([d.progress, d.accuracy]);
+    curves.loss.push([d.progress, d.loss, d.epoch]);     // one piece per epoch: the running
+    curves.acc.push([d.progress, d.accuracy, d.epoch]);  // means restart with each epoch
     if (d.filters) drawFilters(d.filters);
     $("tr-status").textContent = `epoch ${d.epoch + 1} of ${curves.epochs}, step ${d.step} of ${d.steps}: ` +
       `loss ${d.loss.toFixed(3)}, accuracy ${(100 * d.accuracy).toFixed(1)}%`;
