@@ -14,13 +14,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, evaluate, explain, export, filter, import_, predict, summary, train, viz
+from . import (bench, evaluate, explain, export, filter, import_, predict, serve, summary, train,
+               viz)
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, describe_error
 
 #: command name -> its module; the order is the order of ``cnnlab --help``.
 COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "summary": summary,
             "explain": explain, "filter": filter, "viz": viz, "bench": bench,
-            "export": export, "import": import_}
+            "export": export, "import": import_, "serve": serve}
 
 __all__ = ["COMMANDS", "EXIT_INTERRUPTED", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 

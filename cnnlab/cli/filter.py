@@ -71,10 +71,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"border": args.border, "stride": args.stride, "dilation": args.dilation}
 
     def pixels(response, specs):
-        mapping = args.map
-        if mapping == "auto":
-            zero_sum = all(abs(k.sum()) < 1e-9 for k in filters.kernels(specs[-1]))
-            mapping = "abs" if zero_sum else "clip"     # the last kernel decides the sign
+        mapping = filters.resolve_mapping(args.map, specs[-1])  # the last kernel decides
         result = filters.to_pixels(response, mapping)
         return (filters.equalize(result) if args.equalize else result), mapping
 

@@ -299,8 +299,10 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
     for index in shown:
         text, value, channels = worked(*index)
         lines += ["  " + t if not t.startswith("    ") else t for t in text.split("\n")]
-        entry_data.append({"index": list(index), "channels": channels, "bias": float(b[index[0]]),
-                           "value": value})
+        f, i, j = index
+        entry_data.append({"index": list(index), "channels": channels, "bias": float(b[f]),
+                           "value": value, "text": text,
+                           "window": _window((i * s[0], j * s[1]), (kh, kw), d)})
     lines.append("")
     lines += _output_lines("Z", out)
     numbers = {"input": x.tolist(), "padded": xp.tolist(), "kernel": applied.tolist(),
@@ -312,6 +314,13 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
     if grad is not None:
         lines += _conv_gradients(x, k, b, s, pads, d, flip, grad, out.shape, numbers)
     return Explanation("conv2d", lines, numbers, wrong)
+
+
+def _window(corner: tuple[int, int], size: tuple[int, int], dilation: tuple[int, int]
+            ) -> dict[str, list[int]]:
+    """The padded-input rows and columns one output entry reads (for pictures of the window)."""
+    return {"rows": [corner[0] + u * dilation[0] for u in range(size[0])],
+            "columns": [corner[1] + v * dilation[1] for v in range(size[1])]}
 
 
 def _fmt2(pair: tuple[int, int]) -> str:
@@ -428,6 +437,10 @@ def pool(input: Any, size: Any = 2, *, stride: Any = None, padding: Any = 0,
         return (f"{name} = ({' + '.join(_signed(v) for v in window)}) / {window.size} = "
                 f"{format_number(out[c, i, j])}")
 
+    for index in shown:
+        if not all(0 <= v < n for v, n in zip(index, out.shape)):
+            raise ValueError(f"at: {tuple(index[1:])} is outside the output "
+                             f"({_size(out.shape[1:])}).")
     lines += ["  " + worked(*e) for e in shown]
     lines.append("")
     lines += _output_lines("Z", out)
@@ -437,9 +450,12 @@ def pool(input: Any, size: Any = 2, *, stride: Any = None, padding: Any = 0,
         wrong = [{"index": list(e), "given": float(answer[e]), "correct": float(out[e]),
                   "worked": worked(*e)} for e in entries if abs(answer[e] - out[e]) > tolerance]
         lines += _check_lines(wrong, len(entries))
-    return Explanation(f"{mode}_pool", lines, {"input": x.tolist(), "output": out.tolist(),
-                                               "size": list(k), "stride": list(s),
-                                               "padding": list(p)}, wrong)
+    entry_data = [{"index": list(e), "value": float(out[e]), "text": worked(*e),
+                   "window": _window((e[1] * s[0], e[2] * s[1]), k, (1, 1))} for e in shown]
+    return Explanation(f"{mode}_pool", lines, {"input": x.tolist(), "padded": xp.tolist(),
+                                               "output": out.tolist(), "size": list(k),
+                                               "stride": list(s), "padding": list(p),
+                                               "entries": entry_data}, wrong)
 
 
 def _pair_nonneg(value: Any) -> tuple[int, int]:
@@ -479,7 +495,12 @@ def relu(input: Any, *, check: Any = None) -> Explanation:
                                                       f"{format_number(out[e])}"}
                  for e in zip(*np.nonzero(np.abs(answer - out) > tolerance))]
         lines += _check_lines(wrong, out.size)
-    return Explanation("relu", lines, {"input": x.tolist(), "output": out.tolist()}, wrong)
+    entries = [{"index": [c, i, j], "value": float(out[c, i, j]),
+                "text": f"Z{c if x.shape[0] > 1 else ''}[{i},{j}] = max(0, "
+                        f"{format_number(x[c, i, j])}) = {format_number(out[c, i, j])}",
+                "window": {"rows": [i], "columns": [j]}} for c, i, j in np.ndindex(x.shape)]
+    return Explanation("relu", lines, {"input": x.tolist(), "output": out.tolist(),
+                                       "entries": entries}, wrong)
 
 
 def softmax(input: Any, *, target: int | None = None) -> Explanation:

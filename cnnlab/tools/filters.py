@@ -240,6 +240,14 @@ def apply(image: np.ndarray, spec: str | np.ndarray, *, border: str = "zeros",
     return np.moveaxis(out, 0, -1) if x.ndim == 3 else out[0]
 
 
+def resolve_mapping(mapping: str, spec: str | np.ndarray) -> str:
+    """``"auto"`` -> ``"abs"`` when every kernel of ``spec`` sums to 0 (edge detectors: both
+    signs matter), else ``"clip"``; any other mapping is returned as it is."""
+    if mapping != "auto":
+        return mapping
+    return "abs" if all(abs(k.sum()) < 1e-9 for k in kernels(spec)) else "clip"
+
+
 def to_pixels(response: np.ndarray, mapping: str = "clip") -> np.ndarray:
     """Filter responses -> uint8 pixels.
 

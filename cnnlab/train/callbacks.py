@@ -1,7 +1,10 @@
 """Callbacks that ``fit`` calls around each epoch: checkpoints (last and best), early stopping.
 
 A callback is any object with ``on_epoch_end(epoch, logs) -> bool | None`` (``True`` stops
-training after this epoch); it may also have ``on_train_begin(context)``,
+training after this epoch); it may also have ``on_step_end(step, logs) -> bool | None`` (after
+each training step, ``logs`` the epoch's running ``loss`` and ``accuracy``; ``True`` stops at once
+as a Ctrl-C does: ``on_interrupt`` runs and ``fit`` raises ``KeyboardInterrupt``),
+``on_train_begin(context)``,
 ``on_interrupt(epoch, logs)`` (Ctrl-C) and ``on_train_end(history)``. ``epoch`` is the 0-based
 index of the epoch; ``logs`` is the epoch's entry of the ``History`` (``loss``, ``accuracy``,
 ``val_loss``, ``val_accuracy``, ``lr``, ``seconds``, ``images_per_s`` and ``epoch``, the number
@@ -73,6 +76,10 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool | None:
         """Called after each epoch; return ``True`` to stop training."""
+        return None
+
+    def on_step_end(self, step: int, logs: dict[str, float]) -> bool | None:
+        """Called after each training step (1-based within the epoch); ``True`` interrupts."""
         return None
 
     def on_interrupt(self, epoch: int, logs: dict[str, float]) -> None:

@@ -310,6 +310,7 @@ def fit(model: Module, train_data: Any, *, epochs: int, optimizer: Optimizer,
     for callback in callbacks:
         if hasattr(callback, "on_train_begin"):
             callback.on_train_begin(context)
+    step_callbacks = [c for c in callbacks if callable(getattr(c, "on_step_end", None))]
     history = History()
     partial: dict[str, float] = {}
     with _step_boundary_interrupts() as stop_requested:
@@ -318,7 +319,7 @@ def fit(model: Module, train_data: Any, *, epochs: int, optimizer: Optimizer,
                 context.epoch, context.step = epoch, 0
                 partial = {"epoch": epoch}
                 logs = _run_epoch(model, loader, optimizer, lr_schedule, val_arrays, context,
-                                  progress, stop_requested, partial)
+                                  progress, stop_requested, partial, step_callbacks)
                 history.epochs.append(logs)
                 stop = False
                 for callback in callbacks:
@@ -343,7 +344,8 @@ def fit(model: Module, train_data: Any, *, epochs: int, optimizer: Optimizer,
 def _run_epoch(model: Module, loader: Any, optimizer: Optimizer,
                lr_schedule: LRScheduler | None, val_arrays: tuple[np.ndarray, np.ndarray] | None,
                context: TrainingContext, progress: bool, stop_requested: Callable[[], Any],
-               partial: dict[str, float]) -> dict[str, float]:
+               partial: dict[str, float], step_callbacks: Sequence[Any] = ()
+               ) -> dict[str, float]:
     """Train one epoch, validate, step the schedule; returns the epoch's logs."""
     epoch, steps = context.epoch, context.steps
     start = time.perf_counter()
@@ -371,6 +373,11 @@ def _run_epoch(model: Module, loader: Any, optimizer: Optimizer,
             seen += len(y)
             partial.update(loss=loss_sum / seen, accuracy=correct / seen)
             bar.update(step, loss=loss_sum / seen, accuracy=correct / seen, images=seen)
+            stop = False
+            for callback in step_callbacks:        # e.g. the explorer's live curve
+                stop = bool(callback.on_step_end(step, dict(partial))) or stop
+            if stop:                               # as a Ctrl-C after this step
+                raise KeyboardInterrupt
         train_seconds = time.perf_counter() - start
         for p in model.parameters():
             if not np.isfinite(p.data).all():

@@ -1,0 +1,436 @@
+"""The explorer's JSON API, in-process (Starlette's test client): every number it answers is
+the number the command line's functions compute; every mistake is one sentence with a 4xx."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+with __import__("warnings").catch_warnings():        # "use httpx2": httpx still works
+    __import__("warnings").simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+
+from helpers import LECTURE_EXAMPLES  # noqa: E402
+
+from cnnlab import models  # noqa: E402
+from cnnlab.explorer import create_app  # noqa: E402
+from cnnlab.tools import explain  # noqa: E402
+from cnnlab.train import predict, save_checkpoint  # noqa: E402
+from cnnlab.train.inference import load_trained, model_inputs  # noqa: E402
+
+BASE = "http://127.0.0.1:8765"
+
+
+def png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def seven() -> bytes:
+    """A white 7 on black, 28×28."""
+    a = np.zeros((28, 28), np.uint8)
+    a[6:9, 7:21] = 255
+    for r in range(9, 23):
+        c = 20 - (r - 9) // 2
+        a[r, c - 1:c + 2] = 255
+    return png(a)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A lenet5 with its initial (random) weights, saved as training saves it."""
+    import cnnlab
+
+    cnnlab.manual_seed(0)
+    args = {"in_channels": 1, "input_size": 28, "num_classes": 10}
+    model = models.get("lenet5", **args)
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    return save_checkpoint(path, model, model_name="lenet5", model_args=args, epoch=0,
+                           config={"data": "digits", "classes": [str(i) for i in range(10)],
+                                   "normalize": {"mean": [0.13], "std": [0.31]}})
+
+
+@pytest.fixture()
+def client(checkpoint, tmp_path):
+    app = create_app([checkpoint], runs_dir=tmp_path / "runs", max_upload_bytes=200_000,
+                     max_pixels=1_000_000)
+    with TestClient(app, base_url=BASE) as c:
+        yield c
+
+
+def error_of(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    message = body["error"]
+    assert message.endswith(".") and "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_health(client):
+    import cnnlab
+
+    r = client.get("/api/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok", "version": cnnlab.__version__}
+
+
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<script type=\"module\"" in page.text
+    assert "http://" not in page.text.replace("http://www.w3.org", "")     # nothing external
+    for name in ("app.css", "api.js", "draw.js", "network.js", "playground.js", "filters.js",
+                 "train.js", "main.js"):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and len(r.text) > 100, name
+        assert "https://" not in r.text, f"{name} reaches outside the package"
+
+
+def test_predict_matches_the_cli_functions(client, checkpoint, tmp_path):
+    image = tmp_path / "seven.png"
+    image.write_bytes(seven())
+    ckpt, model, normalize = load_trained(checkpoint)
+    expected = predict(model, model_inputs(ckpt, normalize, [image]))[0]
+    r = client.post("/api/predict", files={"image": ("seven.png", seven(), "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-6)
+    assert body["label"] == str(int(np.argmax(expected)))
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-5
+
+
+def test_network_layers_and_worked_sum_equal_explain_model(client, checkpoint, tmp_path):
+    r = client.post("/api/network", files={"image": ("seven.png", seven(), "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    layers = body["layers"]
+    assert layers[0]["name"] == "input" and layers[0]["shape"] == [1, 28, 28]
+    conv = next(layer for layer in layers if layer.get("convolution"))
+    assert conv["shape"] == [6, 28, 28]
+    levels = np.frombuffer(base64.b64decode(conv["pixels"]), np.uint8).reshape(6, 28, 28)
+    assert (levels.min(axis=(1, 2)) == 0).all() and (levels.max(axis=(1, 2)) == 255).all()
+    # the feature-map value and its worked sum, as `cnnlab explain model` computes them
+    image = tmp_path / "seven.png"
+    image.write_bytes(seven())
+    ckpt, model, normalize = load_trained(checkpoint)
+    x = model_inputs(ckpt, normalize, [image])[0]
+    want = explain.model(model, x, conv["name"], (2, 10, 12))
+    r = client.post("/api/network/explain", json={"input_id": body["input_id"],
+                                                  "layer": conv["index"], "at": [2, 10, 12]})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["text"] == want.text
+    low, high = conv["low"][2], conv["high"][2]                # the map as drawn: min..max
+    assert levels[2, 10, 12] == round(255 * (got["value"] - low) / (high - low))
+    # lenet5's first conv: 5×5 with padding 2 -> the field around (10, 12), clipped to the image
+    assert {k: got["box"][k] for k in ("top", "left", "bottom", "right")} == \
+        {"top": 8, "left": 10, "bottom": 12, "right": 14}
+    last = layers[-1]
+    r = client.post("/api/network/explain", json={"input_id": body["input_id"],
+                                                  "layer": last["index"], "at": [3]})
+    assert r.status_code == 200 and r.json()["box"]["whole"]
+
+
+def test_network_on_a_test_image(client):
+    samples = client.get("/api/samples").json()["samples"]
+    assert len(samples) == 10 and samples[7]["label"] == "7"
+    assert samples[0]["png"].startswith("data:image/png;base64,")
+    r = client.post("/api/network", json={"sample": samples[7]["index"]})
+    assert r.status_code == 200 and r.json()["true_label"] == "7"
+    assert "index" in error_of(client.post("/api/network", json={"sample": -1}), 400)
+    assert "JSON object" in error_of(client.post("/api/network", json=[1]), 400)
+
+
+def test_mistakes_are_one_sentence_with_4xx(client):
+    files = {"image": ("seven.png", seven(), "image/png")}
+    error_of(client.post("/api/network/explain", json={"input_id": "nope", "layer": 0,
+                                                       "at": [0, 0, 0]}), 404)
+    token = client.post("/api/network", files=files).json()["input_id"]
+    assert "outside" in error_of(client.post("/api/network/explain", json={
+        "input_id": token, "layer": 0, "at": [0, 99, 0]}), 400)
+    assert "layer index" in error_of(client.post("/api/network/explain", json={
+        "input_id": token, "layer": "conv", "at": [0, 0, 0]}), 400)
+    assert "unknown model" in error_of(client.post("/api/predict?model=m9", files=files), 404)
+    assert "JSON" in error_of(client.post("/api/explain/conv", content=b"{",
+                                          headers={"content-type": "application/json"}), 400)
+    assert "Content-Type" in error_of(client.post("/api/explain/conv", content=b"{}"), 415)
+    error_of(client.get("/api/nothing"), 404)
+    error_of(client.get("/api/predict"), 405)
+
+
+def test_uploads_are_checked(client):
+    msg = error_of(client.post("/api/predict", files={"image": ("x.png", b"not an image at "
+                                                               b"all", "image/png")}), 415)
+    assert "not an image" in msg
+    big = np.random.default_rng(0).integers(0, 255, (500, 500), dtype=np.uint8)
+    assert "limit" in error_of(client.post("/api/predict",
+                                           files={"image": ("big.png", png(big))}), 413)
+    wide = np.zeros((1000, 1100), np.uint8)              # 1.1 Mpixel in a small file
+    assert "pixels" in error_of(client.post("/api/predict",
+                                            files={"image": ("wide.png", png(wide))}), 413)
+    assert "field 'image'" in error_of(client.post("/api/predict", files={
+        "photo": ("a.png", seven())}), 400)
+    assert "multipart" in error_of(client.post("/api/predict", json={"image": "/etc/passwd"}),
+                                   415)
+
+
+def test_a_lying_content_length_is_caught_while_reading(checkpoint, tmp_path):
+    from cnnlab.explorer.errors import ApiError
+    from cnnlab.explorer.security import read_body
+
+    class Liar:
+        headers = {"content-length": "10"}
+
+        async def stream(self):
+            for _ in range(5):
+                yield b"x" * 100
+
+    import asyncio
+
+    with pytest.raises(ApiError, match="limit of 250 bytes") as caught:
+        asyncio.run(read_body(Liar(), 250))
+    assert caught.value.status == 413
+
+
+def test_the_client_never_names_a_server_path(client, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(seven())
+    for body in ({"sample": str(secret)}, {"sample": 0, "path": str(secret)}):
+        r = client.post("/api/network", json=body)
+        assert r.status_code == 400 if "path" not in body else r.status_code == 200
+    msg = error_of(client.post("/api/train/start", json={"data": str(tmp_path)}), 400)
+    assert "digits" in msg
+    msg = error_of(client.post("/api/train/start", json={"out": str(tmp_path)}), 400)
+    assert "unknown training settings" in msg
+
+
+def test_host_and_origin_checks(checkpoint, tmp_path):
+    app = create_app([checkpoint], runs_dir=tmp_path)
+    for base, status in (("http://127.0.0.1:8765", 200), ("http://localhost:8765", 200),
+                         ("http://evil.example:8765", 403), ("http://127.0.0.2", 403)):
+        with TestClient(app, base_url=base) as c:
+            r = c.get("/api/health")
+            assert r.status_code == status, base
+            if status == 403:
+                assert "Host" in r.json()["error"]
+                assert c.get("/").status_code == 403
+    with TestClient(app, base_url=BASE) as c:
+        r = c.post("/api/explain/relu", json={"input": "1 -2"},
+                   headers={"origin": "http://evil.example"})
+        assert r.status_code == 403 and "Origin" in r.json()["error"]
+        r = c.post("/api/explain/relu", json={"input": "1 -2"},
+                   headers={"origin": "http://127.0.0.1:8765"})
+        assert r.status_code == 200
+    bound = create_app([checkpoint], host="192.168.7.7", runs_dir=tmp_path)
+    with TestClient(bound, base_url="http://192.168.7.7:8765") as c:
+        assert c.get("/api/health").status_code == 200
+
+
+# ------------------------------------------------------------------ playground
+def test_conv_playground_is_explain_conv2d(client):
+    r = client.post("/api/explain/conv", json={"input": "1 2 3; 4 5 6; 7 8 9",
+                                               "kernel": "1 0; 0 -1", "at": [1, 0]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["output"] == [[[-4.0, -4.0], [-4.0, -4.0]]]
+    assert body["entry"]["text"] == "Z[1,0] = 4*1 + 5*0 + 7*0 + 8*(-1) = -4"
+    assert body["entry"]["window"] == {"rows": [1, 2], "columns": [0, 1]}
+    assert body["formula"][1].strip() == "rows:     floor((3 + 0 + 0 - 1·(2-1) - 1) / 1) + 1 = 2"
+
+
+def test_stride_padding_and_dilation_change_the_output_size(client):
+    base = {"input": "; ".join(" ".join(str(i * 7 + j) for j in range(7)) for i in range(7)),
+            "kernel": "1 0 -1; 1 0 -1; 1 0 -1"}
+    sizes = {}
+    for name, extra in (("valid", {}), ("stride 2", {"stride": 2}),
+                        ("same", {"padding": "same", "stride": 2}),
+                        ("same-pytorch", {"padding": "same-pytorch"}),
+                        ("sides", {"padding": [1, 0, 2, 0]}), ("dilation", {"dilation": 2})):
+        r = client.post("/api/explain/conv", json={**base, **extra})
+        assert r.status_code == 200, r.text
+        sizes[name] = r.json()["output_shape"]
+    assert sizes == {"valid": [1, 5, 5], "stride 2": [1, 3, 3], "same": [1, 4, 4],
+                     "same-pytorch": [1, 7, 7], "sides": [1, 6, 7], "dilation": [1, 3, 3]}
+    msg = error_of(client.post("/api/explain/conv", json={**base, "padding": "same-pytorch",
+                                                          "stride": 2}), 400)
+    assert "PyTorch refuses" in msg
+    assert "stride" in error_of(client.post("/api/explain/conv", json={**base, "stride": 0}),
+                                400)
+    assert "outside" in error_of(client.post("/api/explain/conv", json={**base, "at": [9, 9]}),
+                                 400)
+    assert "kernel" in error_of(client.post("/api/explain/conv", json={**base,
+                                                                       "kernel": "1 x"}), 400)
+
+
+def test_homework_marks_wrong_entries_with_their_sums(client):
+    r = client.post("/api/explain/conv", json={"input": "1 2 3; 4 5 6; 7 8 9",
+                                               "kernel": "1 0; 0 -1", "check": "-4 -4; 4 -4"})
+    wrong = r.json()["wrong"]
+    assert [w["index"] for w in wrong] == [[0, 1, 0]]
+    assert wrong[0]["given"] == 4 and wrong[0]["correct"] == -4
+    assert wrong[0]["worked"].endswith("= -4")
+    r = client.post("/api/explain/pool", json={"input": "1 2; 3 4", "size": 2, "check": "3"})
+    assert r.json()["wrong"][0]["correct"] == 4
+
+
+@pytest.mark.parametrize("preset", json.loads(
+    (__import__("pathlib").Path(__file__).parents[1] / "cnnlab" / "explorer" / "presets.json")
+    .read_text())["presets"], ids=lambda p: p["id"])
+def test_presets_are_the_lecture_examples(client, preset):
+    example = next(e for e in LECTURE_EXAMPLES if e["id"] == preset["id"])
+    body = {k: preset[k] for k in preset if k in ("input", "kernel", "bias", "stride",
+                                                  "padding", "dilation", "flip", "size",
+                                                  "mode")}
+    r = client.post(f"/api/explain/{preset['op']}", json=body)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["output"][0], example["expected"], atol=1e-9)
+
+
+def test_pool_and_relu_windows(client):
+    r = client.post("/api/explain/pool", json={"input": "1 2 0; 3 4 9; 0 0 1", "size": 2,
+                                               "stride": 1, "padding": 1, "at": [0, 0]})
+    body = r.json()
+    assert body["padded"][0][0][0] is None                       # -inf: never the maximum
+    assert body["entry"]["text"].endswith("= 1") and body["output_shape"] == [1, 4, 4]
+    r = client.post("/api/explain/relu", json={"input": "1 -2; 0 3", "at": [0, 1]})
+    assert r.json()["entry"]["text"] == "Z[0,1] = max(0, -2) = 0"
+    assert r.json()["output"] == [[[1, 0], [0, 3]]]
+
+
+# ------------------------------------------------------------------ filter lab
+def test_filter_lab_is_tools_filters(client):
+    from cnnlab.tools import filters
+
+    photo = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    r = client.post("/api/filter", files={"image": ("p.png", png(photo))},
+                    data={"kernel": "sobel", "border": "reflect", "map": "auto"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["mapping"] == "abs" and body["result_shape"] == [20, 30, 3]
+    assert body["kernel"] == filters.format_kernel("sobel")
+    import base64
+
+    from PIL import Image
+
+    got = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["result"].split(",")[1]))))
+    np.testing.assert_array_equal(got, filters.to_pixels(filters.apply(photo, "sobel",
+                                                                       border="reflect"), "abs"))
+    assert "kernel" in error_of(client.post("/api/filter", files={"image": ("p.png",
+                                                                          png(photo))}), 400)
+    assert "border" in error_of(client.post("/api/filter", files={"image": ("p.png", png(photo))},
+                                            data={"kernel": "box", "border": "mirror"}), 400)
+    kernels = client.get("/api/kernels").json()["kernels"]
+    assert any(k["name"] == "sharpen" and k["text"] == filters.format_kernel("sharpen")
+               for k in kernels)
+
+
+# ------------------------------------------------------------------ training
+def wait_for(client, predicate, timeout=120.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status = client.get("/api/train").json()
+        if predicate(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; last status {status}")
+
+
+def test_training_one_at_a_time_stop_and_open(client):
+    status = client.get("/api/train").json()
+    assert status["state"] == "idle" and "lenet5" in status["options"]["models"]
+    assert "no training" in error_of(client.post("/api/train/stop", json={}), 409)
+    r = client.post("/api/train/start", json={"model": "lenet5", "data": "digits", "epochs": 1,
+                                              "lr": 0.002, "batch_size": 32})
+    assert r.status_code == 202, r.text
+    msg = error_of(client.post("/api/train/start", json={"epochs": 1}), 409)
+    assert "one training at a time" in msg
+    wait_for(client, lambda s: s["last"] and s["last"]["event"] == "step")
+    assert client.post("/api/train/stop", json={}).status_code == 200
+    status = wait_for(client, lambda s: s["state"] != "running")
+    assert status["state"] == "stopped", status
+    with client.stream("GET", "/api/train/events") as events:
+        text = "".join(events.iter_text())
+    kinds = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+    assert kinds[0] == "log" and "begin" in kinds and "step" in kinds and kinds[-1] == "stopped"
+    data = json.loads([line for line in text.splitlines() if line.startswith("data: ")][-1][6:])
+    opened = data["model"]["id"]
+    served = client.get("/api/models").json()["models"]
+    assert opened in [m["id"] for m in served] and len(served) == 2
+    ckpt, model, _ = load_trained(data["checkpoint"])      # a normal checkpoint
+    assert ckpt.model_name == "lenet5" and ckpt.extra.get("interrupted")
+    r = client.post(f"/api/predict?model={opened}", files={"image": ("7.png", seven())})
+    assert r.status_code == 200
+    # a new run may start now
+    r = client.post("/api/train/start", json={"epochs": 1})
+    assert r.status_code == 202
+    client.post("/api/train/stop", json={})
+    wait_for(client, lambda s: s["state"] != "running")
+
+
+def test_training_settings_are_checked(client):
+    for body, words in (({"model": "alexnet"}, "model must be one of"),
+                        ({"epochs": 0}, "epochs must be an integer"),
+                        ({"lr": -1}, "lr must be"), ({"optimizer": "rmsprop"}, "optimizer"),
+                        ({"batch_size": True}, "batch_size")):
+        assert words in error_of(client.post("/api/train/start", json=body), 400)
+
+
+def test_no_checkpoint_served(tmp_path):
+    with TestClient(create_app(runs_dir=tmp_path), base_url=BASE) as c:
+        assert "no checkpoint" in error_of(c.post("/api/predict",
+                                                  files={"image": ("7.png", seven())}), 404)
+        assert c.get("/api/models").json() == {"models": []}
+
+
+# ------------------------------------------------------------------ the command
+def test_serve_without_the_web_extra_says_how_to_install_it(capsys, monkeypatch):
+    from helpers import run_cli
+
+    monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)    # import fails
+    code, out, err = run_cli(capsys, "serve")
+    assert code == 2 and 'pip install "cnnlab[web]"' in err and "Traceback" not in err
+
+
+def test_serve_mistakes_exit_2_with_one_line(capsys, checkpoint, tmp_path):
+    import socket
+
+    from helpers import run_cli
+
+    code, _, err = run_cli(capsys, "serve", str(tmp_path / "missing.npz"))
+    assert code == 2 and err.count("\n") == 1 and "missing.npz" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(capsys, "serve", str(checkpoint), "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "serve", "--port", "70000")
+    assert code == 2 and "port number" in err
+
+
+@pytest.mark.slow
+def test_a_complete_training_is_saved_and_opened(client):
+    r = client.post("/api/train/start", json={"model": "lenet5", "data": "digits", "epochs": 1})
+    assert r.status_code == 202
+    status = wait_for(client, lambda s: s["state"] != "running", timeout=1800)
+    assert status["state"] == "done", status
+    data = status["last"]["data"]
+    assert data["metrics"]["test_accuracy"] > 0.8 and data["metrics"]["epochs"] == 1
+    checkpoint, _, _ = load_trained(data["checkpoint"])
+    assert checkpoint.epoch == 1 and not checkpoint.extra.get("interrupted")
+    with client.stream("GET", "/api/train/events") as events:
+        text = "".join(events.iter_text())
+    assert "event: epoch" in text and text.rstrip().splitlines()[-2] == "event: done"
+    r = client.post(f"/api/predict?model={data['model']['id']}", files={"image": ("7.png",
+                                                                                 seven())})
+    assert r.status_code == 200
