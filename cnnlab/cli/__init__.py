@@ -14,8 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import (bench, evaluate, explain, export, filter, import_, predict, serve, summary, train,
-               viz)
+from . import bench, evaluate, explain, export, filter, import_, predict, serve, summary, train, viz
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError, describe_error
 
 #: command name -> its module; the order is the order of ``cnnlab --help``.
