@@ -41,7 +41,7 @@ WORK = ROOT / "mutants"
 
 # module -> the test files that test it (the mutants of a module run only these).
 _CONV = ["tests/test_conv.py", "tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"]
-_AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_mutation_gaps.py"]
+_AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_autograd_gaps.py"]
 TESTS: dict[str, list[str]] = {
     "cnnlab/ops/activation.py": ["tests/test_activation.py"],
     "cnnlab/ops/conv.py": _CONV,

@@ -1,0 +1,99 @@
+"""Gaps the mutation test found in ops/conv.py (tests/MUTATION.md): each test here fails on a
+mutant that the older tests let through.
+
+Nested ``forced_algorithm`` blocks (the inner one wins, the outer one comes back), and the
+boundaries of the rule that picks the algorithm: exactly 16 channel pairs with a 7×7 kernel is
+still the FFT, 17 is not; exactly 49 taps is, 48 is not; the rows path's depth and size limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab.ops import conv as conv_ops
+from cnnlab.ops.conv import choose_algorithm, conv_forward, forced_algorithm
+
+VALID = ((0, 0), (0, 0))
+
+
+def algorithm_used(x: np.ndarray, w: np.ndarray) -> str:
+    return conv_forward(x, w, None, (1, 1), VALID, (1, 1))[1].algorithm
+
+
+def test_nested_forced_algorithms_the_inner_one_wins():
+    x, w = np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3))
+    assert algorithm_used(x, w) == "gemm"                       # the rule's choice
+    with forced_algorithm("rows"):
+        assert algorithm_used(x, w) == "rows"
+        with forced_algorithm("fft"):
+            assert choose_algorithm(1, 1, (3, 3), (1, 1), 1) == "fft"
+            z, cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1))
+            assert cache.algorithm == "fft"
+            np.testing.assert_allclose(z, 9.0)
+        assert algorithm_used(x, w) == "rows"                   # the outer block comes back
+    assert algorithm_used(x, w) == "gemm" and conv_ops._forced == []
+
+
+def test_a_forced_block_ends_even_when_its_body_raises():
+    with forced_algorithm("gemm"):
+        with pytest.raises(RuntimeError, match="inside"):
+            with forced_algorithm("fft"):
+                raise RuntimeError("inside")
+        assert conv_ops._forced == ["gemm"]
+    assert conv_ops._forced == []
+
+
+def test_an_explicit_algorithm_beats_a_forced_one():
+    x, w = np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3))
+    with forced_algorithm("fft"):
+        cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1), algorithm="gemm")[1]
+    assert cache.algorithm == "gemm"
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, expected", [
+    (4, 4, (7, 7), "fft"),              # exactly 16 channel pairs with a 7×7 kernel
+    (1, 16, (7, 7), "fft"),
+    (16, 1, (7, 7), "fft"),
+    (17, 1, (7, 7), "gemm"),            # 17 pairs
+    (4, 5, (7, 7), "gemm"),             # 20 pairs
+    (1, 1, (1, 49), "fft"),             # exactly 49 taps
+    (1, 1, (6, 8), "gemm"),             # 48 taps
+    (1, 1, (7, 7, 1), "fft"),
+])
+def test_the_fft_rule_at_its_boundaries(c_in, c_out, kernel, expected):
+    stride = (1,) * len(kernel)
+    assert choose_algorithm(c_in, c_out, kernel, stride, 1) == expected
+    assert choose_algorithm(c_in, c_out, kernel, (2,) + stride[1:], 1) == "gemm"
+
+
+def test_the_fft_boundary_in_a_real_convolution():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 4, 10, 10)), rng.standard_normal((4, 4, 7, 7))
+    z, cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1))
+    assert cache.algorithm == "fft"
+    with forced_algorithm("gemm"):
+        reference = conv_forward(x, w, None, (1, 1), VALID, (1, 1))[0]
+    np.testing.assert_allclose(z, reference, rtol=1e-10, atol=1e-10)
+    x17, w17 = x[:, :1].repeat(17, axis=1), w[:1, :1].repeat(17, axis=1)    # 17 pairs
+    assert conv_forward(x17, w17, None, (1, 1), VALID, (1, 1))[1].algorithm == "gemm"
+
+
+@pytest.mark.parametrize("c_in, kernel, size, expected", [
+    (32, (2, 2), (24, 24), "rows"),     # C_in·k_w = 64 exactly, 24×24 exactly
+    (21, (3, 3), (32, 32), "gemm"),     # depth 63
+    (32, (2, 2), (23, 40), "gemm"),     # one side below 24
+    (32, (2, 2), (40, 23), "gemm"),
+    (64, (1, 1), (32, 32), "rows"),
+])
+def test_the_rows_rule_at_its_boundaries(c_in, kernel, size, expected):
+    assert choose_algorithm(c_in, 8, kernel, (1, 1), 1, size) == expected
+    assert choose_algorithm(c_in, 8, kernel, (1, 2), 1, size) == "gemm"
+    assert choose_algorithm(c_in, 8, kernel, (1, 1), 2, size) == "gemm"
+
+
+@pytest.mark.parametrize("c_in, c_out, groups, expected", [
+    (2, 2, 2, "depthwise"), (1, 1, 1, "gemm"), (2, 4, 2, "gemm"), (4, 2, 2, "gemm"),
+])
+def test_the_depthwise_rule(c_in, c_out, groups, expected):
+    assert choose_algorithm(c_in, c_out, (3, 3), (1, 1), groups, (8, 8)) == expected
