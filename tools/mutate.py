@@ -61,7 +61,8 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/autograd/grad_mode.py": _AUTOGRAD,
     "cnnlab/autograd/gradcheck.py": _AUTOGRAD,
     "cnnlab/autograd/tensor.py": _AUTOGRAD,
-    "cnnlab/tools/explain.py": ["tests/test_explain.py", "tests/test_explain_worked.py"],
+    "cnnlab/tools/explain.py": ["tests/test_explain.py", "tests/test_explain_worked.py",
+                                "tests/test_explain_text.py"],
     "cnnlab/data/idx.py": ["tests/test_data.py"],
     "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
 }
