@@ -425,3 +425,73 @@ def test_model_mistakes():
     with pytest.raises(ValueError, match=r"^layer '1' is not a 2-D convolution of this model; "
                                          r"its convolutions: 0\.$"):
         explain.model(net, x, "1", (0, 0, 0))
+
+
+def test_the_numbers_beside_the_text():
+    pooled = explain.pool("1 -2; 3 4", 2, stride=1, padding=(0, 1))
+    assert pooled.numbers == {"input": [[[1, -2], [3, 4]]], "output": [[[3, 4, 4]]],
+                              "size": [2, 2], "stride": [1, 1], "padding": [0, 1]}
+    assert pooled.kind == "max_pool" and explain.pool("1", 1, mode="avg").kind == "avg_pool"
+    rectified = explain.relu("-1 2")
+    assert rectified.numbers == {"input": [[[-1, 2]]], "output": [[[0, 2]]]}
+    assert rectified.kind == "relu" and rectified.wrong == []
+    e = explain.softmax("0 0", target=0)
+    assert e.numbers == {"scores": [0, 0], "probabilities": [0.5, 0.5],
+                         "loss": __import__("pytest").approx(0.693147, abs=1e-6)}
+    assert e.kind == "softmax"
+    conv = explain.conv2d("1 2; 3 4", "1 -1", 2, padding=((0, 0), (1, 0)), dilation=(1, 1))
+    assert conv.kind == "conv2d"
+    assert conv.numbers == {
+        "input": [[[1, 2], [3, 4]]], "padded": [[[0, 1, 2], [0, 3, 4]]],
+        "kernel": [[[[1, -1]]]], "bias": [2], "stride": [1, 1], "dilation": [1, 1],
+        "padding": [[0, 0], [1, 0]], "output": [[[1, 1], [-1, 1]]],
+        "entries": [
+            {"index": [0, 0, 0], "channels": [{"terms": [[0, 1], [1, -1]], "sum": -1}],
+             "bias": 2, "value": 1},
+            {"index": [0, 0, 1], "channels": [{"terms": [[1, 1], [2, -1]], "sum": -1}],
+             "bias": 2, "value": 1},
+            {"index": [0, 1, 0], "channels": [{"terms": [[0, 1], [3, -1]], "sum": -3}],
+             "bias": 2, "value": -1},
+            {"index": [0, 1, 1], "channels": [{"terms": [[3, 1], [4, -1]], "sum": -1}],
+             "bias": 2, "value": 1}]}
+    table = explain.padding(4, 2).numbers
+    assert table == {"size": 4, "kernel_size": 2, "stride": 1, "dilation": 1, "schemes": [
+        {"scheme": "TensorFlow 'SAME'", "before": 0, "after": 1, "output": 4},
+        {"scheme": "JAX 'SAME_LOWER'", "before": 1, "after": 0, "output": 4},
+        {"scheme": "PyTorch p = d·(k-1)//2", "before": 0, "after": 0, "output": 3},
+        {"scheme": "PyTorch padding='same'", "before": 0, "after": 1, "output": 4},
+        {"scheme": "'valid'", "before": 0, "after": 0, "output": 3}]}
+
+
+def test_each_mistake_names_its_argument():
+    import numpy as np
+    import pytest
+    for call, message in [
+        (lambda: explain.conv2d(np.zeros((1, 1, 2, 2)), "1"),
+         r"^input: expected a matrix \(H, W\) or channels \(C, H, W\), received shape "
+         r"\(1, 1, 2, 2\)\.$"),
+        (lambda: explain.pool(np.zeros((1, 1, 2, 2))), r"^input: expected a matrix"),
+        (lambda: explain.relu(np.zeros((2, 0))), r"^input: expected a matrix .* \(1, 2, 0\)"),
+        (lambda: explain.conv2d("1 2", np.zeros((1, 1, 1, 1, 1))),
+         r"^kernel: expected \(kh, kw\), \(C, kh, kw\) or \(F, C, kh, kw\), received shape "
+         r"\(1, 1, 1, 1, 1\)\.$"),
+        (lambda: explain.conv2d("1 2", [np.inf]), r"^kernel: expected finite numbers\.$"),
+        (lambda: explain.conv2d("1 2", "1", check=[1, 2, 3]),
+         r"^check: expected an answer of shape 1×1×2 \(the output\), received 3 values in "
+         r"shape 3\.$"),
+        (lambda: explain.softmax("1 2", target=2),
+         r"^target must be a class index in 0\.\.1, received 2\.$"),
+        (lambda: explain.softmax("1 2", target=True), r"^target must be a class index"),
+        (lambda: explain.padding(3, 0), r"^kernel_size must be a positive int, received 0\.$"),
+        (lambda: explain.padding(3, 2, stride=True), r"^stride must be a positive int"),
+        (lambda: explain.padding(3, 2, dilation=1.0), r"^dilation must be a positive int"),
+        (lambda: explain.padding(3, 2, pad=-1), r"^pad must be a non-negative int, received "
+                                                r"-1\.$"),
+        (lambda: explain.padding(3, 2, pad=True), r"^pad must be a non-negative int"),
+        (lambda: explain.conv2d(np.zeros((8, 8)), "1", at="a,b"),
+         r"^at: expected integers such as 1,2, received 'a,b'\.$"),
+        (lambda: explain.conv2d(np.zeros((8, 8)), "1", at=(1, 2, 3, 4)),
+         r"^at: expected 2 or 3 indices, received \(1, 2, 3, 4\)\.$"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()

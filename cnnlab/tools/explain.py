@@ -502,7 +502,8 @@ def softmax(input: Any, *, target: int | None = None) -> Explanation:
     lines.append(f"  (they sum to {format_number(round(float(p.sum()), 12))})")
     numbers: dict[str, Any] = {"scores": z.tolist(), "probabilities": p.tolist()}
     if target is not None:
-        if not isinstance(target, (int, np.integer)) or not 0 <= target < z.size:
+        if (isinstance(target, bool) or not isinstance(target, (int, np.integer))
+                or not 0 <= target < z.size):
             raise ValueError(f"target must be a class index in 0..{z.size - 1}, received "
                              f"{target!r}.")
         loss = float(F.cross_entropy(z[None], np.array([target])).data)
