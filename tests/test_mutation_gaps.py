@@ -97,3 +97,37 @@ def test_the_rows_rule_at_its_boundaries(c_in, kernel, size, expected):
 ])
 def test_the_depthwise_rule(c_in, c_out, groups, expected):
     assert choose_algorithm(c_in, c_out, (3, 3), (1, 1), groups, (8, 8)) == expected
+
+
+# ----------------------------------------------------------------------------- ops/dropout.py
+def test_dropout_with_p_one_returns_zeros_for_the_output_and_the_mask():
+    from cnnlab.ops.dropout import dropout_backward, dropout_forward
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) + 1
+    y, mask = dropout_forward(x, 1.0, np.random.default_rng(0))
+    for array in (y, mask):
+        assert array.shape == (2, 3) and array.dtype == np.float32
+        np.testing.assert_array_equal(array, 0)
+    np.testing.assert_array_equal(dropout_backward(np.ones_like(x), mask), 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_draws_its_uniforms_in_the_input_dtype(dtype):
+    from cnnlab.ops.dropout import dropout_forward
+
+    x = np.random.default_rng(1).standard_normal((5, 40)).astype(dtype)
+    y, mask = dropout_forward(x, 0.25, np.random.default_rng(42))
+    keep = np.random.default_rng(42).random(x.shape, dtype=dtype) >= 0.25   # the same draws
+    np.testing.assert_array_equal(mask, np.where(keep, dtype(1 / 0.75), 0).astype(dtype))
+    np.testing.assert_array_equal(y, x * mask)
+    assert y.dtype == mask.dtype == dtype
+
+
+def test_dropout_of_half_precision_draws_in_float64():
+    from cnnlab.ops.dropout import dropout_forward
+
+    x = np.ones((4, 8), dtype=np.float16)
+    y, mask = dropout_forward(x, 0.5, np.random.default_rng(7))
+    keep = np.random.default_rng(7).random(x.shape) >= 0.5
+    np.testing.assert_array_equal(mask, np.where(keep, 2, 0).astype(np.float16))
+    assert y.dtype == mask.dtype == np.float16

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import random
 import re
 import shutil
@@ -50,7 +51,7 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/ops/parallel.py": ["tests/test_conv_algorithms.py"],
     "cnnlab/ops/pad.py": ["tests/test_conv.py", "tests/test_pool.py", "tests/test_shapes.py"],
     "cnnlab/ops/windows.py": ["tests/test_conv.py", "tests/test_pool.py"],
-    "cnnlab/ops/dropout.py": ["tests/test_dropout.py"],
+    "cnnlab/ops/dropout.py": ["tests/test_dropout.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/elementwise.py": ["tests/test_tensor.py", "tests/test_activation.py"],
     "cnnlab/ops/linear.py": ["tests/test_linear.py"],
     "cnnlab/ops/loss.py": ["tests/test_loss.py"],
@@ -84,6 +85,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--list", action="store_true",
                         help="only generate the mutants and print how many there are")
+    parser.add_argument("--again", action="store_true",
+                        help="after adding tests: re-test the survivors of the last run of this "
+                             "module against the test files added since (the source unchanged)")
     args = parser.parse_args(argv)
     module = Path(args.module).resolve()
     try:
@@ -175,8 +179,52 @@ def _location(module: str, name: str, diff: str) -> int | None:
     return None
 
 
+def _again(args: argparse.Namespace) -> int:
+    """Re-test the last run's survivors against the test files added since.
+
+    Adding tests cannot revive a killed mutant, so only the survivors need running, and only
+    against the new files: each is applied to the work copy's source in turn (``mutmut apply``)
+    and the new test files run against it, stopping at the first failure.
+    """
+    work = WORK / args.module.replace("/", "_").removesuffix(".py")
+    try:
+        last = json.loads((work / "run.json").read_text("utf-8"))
+    except FileNotFoundError:
+        sys.exit(f"--again: no earlier run of {args.module} in {work}; run it without --again.")
+    new = [t for t in args.tests if t not in last["tests"]]
+    if not new:
+        sys.exit(f"--again: no test files added since the last run ({' '.join(last['tests'])}).")
+    for test in new:
+        shutil.copy2(ROOT / test, work / test)
+    source = (work / args.module).read_text("utf-8")
+    status = last["status"]
+    print(f"re-testing the {sum(v in _SURVIVED for v in status.values())} survivors of "
+          f"{len(status)} mutants of {args.module} against {' '.join(new)}", flush=True)
+    for name, value in status.items():
+        if value not in _SURVIVED:
+            continue
+        subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, check=True,
+                       capture_output=True)
+        try:
+            run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                  "no:cacheprovider", *new], cwd=work, capture_output=True,
+                                 env={**os.environ, "PYTHONPATH": str(work)}, timeout=600)
+            failed = run.returncode != 0
+        except subprocess.TimeoutExpired:
+            failed = True
+        finally:
+            (work / args.module).write_text(source, "utf-8")
+        if failed:
+            status[name] = "killed"
+    last["tests"] += new
+    (work / "run.json").write_text(json.dumps(last, indent=1), "utf-8")
+    return _report(args, work, last["names"], list(status), status)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.again:
+        return _again(args)
     work = _prepare(args)
     mutmut = [sys.executable, "-m", "mutmut"]
     print(f"mutating {args.module}; tests: {' '.join(args.tests)}; work dir "
@@ -196,19 +244,25 @@ def main(argv: list[str] | None = None) -> int:
     run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs), *chosen],
                          cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results = _meta(work, args.module)
-    status = {}
     from mutmut.stats import status_by_exit_code
-    for name in chosen:
-        status[name] = status_by_exit_code[results.get(name)]
+    status = {name: status_by_exit_code[results.get(name)] for name in chosen}
+    if not any(value in _KILLED | _SURVIVED for value in status.values()):
+        print(run.stdout[-3000:])
+        print(f"mutmut checked no mutant (exit status {run.returncode}); its output is above.")
+        return 1
+    (work / "run.json").write_text(json.dumps({"tests": args.tests, "names": names,
+                                               "status": status}, indent=1), "utf-8")
+    return _report(args, work, names, chosen, status)
+
+
+def _report(args: argparse.Namespace, work: Path, names: list[str], chosen: list[str],
+            status: dict[str, str]) -> int:
+    mutmut = [sys.executable, "-m", "mutmut"]
     counts: dict[str, int] = {}
     for value in status.values():
         counts[value] = counts.get(value, 0) + 1
     killed = sum(n for s, n in counts.items() if s in _KILLED)
     survived = sum(n for s, n in counts.items() if s in _SURVIVED)
-    if killed + survived == 0:
-        print(run.stdout[-3000:])
-        print(f"mutmut checked no mutant (exit status {run.returncode}); its output is above.")
-        return 1
     for name in (n for n in chosen if status[n] in _SURVIVED):
         shown = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True,
                                text=True).stdout
