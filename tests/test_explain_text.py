@@ -482,6 +482,8 @@ def test_each_mistake_names_its_argument():
         (lambda: explain.softmax("1 2", target=2),
          r"^target must be a class index in 0\.\.1, received 2\.$"),
         (lambda: explain.softmax("1 2", target=True), r"^target must be a class index"),
+        (lambda: explain.softmax("1 | 2"), r"^input: expected a number, received '\|'\.$"),
+        (lambda: explain.softmax("3"), r"^softmax needs at least 2 scores, received 1\.$"),
         (lambda: explain.padding(3, 0), r"^kernel_size must be a positive int, received 0\.$"),
         (lambda: explain.padding(3, 2, stride=True), r"^stride must be a positive int"),
         (lambda: explain.padding(3, 2, dilation=1.0), r"^dilation must be a positive int"),

@@ -217,6 +217,7 @@ def _again(args: argparse.Namespace) -> int:
         if failed:
             status[name] = "killed"
     last["tests"] += new
+    args.seed = last.get("seed", args.seed)
     (work / "run.json").write_text(json.dumps(last, indent=1), "utf-8")
     return _report(args, work, last["names"], list(status), status)
 
@@ -251,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutmut checked no mutant (exit status {run.returncode}); its output is above.")
         return 1
     (work / "run.json").write_text(json.dumps({"tests": args.tests, "names": names,
-                                               "status": status}, indent=1), "utf-8")
+                                               "seed": args.seed, "status": status}, indent=1),
+                                   "utf-8")
     return _report(args, work, names, chosen, status)
 
 
