@@ -63,7 +63,7 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/autograd/gradcheck.py": _AUTOGRAD,
     "cnnlab/autograd/tensor.py": _AUTOGRAD,
     "cnnlab/tools/explain.py": ["tests/test_explain.py", "tests/test_explain_worked.py",
-                                "tests/test_explain_text.py"],
+                                "tests/test_explain_text.py", "tests/test_explain_edges.py"],
     "cnnlab/data/idx.py": ["tests/test_data.py"],
     "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
 }
