@@ -131,3 +131,97 @@ def test_dropout_of_half_precision_draws_in_float64():
     keep = np.random.default_rng(7).random(x.shape) >= 0.5
     np.testing.assert_array_equal(mask, np.where(keep, 2, 0).astype(np.float16))
     assert y.dtype == mask.dtype == np.float16
+
+
+# ----------------------------------------------------------------------------- ops/shapes.py
+def test_shape_helpers_over_all_axes():
+    from cnnlab.ops.shapes import conv_output_sizes, windows_overlap
+
+    assert conv_output_sizes((9, 8), (3, 2), (2, 1), ((1, 0), (0, 2)), (1, 3)) == (4, 7)
+    with pytest.raises(ValueError, match=r"^kernel 3×5 \(dilated span 3×9\) is larger than the "
+                                         r"padded input 4×8 \(input 4×8, padding \(\(0, 0\), "
+                                         r"\(0, 0\)\)\)\.$"):
+        conv_output_sizes((4, 8), (3, 5), (1, 1), ((0, 0), (0, 0)), (1, 2))
+    assert windows_overlap((3, 3), (3, 2), (1, 1))            # columns: stride 2 < span 3
+    assert not windows_overlap((3, 3), (3, 3), (1, 1))
+    assert windows_overlap((2,), (2,), (2,))                  # span 3 with dilation 2
+    assert not windows_overlap((2,), (3,), (2,))
+
+
+def test_shape_messages_and_defaults():
+    from cnnlab.ops.shapes import conv_output_size, conv_transpose_output_size, padding_pairs
+
+    with pytest.raises(ValueError, match=r"larger than the padded input of size 4 \(input 2, "
+                                         r"padding 1\+1\)\.$"):
+        conv_output_size(2, 5, p=1)
+    assert conv_transpose_output_size(3, 3) == 5              # stride 1, no output padding
+    assert conv_transpose_output_size(3, 3, 2) == 7
+    with pytest.raises(TypeError, match=r"^padding \(before, after\) pair must be an int or a "
+                                        r"tuple of 2 ints, received \(1, 2, 3\)\.$"):
+        padding_pairs(((1, 2, 3), (0, 0)), 2)
+    with pytest.raises(TypeError, match=r"^padding must be an int, a tuple of 2 ints, 2 "
+                                        r"\(before, after\) pairs"):
+        padding_pairs((1, 2, 3), 2)
+    with pytest.raises(TypeError, match=r"^padding must be an int, a tuple of 2 ints"):
+        padding_pairs(("ab", "cd"), 2)
+
+
+# ----------------------------------------------------------------------------- ops/norm.py
+def test_batch_norm_backward_computes_only_what_is_asked():
+    from cnnlab.ops.norm import batch_norm_backward, batch_norm_forward
+
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2))
+    mean, var = np.zeros(3), np.ones(3)
+    _, cache = batch_norm_forward(x, mean, var, np.ones(3), np.zeros(3), False, 0.1, 1e-5)
+    dx, dweight, dbias = batch_norm_backward(dy, cache)          # defaults: all three
+    assert dx is not None and dweight is not None and dbias is not None
+    dx, dweight, dbias = batch_norm_backward(dy, cache, need_dweight=False, need_dbias=False)
+    assert dweight is None and dbias is None and dx is not None
+
+
+def test_batch_norm_in_float32_with_float64_running_statistics():
+    from cnnlab.ops.norm import batch_norm_forward
+
+    x = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+    y, _ = batch_norm_forward(x, np.ones(3), np.full(3, 4.0), None, np.ones(3), False, 0.1, 0.0)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, (x - 1) / 2 + 1, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- ops/activation.py
+def test_softmax_shifts_each_row_by_its_own_maximum():
+    """Rows of very different sizes: a shift by the global maximum underflows the small row."""
+    from cnnlab.ops.activation import softmax_forward
+
+    y, _ = softmax_forward(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]]), 1)
+    np.testing.assert_allclose(y, [[0.25, 0.75], [0.5, 0.5]], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- autograd/tensor.py
+def test_tensor_comparisons_and_argmax():
+    import cnnlab
+
+    t = cnnlab.tensor(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]]))
+    np.testing.assert_array_equal(t < 2.0, [[True, False, False], [False, True, False]])
+    np.testing.assert_array_equal(t <= 2.0, [[True, False, True], [False, True, False]])
+    np.testing.assert_array_equal(t.argmax(axis=1), [1, 0])
+    np.testing.assert_array_equal(t.argmax(axis=0), [1, 0, 1])
+    assert t.argmax() == 3
+
+
+def test_an_int_scalar_with_a_bool_tensor_gives_int64():
+    import cnnlab
+
+    total = cnnlab.tensor(np.array([True, False])) + 2
+    assert total.dtype == np.int64
+    np.testing.assert_array_equal(total.data, [3, 2])
+
+
+def test_backward_without_grad_says_why():
+    import cnnlab
+
+    with pytest.raises(RuntimeError, match=r"^backward\(\) needs a tensor that requires grad; "
+                                           r"this one was computed from tensors that do not "
+                                           r"\(or under no_grad\(\)\)\.$"):
+        cnnlab.tensor(np.ones(2)).sum().backward()
