@@ -225,3 +225,27 @@ def test_backward_without_grad_says_why():
                                            r"this one was computed from tensors that do not "
                                            r"\(or under no_grad\(\)\)\.$"):
         cnnlab.tensor(np.ones(2)).sum().backward()
+
+
+# ----------------------------------------------------------------------------- ops/elementwise.py
+def test_max_backward_keeps_the_gradient_dtype_and_shares_ties():
+    from cnnlab.ops.elementwise import max_backward
+
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float32)
+    y = x.max(axis=1)
+    dx = max_backward(np.ones(2, np.float32), x, y, (1,), False)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+def test_pow_backward_at_zero_is_quiet_and_follows_torch():
+    import warnings
+
+    from cnnlab.ops.elementwise import pow_backward
+
+    a, b = np.array([0.0, 2.0, 0.0]), np.array([2.0, 3.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # log(0) and 0 ** -1 must stay quiet
+        da, db = pow_backward(np.ones(3), a, b, a ** b, True, True)
+    np.testing.assert_allclose(da, [0.0, 12.0, 0.0])
+    np.testing.assert_allclose(db, [0.0, 8 * np.log(2.0), 0.0])

@@ -42,9 +42,9 @@ WORK = ROOT / "mutants"
 
 # module -> the test files that test it (the mutants of a module run only these).
 _CONV = ["tests/test_conv.py", "tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"]
-_AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_autograd_gaps.py"]
+_AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_mutation_gaps.py"]
 TESTS: dict[str, list[str]] = {
-    "cnnlab/ops/activation.py": ["tests/test_activation.py"],
+    "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv.py": _CONV,
     "cnnlab/ops/conv_direct.py": ["tests/test_conv_algorithms.py"],
     "cnnlab/ops/conv_fft.py": ["tests/test_conv_algorithms.py"],
@@ -52,12 +52,13 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/ops/pad.py": ["tests/test_conv.py", "tests/test_pool.py", "tests/test_shapes.py"],
     "cnnlab/ops/windows.py": ["tests/test_conv.py", "tests/test_pool.py"],
     "cnnlab/ops/dropout.py": ["tests/test_dropout.py", "tests/test_mutation_gaps.py"],
-    "cnnlab/ops/elementwise.py": ["tests/test_tensor.py", "tests/test_activation.py"],
+    "cnnlab/ops/elementwise.py": ["tests/test_tensor.py", "tests/test_activation.py",
+                                  "tests/test_mutation_gaps.py"],
     "cnnlab/ops/linear.py": ["tests/test_linear.py"],
     "cnnlab/ops/loss.py": ["tests/test_loss.py"],
-    "cnnlab/ops/norm.py": ["tests/test_norm.py"],
+    "cnnlab/ops/norm.py": ["tests/test_norm.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/pool.py": ["tests/test_pool.py"],
-    "cnnlab/ops/shapes.py": ["tests/test_shapes.py"],
+    "cnnlab/ops/shapes.py": ["tests/test_shapes.py", "tests/test_mutation_gaps.py"],
     "cnnlab/autograd/engine.py": _AUTOGRAD,
     "cnnlab/autograd/grad_mode.py": _AUTOGRAD,
     "cnnlab/autograd/gradcheck.py": _AUTOGRAD,
