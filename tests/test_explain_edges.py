@@ -34,3 +34,24 @@ def test_a_ragged_matrix_is_named_in_the_error(call):
         call()
     with pytest.raises(ValueError, match=r"^kernel: every row needs"):
         explain.conv2d("1 2; 3 4", "1 2; 3")
+
+
+def test_padding_names_each_scheme_that_pads_differently():
+    assert explain.padding(7, 4).lines[-2] == (
+        "Warning: these 'same' schemes pad differently here: TensorFlow 'SAME' 1+2; "
+        "JAX 'SAME_LOWER' 2+1; PyTorch p = d·(k-1)//2 1+1; PyTorch padding='same' 1+2. "
+        "A model moved between frameworks shifts its outputs by a pixel.")
+
+
+def test_one_value_of_a_dilated_convolution_reads_every_other_pixel():
+    import numpy as np
+
+    from cnnlab import nn
+    net = nn.Sequential(nn.Conv2d(1, 1, 2, dilation=2, bias=False))
+    net[0].weight.data[...] = np.array([[[[1, 2], [3, 4]]]], np.float32)
+    x = np.arange(25, dtype=np.float32).reshape(1, 5, 5)
+    e = explain.model(net, x, "0", (0, 1, 2))
+    assert "Window: rows 1..3, columns 2..4 of the input padded by 0,0 (rows) and 0,0 " \
+           "(columns)" in e.lines
+    assert "  7*1 + 9*2 + 17*3 + 19*4 = 152.0000" in e.lines
+    assert e.numbers["value"] == 152 and e.numbers["bias"] == 0
