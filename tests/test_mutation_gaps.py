@@ -249,3 +249,30 @@ def test_pow_backward_at_zero_is_quiet_and_follows_torch():
         da, db = pow_backward(np.ones(3), a, b, a ** b, True, True)
     np.testing.assert_allclose(da, [0.0, 12.0, 0.0])
     np.testing.assert_allclose(db, [0.0, 8 * np.log(2.0), 0.0])
+
+
+# ----------------------------------------------------------------------------- ops/pad.py
+@pytest.mark.parametrize("mode, expected", [
+    ("constant", [-1, -1, 0, 1, 2, -1]),
+    ("reflect", [2, 1, 0, 1, 2, 1]),
+    ("replicate", [0, 0, 0, 1, 2, 2]),
+    ("circular", [1, 2, 0, 1, 2, 0]),
+])
+def test_the_input_position_each_padded_position_copies(mode, expected):
+    from cnnlab.ops.pad import source_index
+
+    assert source_index(3, 2, 1, mode).tolist() == expected
+
+
+def test_padding_that_does_not_fit_its_mode():
+    from cnnlab.ops.pad import check_pad_fits
+
+    check_pad_fits((3, 3), ((3, 0), (0, 3)), "circular")          # pad = n: allowed
+    check_pad_fits((3,), ((9, 9),), "constant")
+    with pytest.raises(ValueError, match=r"^circular padding must not exceed the input size, "
+                                         r"received padding \(0, 4\) for an axis of size 3\.$"):
+        check_pad_fits((5, 3), ((0, 0), (0, 4)), "circular")
+    with pytest.raises(ValueError, match=r"^reflect padding must be smaller than the input "
+                                         r"size, received padding \(3, 0\) for an axis of size "
+                                         r"3\.$"):
+        check_pad_fits((3,), ((3, 0),), "reflect")
