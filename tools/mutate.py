@@ -192,10 +192,14 @@ def _again(args: argparse.Namespace) -> int:
     try:
         last = json.loads((work / "run.json").read_text("utf-8"))
     except FileNotFoundError:
-        sys.exit(f"--again: no earlier run of {args.module} in {work}; run it without --again.")
+        print(f"--again: no earlier run of {args.module} in {work}; run it without --again.",
+              file=sys.stderr)
+        return 2
     new = [t for t in args.tests if t not in last["tests"]]
     if not new:
-        sys.exit(f"--again: no test files added since the last run ({' '.join(last['tests'])}).")
+        print(f"--again: no test files added since the last run ({' '.join(last['tests'])}).",
+              file=sys.stderr)
+        return 2
     for test in new:
         shutil.copy2(ROOT / test, work / test)
     source = (work / args.module).read_text("utf-8")
