@@ -276,3 +276,42 @@ def test_padding_that_does_not_fit_its_mode():
                                          r"size, received padding \(3, 0\) for an axis of size "
                                          r"3\.$"):
         check_pad_fits((3,), ((3, 0),), "reflect")
+
+
+# ----------------------------------------------------------------------------- autograd
+def test_a_backward_step_in_float64_still_gives_a_float32_gradient():
+    import cnnlab
+    from cnnlab.autograd.tensor import record
+
+    x = cnnlab.tensor(np.ones(3, np.float32), requires_grad=True)
+    seen = []
+
+    def step(scale):                                  # records dy's dtype, answers in float64
+        return lambda dy: (seen.append(dy.dtype) or np.asarray(dy, np.float64) * scale,)
+
+    y = record(x.data * 2, (x,), step(2))
+    z = record(y.data * 3, (y,), step(3))
+    z.backward(np.ones(3, np.float32))
+    assert seen == [np.float32, np.float32]         # each step gets dy in its output's dtype
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, 6)
+
+
+def test_gradcheck_reports_the_first_of_equal_entries_and_uses_seed_0():
+    from cnnlab.autograd import gradcheck
+
+    flat = gradcheck(lambda x: (x * 0).sum(), [np.zeros(3)])        # every entry exact
+    assert flat.ok and flat.worst_input == 0 and flat.worst_index == (0,)
+    assert flat.max_abs_error == 0.0
+    scaled = gradcheck(lambda x: x * 2, [np.ones(1)])
+    assert scaled.analytic == pytest.approx(2 * np.random.default_rng(0).standard_normal(1)[0])
+
+
+def test_gradcheck_without_float_inputs_passes_and_prints():
+    import cnnlab
+    from cnnlab.autograd import gradcheck
+
+    result = gradcheck(lambda t: cnnlab.tensor(t.astype(np.float64)).sum(), [np.arange(3)])
+    assert result.ok and result.max_abs_error == 0.0 and result.worst_index == ()
+    assert str(result) == ("gradients match: worst |analytic - numeric| = 0 at input -1, "
+                           "index () (analytic 0, numeric 0)")
