@@ -315,3 +315,32 @@ def test_gradcheck_without_float_inputs_passes_and_prints():
     assert result.ok and result.max_abs_error == 0.0 and result.worst_index == ()
     assert str(result) == ("gradients match: worst |analytic - numeric| = 0 at input -1, "
                            "index () (analytic 0, numeric 0)")
+
+
+# ------------------------------------------------------------------ ops/conv_fft.py, parallel.py
+def test_fft_lengths_have_only_the_factors_2_3_5_and_7():
+    from cnnlab.ops.conv_fft import fast_length
+
+    assert [fast_length(n) for n in (1, 11, 13, 25, 121, 127)] == [1, 12, 14, 25, 125, 128]
+
+
+def test_block_bounds():
+    from cnnlab.ops.parallel import split
+
+    assert split(5, 1) == [0, 1, 2, 3, 4, 5]
+    assert split(5, 2) == [0, 2, 4, 5]
+    assert split(3, 0) == [0, 1, 2, 3]                    # a block holds at least one item
+
+
+def test_an_array_with_no_axis_as_long_as_the_thread_count_is_copied_whole():
+    from cnnlab.ops import parallel
+
+    previous = parallel.num_threads()
+    parallel.set_num_threads(4096)
+    try:
+        src = np.arange(1 << 20, dtype=np.float32).reshape(1024, 1024)
+        dst = np.empty_like(src)
+        parallel.copyto(dst, src)                          # no axis of 4096: one call
+        np.testing.assert_array_equal(dst, src)
+    finally:
+        parallel.set_num_threads(previous)

@@ -46,9 +46,9 @@ _AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_muta
 TESTS: dict[str, list[str]] = {
     "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv.py": _CONV,
-    "cnnlab/ops/conv_direct.py": ["tests/test_conv_algorithms.py"],
-    "cnnlab/ops/conv_fft.py": ["tests/test_conv_algorithms.py"],
-    "cnnlab/ops/parallel.py": ["tests/test_conv_algorithms.py"],
+    "cnnlab/ops/conv_direct.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/conv_fft.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/parallel.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/pad.py": ["tests/test_conv.py", "tests/test_pool.py", "tests/test_shapes.py",
                           "tests/test_mutation_gaps.py"],
     "cnnlab/ops/windows.py": ["tests/test_conv.py", "tests/test_pool.py"],
