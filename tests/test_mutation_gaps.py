@@ -344,3 +344,37 @@ def test_an_array_with_no_axis_as_long_as_the_thread_count_is_copied_whole():
         np.testing.assert_array_equal(dst, src)
     finally:
         parallel.set_num_threads(previous)
+
+
+# ------------------------------------------------------- the survivors of fresh samples (seed 2)
+def test_tensor_messages_and_repr():
+    import cnnlab
+
+    with pytest.raises(TypeError, match=r"^a tensor needs numeric data, received str 'abc' "
+                                        r"\(NumPy dtype <U3\)\.$"):
+        cnnlab.tensor("abc")
+    with pytest.raises(ValueError, match=r"to match the only axis of the second, received "
+                                         r"shapes \(3,\) and \(4,\)\.$"):
+        cnnlab.tensor(np.ones(3)) @ cnnlab.tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"to match the second-to-last axis of the second, "
+                                         r"received shapes \(2, 3\) and \(2, 3\)\.$"):
+        cnnlab.tensor(np.ones((2, 3))) @ cnnlab.tensor(np.ones((2, 3)))
+    assert repr(cnnlab.tensor(np.array([1.0, 2.5]))) == "tensor([1. , 2.5], dtype=float64)"
+
+
+def test_pool_size_rounds_down_by_default_and_same_padding_uses_the_stride():
+    from cnnlab.ops.shapes import pool_output_size, resolve_padding
+
+    assert pool_output_size(5, 2, 2) == 2 and pool_output_size(5, 2, 2, ceil_mode=True) == 3
+    assert resolve_padding("same", (8,), (3,), (2,), (1,)) == ((0, 1),)
+
+
+@pytest.mark.parametrize("stride", [(2, 2), (1, 1)])                  # assignment, np.add.at
+def test_max_pool_backward_keeps_float32(stride):
+    from cnnlab.ops.pool import max_pool_backward, max_pool_forward
+
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    y, cache = max_pool_forward(x, (2, 2), stride, (0, 0), (1, 1))
+    dx = max_pool_backward(np.ones_like(y), cache)
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    assert dx.sum() == y.size
