@@ -120,7 +120,8 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value), int(value))
     if (not isinstance(value, Sequence) or len(value) != 2
-            or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in value)):
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                       for v in value)):
         raise ValueError(f"{name} must be a positive int or a pair of them, received {value!r}.")
     return int(value[0]), int(value[1])
 
@@ -280,16 +281,8 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
                 wrong.append({"index": [f, i, j], "given": float(answer[f, i, j]),
                               "correct": float(out[f, i, j]),
                               "worked": worked(f, i, j)[0]})
-    shown = entries if len(entries) <= SMALL else [_index(at or (0, 0), 3)]
-    if at is not None and len(entries) <= SMALL:
-        shown_at = _index(at, 3)                 # all are shown; ``at`` must still exist
-        if not all(0 <= v < n for v, n in zip(shown_at, out.shape)):
-            shown = [shown_at]
-    for index in shown:
-        if not all(0 <= v < n for v, n in zip(index, out.shape)):
-            raise ValueError(f"at: {tuple(index[1:]) if filters == 1 else index} is outside the "
-                             f"output ({_size(out.shape[1:])}"
-                             f"{', ' + str(filters) + ' filters' if filters > 1 else ''}).")
+    index = _at(at, out.shape, "filters")         # checked even when every entry is shown
+    shown = entries if len(entries) <= SMALL else [index]
     lines.append(f"Worked sums (Z[i,j] = Σ X_padded[i·{s[0]} + u·{d[0]}, j·{s[1]} + v·{d[1]}] · "
                  f"K[u,v]{' + b' if bias is not None else ''}):")
     if len(entries) > SMALL:
@@ -310,7 +303,7 @@ def conv2d(input: Any, kernel: Any, bias: Any = None, *, stride: Any = 1, paddin
                "padding": [list(p) for p in pads], "output": out.tolist(),
                "entries": entry_data}
     if check is not None:
-        lines += _check_lines(wrong, len(entries))
+        lines += _check_lines(wrong, len(entries), filters > 1)
     if grad is not None:
         lines += _conv_gradients(x, k, b, s, pads, d, flip, grad, out.shape, numbers)
     return Explanation("conv2d", lines, numbers, wrong)
@@ -327,15 +320,26 @@ def _fmt2(pair: tuple[int, int]) -> str:
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
 
 
+def _at(at: Any, shape: tuple[int, ...], what: str) -> tuple[int, int, int]:
+    """The entry ``at`` names (default the first), checked to lie inside the output."""
+    index = _index(at or (0, 0), 3)
+    if not all(0 <= v < n for v, n in zip(index, shape)):
+        raise ValueError(f"at: {tuple(index[1:]) if shape[0] == 1 else index} is outside the "
+                         f"output ({_size(shape[1:])}"
+                         f"{', ' + str(shape[0]) + ' ' + what if shape[0] > 1 else ''}).")
+    return index
+
+
 def _at_text(index: tuple[int, ...], filters: int) -> str:
     return f"Z{index[0] if filters > 1 else ''}[{index[1]},{index[2]}]"
 
 
-def _check_lines(wrong: list[dict[str, Any]], total: int) -> list[str]:
+def _check_lines(wrong: list[dict[str, Any]], total: int, several: bool = False) -> list[str]:
+    """``several``: more than one filter (channel): the entries name it, ``(f, i, j)``."""
     lines = ["", f"Check: {total - len(wrong)} of {total} entries right"
              + (":" if wrong else ".")]
     for w in wrong:
-        lines.append(f"  entry {tuple(w['index'][1:]) if len(w['index']) == 3 else w['index']}"
+        lines.append(f"  entry {tuple(w['index'][0 if several else 1:])}"
                      f": you have {format_number(w['given'])}, correct is "
                      f"{format_number(w['correct'])}")
         lines += ["    " + t for t in w["worked"].split("\n")]
@@ -419,14 +423,11 @@ def pool(input: Any, size: Any = 2, *, stride: Any = None, padding: Any = 0,
     lines += ["", "Windows:"]
     entries = [(c, i, j) for c in range(out.shape[0]) for i in range(out.shape[1])
                for j in range(out.shape[2])]
-    shown = entries if len(entries) <= SMALL else [_index(at or (0, 0), 3)]
-    if at is not None:
-        index = _index(at, 3)
-        if not all(0 <= v < n for v, n in zip(index, out.shape)):
-            raise ValueError(f"at: {tuple(index[1:]) if out.shape[0] == 1 else index} is outside "
-                             f"the output ({_size(out.shape[1:])}"
-                             f"{', ' + str(out.shape[0]) + ' channels' if out.shape[0] > 1 else ''}"
-                             f").")
+    index = _at(at, out.shape, "channels")        # checked even when every entry is shown
+    shown = entries if len(entries) <= SMALL else [index]
+    if len(entries) > SMALL:
+        lines.append(f"  ({len(entries)} entries: showing {_at_text(shown[0], out.shape[0])}; "
+                     f"pick another with at=(row, column), --at R,C on the command line)")
 
     def worked(c: int, i: int, j: int) -> str:
         window = xp[c, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]].ravel()
@@ -449,7 +450,7 @@ def pool(input: Any, size: Any = 2, *, stride: Any = None, padding: Any = 0,
         answer, tolerance = _answer(check, out.shape)
         wrong = [{"index": list(e), "given": float(answer[e]), "correct": float(out[e]),
                   "worked": worked(*e)} for e in entries if abs(answer[e] - out[e]) > tolerance]
-        lines += _check_lines(wrong, len(entries))
+        lines += _check_lines(wrong, len(entries), out.shape[0] > 1)
     entry_data = [{"index": list(e), "value": float(out[e]), "text": worked(*e),
                    "window": _window((e[1] * s[0], e[2] * s[1]), k, (1, 1))} for e in shown]
     return Explanation(f"{mode}_pool", lines, {"input": x.tolist(), "padded": xp.tolist(),
@@ -462,7 +463,8 @@ def _pair_nonneg(value: Any) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
         return int(value), int(value)
     if (isinstance(value, Sequence) and len(value) == 2
-            and all(isinstance(v, (int, np.integer)) and v >= 0 for v in value)):
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                    for v in value)):
         return int(value[0]), int(value[1])
     raise ValueError(f"padding must be a non-negative int or a pair of them, received {value!r}.")
 
@@ -494,7 +496,7 @@ def relu(input: Any, *, check: Any = None) -> Explanation:
                   "correct": float(out[e]), "worked": f"max(0, {format_number(x[e])}) = "
                                                       f"{format_number(out[e])}"}
                  for e in zip(*np.nonzero(np.abs(answer - out) > tolerance))]
-        lines += _check_lines(wrong, out.size)
+        lines += _check_lines(wrong, out.size, x.shape[0] > 1)
     entries = [{"index": [c, i, j], "value": float(out[c, i, j]),
                 "text": f"Z{c if x.shape[0] > 1 else ''}[{i},{j}] = max(0, "
                         f"{format_number(x[c, i, j])}) = {format_number(out[c, i, j])}",
@@ -532,7 +534,8 @@ def softmax(input: Any, *, target: int | None = None) -> Explanation:
     lines.append(f"  (they sum to {format_number(round(float(p.sum()), 12))})")
     numbers: dict[str, Any] = {"scores": z.tolist(), "probabilities": p.tolist()}
     if target is not None:
-        if not isinstance(target, (int, np.integer)) or not 0 <= target < z.size:
+        if (isinstance(target, bool) or not isinstance(target, (int, np.integer))
+                or not 0 <= target < z.size):
             raise ValueError(f"target must be a class index in 0..{z.size - 1}, received "
                              f"{target!r}.")
         loss = float(F.cross_entropy(z[None], np.array([target])).data)

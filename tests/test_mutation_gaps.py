@@ -1,0 +1,380 @@
+"""Gaps the mutation test found in ops/conv.py (tests/MUTATION.md): each test here fails on a
+mutant that the older tests let through.
+
+Nested ``forced_algorithm`` blocks (the inner one wins, the outer one comes back), and the
+boundaries of the rule that picks the algorithm: exactly 16 channel pairs with a 7×7 kernel is
+still the FFT, 17 is not; exactly 49 taps is, 48 is not; the rows path's depth and size limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab.ops import conv as conv_ops
+from cnnlab.ops.conv import choose_algorithm, conv_forward, forced_algorithm
+
+VALID = ((0, 0), (0, 0))
+
+
+def algorithm_used(x: np.ndarray, w: np.ndarray) -> str:
+    return conv_forward(x, w, None, (1, 1), VALID, (1, 1))[1].algorithm
+
+
+def test_nested_forced_algorithms_the_inner_one_wins():
+    x, w = np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3))
+    assert algorithm_used(x, w) == "gemm"                       # the rule's choice
+    with forced_algorithm("rows"):
+        assert algorithm_used(x, w) == "rows"
+        with forced_algorithm("fft"):
+            assert choose_algorithm(1, 1, (3, 3), (1, 1), 1) == "fft"
+            z, cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1))
+            assert cache.algorithm == "fft"
+            np.testing.assert_allclose(z, 9.0)
+        assert algorithm_used(x, w) == "rows"                   # the outer block comes back
+    assert algorithm_used(x, w) == "gemm" and conv_ops._forced == []
+
+
+def test_a_forced_block_ends_even_when_its_body_raises():
+    with forced_algorithm("gemm"):
+        with pytest.raises(RuntimeError, match="inside"):
+            with forced_algorithm("fft"):
+                raise RuntimeError("inside")
+        assert conv_ops._forced == ["gemm"]
+    assert conv_ops._forced == []
+
+
+def test_an_explicit_algorithm_beats_a_forced_one():
+    x, w = np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3))
+    with forced_algorithm("fft"):
+        cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1), algorithm="gemm")[1]
+    assert cache.algorithm == "gemm"
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, expected", [
+    (4, 4, (7, 7), "fft"),              # exactly 16 channel pairs with a 7×7 kernel
+    (1, 16, (7, 7), "fft"),
+    (16, 1, (7, 7), "fft"),
+    (17, 1, (7, 7), "gemm"),            # 17 pairs
+    (4, 5, (7, 7), "gemm"),             # 20 pairs
+    (1, 1, (1, 49), "fft"),             # exactly 49 taps
+    (1, 1, (6, 8), "gemm"),             # 48 taps
+    (1, 1, (7, 7, 1), "fft"),
+])
+def test_the_fft_rule_at_its_boundaries(c_in, c_out, kernel, expected):
+    stride = (1,) * len(kernel)
+    assert choose_algorithm(c_in, c_out, kernel, stride, 1) == expected
+    assert choose_algorithm(c_in, c_out, kernel, (2,) + stride[1:], 1) == "gemm"
+
+
+def test_the_fft_boundary_in_a_real_convolution():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 4, 10, 10)), rng.standard_normal((4, 4, 7, 7))
+    z, cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1))
+    assert cache.algorithm == "fft"
+    with forced_algorithm("gemm"):
+        reference = conv_forward(x, w, None, (1, 1), VALID, (1, 1))[0]
+    np.testing.assert_allclose(z, reference, rtol=1e-10, atol=1e-10)
+    x17, w17 = x[:, :1].repeat(17, axis=1), w[:1, :1].repeat(17, axis=1)    # 17 pairs
+    assert conv_forward(x17, w17, None, (1, 1), VALID, (1, 1))[1].algorithm == "gemm"
+
+
+@pytest.mark.parametrize("c_in, kernel, size, expected", [
+    (32, (2, 2), (24, 24), "rows"),     # C_in·k_w = 64 exactly, 24×24 exactly
+    (21, (3, 3), (32, 32), "gemm"),     # depth 63
+    (32, (2, 2), (23, 40), "gemm"),     # one side below 24
+    (32, (2, 2), (40, 23), "gemm"),
+    (64, (1, 1), (32, 32), "rows"),
+])
+def test_the_rows_rule_at_its_boundaries(c_in, kernel, size, expected):
+    assert choose_algorithm(c_in, 8, kernel, (1, 1), 1, size) == expected
+    assert choose_algorithm(c_in, 8, kernel, (1, 2), 1, size) == "gemm"
+    assert choose_algorithm(c_in, 8, kernel, (1, 1), 2, size) == "gemm"
+
+
+@pytest.mark.parametrize("c_in, c_out, groups, expected", [
+    (2, 2, 2, "depthwise"), (1, 1, 1, "gemm"), (2, 4, 2, "gemm"), (4, 2, 2, "gemm"),
+])
+def test_the_depthwise_rule(c_in, c_out, groups, expected):
+    assert choose_algorithm(c_in, c_out, (3, 3), (1, 1), groups, (8, 8)) == expected
+
+
+# ----------------------------------------------------------------------------- ops/dropout.py
+def test_dropout_with_p_one_returns_zeros_for_the_output_and_the_mask():
+    from cnnlab.ops.dropout import dropout_backward, dropout_forward
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) + 1
+    y, mask = dropout_forward(x, 1.0, np.random.default_rng(0))
+    for array in (y, mask):
+        assert array.shape == (2, 3) and array.dtype == np.float32
+        np.testing.assert_array_equal(array, 0)
+    np.testing.assert_array_equal(dropout_backward(np.ones_like(x), mask), 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_draws_its_uniforms_in_the_input_dtype(dtype):
+    from cnnlab.ops.dropout import dropout_forward
+
+    x = np.random.default_rng(1).standard_normal((5, 40)).astype(dtype)
+    y, mask = dropout_forward(x, 0.25, np.random.default_rng(42))
+    keep = np.random.default_rng(42).random(x.shape, dtype=dtype) >= 0.25   # the same draws
+    np.testing.assert_array_equal(mask, np.where(keep, dtype(1 / 0.75), 0).astype(dtype))
+    np.testing.assert_array_equal(y, x * mask)
+    assert y.dtype == mask.dtype == dtype
+
+
+def test_dropout_of_half_precision_draws_in_float64():
+    from cnnlab.ops.dropout import dropout_forward
+
+    x = np.ones((4, 8), dtype=np.float16)
+    y, mask = dropout_forward(x, 0.5, np.random.default_rng(7))
+    keep = np.random.default_rng(7).random(x.shape) >= 0.5
+    np.testing.assert_array_equal(mask, np.where(keep, 2, 0).astype(np.float16))
+    assert y.dtype == mask.dtype == np.float16
+
+
+# ----------------------------------------------------------------------------- ops/shapes.py
+def test_shape_helpers_over_all_axes():
+    from cnnlab.ops.shapes import conv_output_sizes, windows_overlap
+
+    assert conv_output_sizes((9, 8), (3, 2), (2, 1), ((1, 0), (0, 2)), (1, 3)) == (4, 7)
+    with pytest.raises(ValueError, match=r"^kernel 3×5 \(dilated span 3×9\) is larger than the "
+                                         r"padded input 4×8 \(input 4×8, padding \(\(0, 0\), "
+                                         r"\(0, 0\)\)\)\.$"):
+        conv_output_sizes((4, 8), (3, 5), (1, 1), ((0, 0), (0, 0)), (1, 2))
+    assert windows_overlap((3, 3), (3, 2), (1, 1))            # columns: stride 2 < span 3
+    assert not windows_overlap((3, 3), (3, 3), (1, 1))
+    assert windows_overlap((2,), (2,), (2,))                  # span 3 with dilation 2
+    assert not windows_overlap((2,), (3,), (2,))
+
+
+def test_shape_messages_and_defaults():
+    from cnnlab.ops.shapes import conv_output_size, conv_transpose_output_size, padding_pairs
+
+    with pytest.raises(ValueError, match=r"larger than the padded input of size 4 \(input 2, "
+                                         r"padding 1\+1\)\.$"):
+        conv_output_size(2, 5, p=1)
+    assert conv_transpose_output_size(3, 3) == 5              # stride 1, no output padding
+    assert conv_transpose_output_size(3, 3, 2) == 7
+    with pytest.raises(TypeError, match=r"^padding \(before, after\) pair must be an int or a "
+                                        r"tuple of 2 ints, received \(1, 2, 3\)\.$"):
+        padding_pairs(((1, 2, 3), (0, 0)), 2)
+    with pytest.raises(TypeError, match=r"^padding must be an int, a tuple of 2 ints, 2 "
+                                        r"\(before, after\) pairs"):
+        padding_pairs((1, 2, 3), 2)
+    with pytest.raises(TypeError, match=r"^padding must be an int, a tuple of 2 ints"):
+        padding_pairs(("ab", "cd"), 2)
+
+
+# ----------------------------------------------------------------------------- ops/norm.py
+def test_batch_norm_backward_computes_only_what_is_asked():
+    from cnnlab.ops.norm import batch_norm_backward, batch_norm_forward
+
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2))
+    mean, var = np.zeros(3), np.ones(3)
+    _, cache = batch_norm_forward(x, mean, var, np.ones(3), np.zeros(3), False, 0.1, 1e-5)
+    dx, dweight, dbias = batch_norm_backward(dy, cache)          # defaults: all three
+    assert dx is not None and dweight is not None and dbias is not None
+    dx, dweight, dbias = batch_norm_backward(dy, cache, need_dweight=False, need_dbias=False)
+    assert dweight is None and dbias is None and dx is not None
+
+
+def test_batch_norm_in_float32_with_float64_running_statistics():
+    from cnnlab.ops.norm import batch_norm_forward
+
+    x = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+    y, _ = batch_norm_forward(x, np.ones(3), np.full(3, 4.0), None, np.ones(3), False, 0.1, 0.0)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, (x - 1) / 2 + 1, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- ops/activation.py
+def test_softmax_shifts_each_row_by_its_own_maximum():
+    """Rows of very different sizes: a shift by the global maximum underflows the small row."""
+    from cnnlab.ops.activation import softmax_forward
+
+    y, _ = softmax_forward(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]]), 1)
+    np.testing.assert_allclose(y, [[0.25, 0.75], [0.5, 0.5]], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- autograd/tensor.py
+def test_tensor_comparisons_and_argmax():
+    import cnnlab
+
+    t = cnnlab.tensor(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]]))
+    np.testing.assert_array_equal(t < 2.0, [[True, False, False], [False, True, False]])
+    np.testing.assert_array_equal(t <= 2.0, [[True, False, True], [False, True, False]])
+    np.testing.assert_array_equal(t.argmax(axis=1), [1, 0])
+    np.testing.assert_array_equal(t.argmax(axis=0), [1, 0, 1])
+    assert t.argmax() == 3
+
+
+def test_an_int_scalar_with_a_bool_tensor_gives_int64():
+    import cnnlab
+
+    total = cnnlab.tensor(np.array([True, False])) + 2
+    assert total.dtype == np.int64
+    np.testing.assert_array_equal(total.data, [3, 2])
+
+
+def test_backward_without_grad_says_why():
+    import cnnlab
+
+    with pytest.raises(RuntimeError, match=r"^backward\(\) needs a tensor that requires grad; "
+                                           r"this one was computed from tensors that do not "
+                                           r"\(or under no_grad\(\)\)\.$"):
+        cnnlab.tensor(np.ones(2)).sum().backward()
+
+
+# ----------------------------------------------------------------------------- ops/elementwise.py
+def test_max_backward_keeps_the_gradient_dtype_and_shares_ties():
+    from cnnlab.ops.elementwise import max_backward
+
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float32)
+    y = x.max(axis=1)
+    dx = max_backward(np.ones(2, np.float32), x, y, (1,), False)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+def test_pow_backward_at_zero_is_quiet_and_follows_torch():
+    import warnings
+
+    from cnnlab.ops.elementwise import pow_backward
+
+    a, b = np.array([0.0, 2.0, 0.0]), np.array([2.0, 3.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # log(0) and 0 ** -1 must stay quiet
+        da, db = pow_backward(np.ones(3), a, b, a ** b, True, True)
+    np.testing.assert_allclose(da, [0.0, 12.0, 0.0])
+    np.testing.assert_allclose(db, [0.0, 8 * np.log(2.0), 0.0])
+
+
+# ----------------------------------------------------------------------------- ops/pad.py
+@pytest.mark.parametrize("mode, expected", [
+    ("constant", [-1, -1, 0, 1, 2, -1]),
+    ("reflect", [2, 1, 0, 1, 2, 1]),
+    ("replicate", [0, 0, 0, 1, 2, 2]),
+    ("circular", [1, 2, 0, 1, 2, 0]),
+])
+def test_the_input_position_each_padded_position_copies(mode, expected):
+    from cnnlab.ops.pad import source_index
+
+    assert source_index(3, 2, 1, mode).tolist() == expected
+
+
+def test_padding_that_does_not_fit_its_mode():
+    from cnnlab.ops.pad import check_pad_fits
+
+    check_pad_fits((3, 3), ((3, 0), (0, 3)), "circular")          # pad = n: allowed
+    check_pad_fits((3,), ((9, 9),), "constant")
+    with pytest.raises(ValueError, match=r"^circular padding must not exceed the input size, "
+                                         r"received padding \(0, 4\) for an axis of size 3\.$"):
+        check_pad_fits((5, 3), ((0, 0), (0, 4)), "circular")
+    with pytest.raises(ValueError, match=r"^reflect padding must be smaller than the input "
+                                         r"size, received padding \(3, 0\) for an axis of size "
+                                         r"3\.$"):
+        check_pad_fits((3,), ((3, 0),), "reflect")
+
+
+# ----------------------------------------------------------------------------- autograd
+def test_a_backward_step_in_float64_still_gives_a_float32_gradient():
+    import cnnlab
+    from cnnlab.autograd.tensor import record
+
+    x = cnnlab.tensor(np.ones(3, np.float32), requires_grad=True)
+    seen = []
+
+    def step(scale):                                  # records dy's dtype, answers in float64
+        return lambda dy: (seen.append(dy.dtype) or np.asarray(dy, np.float64) * scale,)
+
+    y = record(x.data * 2, (x,), step(2))
+    z = record(y.data * 3, (y,), step(3))
+    z.backward(np.ones(3, np.float32))
+    assert seen == [np.float32, np.float32]         # each step gets dy in its output's dtype
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, 6)
+
+
+def test_gradcheck_reports_the_first_of_equal_entries_and_uses_seed_0():
+    from cnnlab.autograd import gradcheck
+
+    flat = gradcheck(lambda x: (x * 0).sum(), [np.zeros(3)])        # every entry exact
+    assert flat.ok and flat.worst_input == 0 and flat.worst_index == (0,)
+    assert flat.max_abs_error == 0.0
+    scaled = gradcheck(lambda x: x * 2, [np.ones(1)])
+    assert scaled.analytic == pytest.approx(2 * np.random.default_rng(0).standard_normal(1)[0])
+
+
+def test_gradcheck_without_float_inputs_passes_and_prints():
+    import cnnlab
+    from cnnlab.autograd import gradcheck
+
+    result = gradcheck(lambda t: cnnlab.tensor(t.astype(np.float64)).sum(), [np.arange(3)])
+    assert result.ok and result.max_abs_error == 0.0 and result.worst_index == ()
+    assert str(result) == ("gradients match: worst |analytic - numeric| = 0 at input -1, "
+                           "index () (analytic 0, numeric 0)")
+
+
+# ------------------------------------------------------------------ ops/conv_fft.py, parallel.py
+def test_fft_lengths_have_only_the_factors_2_3_5_and_7():
+    from cnnlab.ops.conv_fft import fast_length
+
+    assert [fast_length(n) for n in (1, 11, 13, 25, 121, 127)] == [1, 12, 14, 25, 125, 128]
+
+
+def test_block_bounds():
+    from cnnlab.ops.parallel import split
+
+    assert split(5, 1) == [0, 1, 2, 3, 4, 5]
+    assert split(5, 2) == [0, 2, 4, 5]
+    assert split(3, 0) == [0, 1, 2, 3]                    # a block holds at least one item
+
+
+def test_an_array_with_no_axis_as_long_as_the_thread_count_is_copied_whole():
+    from cnnlab.ops import parallel
+
+    previous = parallel.num_threads()
+    parallel.set_num_threads(4096)
+    try:
+        src = np.arange(1 << 20, dtype=np.float32).reshape(1024, 1024)
+        dst = np.empty_like(src)
+        parallel.copyto(dst, src)                          # no axis of 4096: one call
+        np.testing.assert_array_equal(dst, src)
+    finally:
+        parallel.set_num_threads(previous)
+
+
+# ------------------------------------------------------- the survivors of fresh samples (seed 2)
+def test_tensor_messages_and_repr():
+    import cnnlab
+
+    with pytest.raises(TypeError, match=r"^a tensor needs numeric data, received str 'abc' "
+                                        r"\(NumPy dtype <U3\)\.$"):
+        cnnlab.tensor("abc")
+    with pytest.raises(ValueError, match=r"to match the only axis of the second, received "
+                                         r"shapes \(3,\) and \(4,\)\.$"):
+        cnnlab.tensor(np.ones(3)) @ cnnlab.tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"to match the second-to-last axis of the second, "
+                                         r"received shapes \(2, 3\) and \(2, 3\)\.$"):
+        cnnlab.tensor(np.ones((2, 3))) @ cnnlab.tensor(np.ones((2, 3)))
+    assert repr(cnnlab.tensor(np.array([1.0, 2.5]))) == "tensor([1. , 2.5], dtype=float64)"
+
+
+def test_pool_size_rounds_down_by_default_and_same_padding_uses_the_stride():
+    from cnnlab.ops.shapes import pool_output_size, resolve_padding
+
+    assert pool_output_size(5, 2, 2) == 2 and pool_output_size(5, 2, 2, ceil_mode=True) == 3
+    assert resolve_padding("same", (8,), (3,), (2,), (1,)) == ((0, 1),)
+
+
+@pytest.mark.parametrize("stride", [(2, 2), (1, 1)])                  # assignment, np.add.at
+def test_max_pool_backward_keeps_float32(stride):
+    from cnnlab.ops.pool import max_pool_backward, max_pool_forward
+
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    y, cache = max_pool_forward(x, (2, 2), stride, (0, 0), (1, 1))
+    dx = max_pool_backward(np.ones_like(y), cache)
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    assert dx.sum() == y.size

@@ -1,0 +1,291 @@
+"""Mutation testing of ONE module with that module's own tests (mutmut, restricted per module).
+
+    python tools/mutate.py cnnlab/ops/pool.py                     # every mutant of pool.py
+    python tools/mutate.py cnnlab/tools/explain.py --sample 60 --seed 1
+    python tools/mutate.py cnnlab/ops/conv.py --jobs 1 --tests tests/test_conv.py
+
+mutmut (configured under ``[tool.mutmut]`` in pyproject.toml) mutates one function at a time
+and runs, in forked workers, only the tests that call that function (it records which ones in a
+first, instrumented run), stopping at the first failure, with a CPU-time limit per mutant. On its
+own mutmut 3 mutates the whole package and runs the whole suite: far too slow on 2 cores. This
+driver copies the package and tests into ``mutants/<module>/`` (ignored by git), writes there a
+pyproject whose ``[tool.mutmut]`` adds ``only_mutate = [<module>]`` and the module's test files
+(``TESTS`` below) as the test selection, optionally picks a random sample of the mutants, runs
+mutmut, and prints the score and every surviving mutant with its line and diff.
+
+A mutant is *killed* when a test fails (or it runs past its time limit); it *survives* when every
+test passes, or when no test calls the mutated function ("no tests"). The score printed is
+killed / (killed + survived); mutants judged equivalent (no behaviour changes) are listed by hand
+in tests/MUTATION.md, which also gives each module's score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:                  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "mutants"
+
+# module -> the test files that test it (the mutants of a module run only these).
+_CONV = ["tests/test_conv.py", "tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"]
+_AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_mutation_gaps.py"]
+TESTS: dict[str, list[str]] = {
+    "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/conv.py": _CONV,
+    "cnnlab/ops/conv_direct.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/conv_fft.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/parallel.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/pad.py": ["tests/test_conv.py", "tests/test_pool.py", "tests/test_shapes.py",
+                          "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/windows.py": ["tests/test_conv.py", "tests/test_pool.py"],
+    "cnnlab/ops/dropout.py": ["tests/test_dropout.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/elementwise.py": ["tests/test_tensor.py", "tests/test_activation.py",
+                                  "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/linear.py": ["tests/test_linear.py"],
+    "cnnlab/ops/loss.py": ["tests/test_loss.py"],
+    "cnnlab/ops/norm.py": ["tests/test_norm.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/pool.py": ["tests/test_pool.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/shapes.py": ["tests/test_shapes.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/autograd/engine.py": _AUTOGRAD,
+    "cnnlab/autograd/grad_mode.py": _AUTOGRAD,
+    "cnnlab/autograd/gradcheck.py": _AUTOGRAD,
+    "cnnlab/autograd/tensor.py": _AUTOGRAD,
+    "cnnlab/tools/explain.py": ["tests/test_explain.py", "tests/test_explain_worked.py",
+                                "tests/test_explain_text.py", "tests/test_explain_edges.py"],
+    "cnnlab/data/idx.py": ["tests/test_data.py"],
+    "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
+}
+
+_KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+_SURVIVED = {"survived", "no tests"}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python tools/mutate.py",
+        description="Mutation-test one module of cnnlab with that module's own tests.")
+    parser.add_argument("module", help="the source file, e.g. cnnlab/ops/pool.py")
+    parser.add_argument("--tests", nargs="+", metavar="FILE",
+                        help="the test files to run (default: the module's, from TESTS)")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="test a random sample of N mutants instead of all of them")
+    parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--list", action="store_true",
+                        help="only generate the mutants and print how many there are")
+    parser.add_argument("--again", action="store_true",
+                        help="after adding tests: re-test the survivors of the last run of this "
+                             "module against the test files added since (the source unchanged)")
+    args = parser.parse_args(argv)
+    module = Path(args.module).resolve()
+    try:
+        args.module = module.relative_to(ROOT).as_posix()
+    except ValueError:
+        parser.error(f"module: expected a file inside {ROOT}, received {args.module!r}.")
+    if not module.is_file() or module.suffix != ".py":
+        parser.error(f"module: expected a Python source file, received {args.module!r}.")
+    args.tests = args.tests or TESTS.get(args.module)
+    if not args.tests:
+        parser.error(f"no test files known for {args.module}: pass them with --tests.")
+    args.tests = [t for t in args.tests if (ROOT / t).is_file()]
+    if not args.tests:
+        parser.error(f"none of the test files for {args.module} exist.")
+    if args.sample is not None and args.sample < 1:
+        parser.error(f"--sample: expected a positive count, received {args.sample}.")
+    if args.jobs < 1:
+        parser.error(f"--jobs: expected a positive count, received {args.jobs}.")
+    return args
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _prepare(args: argparse.Namespace) -> Path:
+    """A fresh copy of the package and tests, with a pyproject restricted to this module."""
+    work = WORK / args.module.replace("/", "_").removesuffix(".py")
+    shutil.rmtree(work, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+    shutil.copytree(ROOT / "cnnlab", work / "cnnlab", ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    settings = dict(tomllib.loads(text).get("tool", {}).get("mutmut", {}))
+    settings["only_mutate"] = [args.module]
+    settings["pytest_add_cli_args_test_selection"] = list(args.tests)
+    # The project's own [tool.mutmut] table is replaced by the restricted one.
+    text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
+    text += "\n[tool.mutmut]\n" + "".join(f"{k} = {_toml_value(v)}\n"
+                                          for k, v in settings.items())
+    (work / "pyproject.toml").write_text(text, "utf-8")
+    return work
+
+
+_GENERATE = """
+from mutmut.__main__ import create_mutants
+from mutmut.mutation.trampoline import set_mutant_under_test
+from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+set_mutant_under_test("mutant_generation")
+copy_src_dir(); copy_also_copy_files(); setup_source_paths(); create_mutants({jobs})
+"""
+
+
+def _meta(work: Path, module: str) -> dict[str, int | None]:
+    return json.loads((work / "mutants" / f"{module}.meta").read_text("utf-8"))[
+        "exit_code_by_key"]
+
+
+def _location(module: str, name: str, diff: str) -> int | None:
+    """The line of the module that the mutant changes (mutmut's diff counts from the def)."""
+    function = name.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1]
+    parts = [p for p in function.removeprefix("x").split("ǁ") if p] if "ǁ" in function \
+        else [function.removeprefix("x_")]
+    tree = ast.parse((ROOT / module).read_text("utf-8"))
+    scope: list[ast.stmt] = tree.body
+    node = None
+    for part in parts:
+        node = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                         ast.ClassDef)) and n.name == part), None)
+        if node is None:
+            return None
+        scope = node.body
+    hunk = re.search(r"^@@ -(\d+)", diff, re.M)
+    if node is None or hunk is None:
+        return None
+    first = node.lineno
+    line = int(hunk.group(1))
+    for text in diff[hunk.end():].split("\n")[1:]:
+        if text.startswith("-"):
+            return first + line - 1
+        if text.startswith(" "):
+            line += 1
+    return None
+
+
+def _again(args: argparse.Namespace) -> int:
+    """Re-test the last run's survivors against the test files added since.
+
+    Adding tests cannot revive a killed mutant, so only the survivors need running, and only
+    against the new files: each is applied to the work copy's source in turn (``mutmut apply``)
+    and the new test files run against it, stopping at the first failure.
+    """
+    work = WORK / args.module.replace("/", "_").removesuffix(".py")
+    try:
+        last = json.loads((work / "run.json").read_text("utf-8"))
+    except FileNotFoundError:
+        print(f"--again: no earlier run of {args.module} in {work}; run it without --again.",
+              file=sys.stderr)
+        return 2
+    new = [t for t in args.tests if t not in last["tests"]]
+    if not new:
+        print(f"--again: no test files added since the last run ({' '.join(last['tests'])}).",
+              file=sys.stderr)
+        return 2
+    for test in new:
+        shutil.copy2(ROOT / test, work / test)
+    source = (work / args.module).read_text("utf-8")
+    status = last["status"]
+    print(f"re-testing the {sum(v in _SURVIVED for v in status.values())} survivors of "
+          f"{len(status)} mutants of {args.module} against {' '.join(new)}", flush=True)
+    for name, value in status.items():
+        if value not in _SURVIVED:
+            continue
+        subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, check=True,
+                       capture_output=True)
+        try:
+            run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                  "no:cacheprovider", *new], cwd=work, capture_output=True,
+                                 env={**os.environ, "PYTHONPATH": str(work)}, timeout=600)
+            failed = run.returncode != 0
+        except subprocess.TimeoutExpired:
+            failed = True
+        finally:
+            (work / args.module).write_text(source, "utf-8")
+        if failed:
+            status[name] = "killed"
+    last["tests"] += new
+    args.seed = last.get("seed", args.seed)
+    (work / "run.json").write_text(json.dumps(last, indent=1), "utf-8")
+    return _report(args, work, last["names"], list(status), status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.again:
+        return _again(args)
+    work = _prepare(args)
+    mutmut = [sys.executable, "-m", "mutmut"]
+    print(f"mutating {args.module}; tests: {' '.join(args.tests)}; work dir "
+          f"{work.relative_to(ROOT)}", flush=True)
+    subprocess.run([sys.executable, "-c", _GENERATE.format(jobs=args.jobs)], cwd=work,
+                   check=True, stdout=subprocess.DEVNULL)
+    names = sorted(_meta(work, args.module), key=lambda n: (n.rsplit("_", 1)[0],
+                                                             int(n.rsplit("_", 1)[1])))
+    chosen = names
+    if args.sample is not None and args.sample < len(names):
+        chosen = sorted(random.Random(args.seed).sample(names, args.sample),
+                        key=names.index)
+    print(f"{len(names)} mutants; testing {len(chosen)}"
+          + (f" (random sample, seed {args.seed})" if chosen is not names else ""), flush=True)
+    if args.list:
+        return 0
+    run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs), *chosen],
+                         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    results = _meta(work, args.module)
+    from mutmut.stats import status_by_exit_code
+    status = {name: status_by_exit_code[results.get(name)] for name in chosen}
+    if not any(value in _KILLED | _SURVIVED for value in status.values()):
+        print(run.stdout[-3000:])
+        print(f"mutmut checked no mutant (exit status {run.returncode}); its output is above.")
+        return 1
+    (work / "run.json").write_text(json.dumps({"tests": args.tests, "names": names,
+                                               "seed": args.seed, "status": status}, indent=1),
+                                   "utf-8")
+    return _report(args, work, names, chosen, status)
+
+
+def _report(args: argparse.Namespace, work: Path, names: list[str], chosen: list[str],
+            status: dict[str, str]) -> int:
+    mutmut = [sys.executable, "-m", "mutmut"]
+    counts: dict[str, int] = {}
+    for value in status.values():
+        counts[value] = counts.get(value, 0) + 1
+    killed = sum(n for s, n in counts.items() if s in _KILLED)
+    survived = sum(n for s, n in counts.items() if s in _SURVIVED)
+    for name in (n for n in chosen if status[n] in _SURVIVED):
+        shown = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True,
+                               text=True).stdout
+        diff = shown.split("\n", 1)[1] if "\n" in shown else shown
+        line = _location(args.module, name, diff)
+        changed = [t for t in diff.split("\n") if t[:1] in "+-" and t[:3] not in ("---", "+++")]
+        print(f"\nSURVIVED ({status[name]}) {args.module}:{line or '?'}  {name}")
+        print("\n".join("    " + t for t in changed))
+    print(f"\n{args.module}: {killed} of {killed + survived} mutants killed "
+          f"({100 * killed / (killed + survived):.0f}%)"
+          + (f", sample of {len(chosen)} of {len(names)} (seed {args.seed})"
+             if len(chosen) < len(names) else "")
+          + "; " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
