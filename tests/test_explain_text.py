@@ -429,11 +429,25 @@ def test_model_mistakes():
 
 def test_the_numbers_beside_the_text():
     pooled = explain.pool("1 -2; 3 4", 2, stride=1, padding=(0, 1))
-    assert pooled.numbers == {"input": [[[1, -2], [3, 4]]], "output": [[[3, 4, 4]]],
-                              "size": [2, 2], "stride": [1, 1], "padding": [0, 1]}
+    ninf = float("-inf")                   # max pooling pads with -inf: padding never wins
+    assert pooled.numbers == {
+        "input": [[[1, -2], [3, 4]]], "padded": [[[ninf, 1, -2, ninf], [ninf, 3, 4, ninf]]],
+        "output": [[[3, 4, 4]]], "size": [2, 2], "stride": [1, 1], "padding": [0, 1],
+        "entries": [
+            {"index": [0, 0, 0], "value": 3, "text": "Z[0,0] = max(-∞, 1, -∞, 3) = 3",
+             "window": {"rows": [0, 1], "columns": [0, 1]}},
+            {"index": [0, 0, 1], "value": 4, "text": "Z[0,1] = max(1, -2, 3, 4) = 4",
+             "window": {"rows": [0, 1], "columns": [1, 2]}},
+            {"index": [0, 0, 2], "value": 4, "text": "Z[0,2] = max(-2, -∞, 4, -∞) = 4",
+             "window": {"rows": [0, 1], "columns": [2, 3]}}]}
     assert pooled.kind == "max_pool" and explain.pool("1", 1, mode="avg").kind == "avg_pool"
     rectified = explain.relu("-1 2")
-    assert rectified.numbers == {"input": [[[-1, 2]]], "output": [[[0, 2]]]}
+    assert rectified.numbers == {
+        "input": [[[-1, 2]]], "output": [[[0, 2]]],
+        "entries": [{"index": [0, 0, 0], "value": 0, "text": "Z[0,0] = max(0, -1) = 0",
+                     "window": {"rows": [0], "columns": [0]}},
+                    {"index": [0, 0, 1], "value": 2, "text": "Z[0,1] = max(0, 2) = 2",
+                     "window": {"rows": [0], "columns": [1]}}]}
     assert rectified.kind == "relu" and rectified.wrong == []
     e = explain.softmax("0 0", target=0)
     assert e.numbers == {"scores": [0, 0], "probabilities": [0.5, 0.5],
@@ -447,13 +461,17 @@ def test_the_numbers_beside_the_text():
         "padding": [[0, 0], [1, 0]], "output": [[[1, 1], [-1, 1]]],
         "entries": [
             {"index": [0, 0, 0], "channels": [{"terms": [[0, 1], [1, -1]], "sum": -1}],
-             "bias": 2, "value": 1},
+             "bias": 2, "value": 1, "text": "Z[0,0] = 0*1 + 1*(-1) + bias 2 = 1",
+             "window": {"rows": [0], "columns": [0, 1]}},
             {"index": [0, 0, 1], "channels": [{"terms": [[1, 1], [2, -1]], "sum": -1}],
-             "bias": 2, "value": 1},
+             "bias": 2, "value": 1, "text": "Z[0,1] = 1*1 + 2*(-1) + bias 2 = 1",
+             "window": {"rows": [0], "columns": [1, 2]}},
             {"index": [0, 1, 0], "channels": [{"terms": [[0, 1], [3, -1]], "sum": -3}],
-             "bias": 2, "value": -1},
+             "bias": 2, "value": -1, "text": "Z[1,0] = 0*1 + 3*(-1) + bias 2 = -1",
+             "window": {"rows": [1], "columns": [0, 1]}},
             {"index": [0, 1, 1], "channels": [{"terms": [[3, 1], [4, -1]], "sum": -1}],
-             "bias": 2, "value": 1}]}
+             "bias": 2, "value": 1, "text": "Z[1,1] = 3*1 + 4*(-1) + bias 2 = 1",
+             "window": {"rows": [1], "columns": [1, 2]}}]}
     table = explain.padding(4, 2).numbers
     assert table == {"size": 4, "kernel_size": 2, "stride": 1, "dilation": 1, "schemes": [
         {"scheme": "TensorFlow 'SAME'", "before": 0, "after": 1, "output": 4},

@@ -207,7 +207,7 @@ def test_tensor_comparisons_and_argmax():
     np.testing.assert_array_equal(t <= 2.0, [[True, False, True], [False, True, False]])
     np.testing.assert_array_equal(t.argmax(axis=1), [1, 0])
     np.testing.assert_array_equal(t.argmax(axis=0), [1, 0, 1])
-    assert t.argmax() == 3
+    assert t.argmax().item() == 3
 
 
 def test_an_int_scalar_with_a_bool_tensor_gives_int64():
