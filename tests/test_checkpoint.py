@@ -464,6 +464,8 @@ def _refused(path, match: str) -> None:
     with pytest.raises(CheckpointError, match=match) as caught:
         load_checkpoint(path)
     assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith(".")             # one whole sentence
+    assert Path(path).stem in str(caught.value)         # ...that names the file
     assert isinstance(caught.value, ValueError)
 
 
@@ -714,6 +716,93 @@ def test_save_checks_its_arguments(tmp_path):
                                         "received SGD"):
         save_checkpoint(tmp_path / "m", model, model_name="tiny", epoch=0,
                         scheduler=optim.SGD(model.parameters(), lr=0.1))
-    with pytest.raises(ValueError, match=r"writes one \.safetensors file; received .*m.npz"):
-        save_checkpoint(tmp_path / "m.npz", model, model_name="tiny", epoch=0)
+    for old in ("m.npz", "m.json"):
+        with pytest.raises(ValueError, match=rf"writes one \.safetensors file; received .*{old}"):
+            save_checkpoint(tmp_path / old, model, model_name="tiny", epoch=0)
+    with pytest.raises(TypeError, match="^history must hold JSON data"):
+        save_checkpoint(tmp_path / "m", model, model_name="tiny", epoch=0,
+                        history=[{"loss": [object()]}])
     assert _files(tmp_path) == []
+
+
+def test_extra_and_the_missing_config_sentence(tmp_path):
+    model = build()
+    save_checkpoint(tmp_path / "m", model, model_name="tiny", epoch=0, config={},
+                    extra={"train_seconds": 1.5, "note": "first part"})
+    assert load_checkpoint(tmp_path / "m.safetensors").extra == {"train_seconds": 1.5,
+                                                                 "note": "first part"}
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(_forge(tmp_path / "f.safetensors", drop=("config",)))
+    assert str(caught.value) == (
+        f"checkpoint {str(tmp_path / 'f.safetensors')!r} has no 'config' entry (the training "
+        "configuration with its input standardisation); without it the model would see "
+        "unstandardised inputs.")
+
+
+def test_restore_training_names_the_checkpoint(tmp_path):
+    model = build()
+    save_checkpoint(tmp_path / "bare", model, model_name="tiny", epoch=0)
+    with pytest.raises(ValueError, match=r"^checkpoint '.*bare.safetensors' was saved without"):
+        restore_training(load_checkpoint(tmp_path / "bare.safetensors"), model,
+                         optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_a_version_1_random_state_that_is_not_json(tmp_path):
+    with np.load(V1 / "model.npz", allow_pickle=False) as archive:
+        arrays = dict(archive)
+    arrays["rng/state"] = np.array("{not json")
+    np.savez(tmp_path / "model.npz", **arrays)
+    metadata = json.loads((V1 / "model.json").read_text())
+    metadata["npz_sha256"] = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
+    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    _refused(tmp_path / "model.npz", r"^checkpoint .*model.npz' has a random state that is not "
+                                     r"JSON\.$")
+
+
+def test_metrics_round_trip_and_each_description_part_is_named_when_not_json(tmp_path):
+    model = build()
+    save_checkpoint(tmp_path / "m", model, model_name="tiny", epoch=1, config={},
+                    metrics={"test_accuracy": 0.5})
+    assert load_checkpoint(tmp_path / "m.safetensors").metrics == {"test_accuracy": 0.5}
+    for part in ("metrics", "extra"):
+        with pytest.raises(TypeError, match=f"^{part} must hold JSON data"):
+            save_checkpoint(tmp_path / "m", model, model_name="tiny", epoch=1,
+                            **{part: {"x": object()}})
+
+
+def test_a_directory_given_as_checkpoint_lists_both_formats(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "old.npz").write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"received the directory .*; it holds "
+                                              r"model\.safetensors, old\.npz\.$"):
+        load_checkpoint(tmp_path)
+
+
+def test_process_1_counts_as_alive():
+    from cnnlab.train.checkpoint import _pid_alive
+
+    assert _pid_alive(1) and _pid_alive(os.getpid())
+    assert not _pid_alive(0) and not _pid_alive(-5)
+
+
+def test_version_1_element_cap_counts_all_arrays_and_foreign_archives(tmp_path):
+    largest = 10080                                     # model/9.weight of the fixture
+    assert load_checkpoint(V1 / "model.npz", max_elements=4 * largest).epoch == 1
+    with pytest.raises(CheckpointError, match=r"\([\d,]+ elements\)"):
+        load_checkpoint(V1 / "model.npz", max_elements=2 * largest)   # all arrays together
+    np.savez(tmp_path / "model.npz", w=np.ones(3, np.float32))
+    metadata = json.loads((V1 / "model.json").read_text())
+    metadata["npz_sha256"] = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
+    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    _refused(tmp_path / "model.npz", r"model.npz' is a \.npz archive but not a cnnlab checkpoint "
+                                     r"\(it has no 'format/version' entry\)\.$")
+    (tmp_path / "model.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint file '.*model.npz' does not exist"):
+        load_checkpoint(tmp_path / "model.json")
+
+
+@pytest.mark.parametrize("key", ["metrics", "extra"])
+def test_description_parts_that_are_not_objects(tmp_path, key):
+    _refused(_forge(tmp_path / "m.safetensors", metadata={key: [1, 2]}),
+             rf"^checkpoint '.*m.safetensors' has a '{key}' entry that is not a JSON object\.$")

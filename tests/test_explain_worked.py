@@ -155,7 +155,8 @@ def test_the_show_all_limit_is_36_entries():
     assert len(worked_lines(e, "Z[")) == 36 and "showing" not in e.text
     e = explain.conv2d(np.arange(64.0).reshape(8, 8), "1 0; 0 1")        # 7×7
     assert worked_lines(e, "Z[") == ["Z[0,0] = 0*1 + 1*0 + 8*0 + 9*1 = 9"]
-    assert "(49 entries: showing Z[0,0]; pick another with at=(row, column), --at R,C on the command line)" in e.text
+    assert ("(49 entries: showing Z[0,0]; pick another with at=(row, column), "
+            "--at R,C on the command line)") in e.text
 
 
 @pytest.mark.parametrize("mode, line", [("max", "Z[3,5] = max(32, 33, 41, 42) = 42"),
@@ -164,7 +165,8 @@ def test_a_large_pooling_output_works_out_the_entry_asked_for(mode, line):
     x = np.arange(81.0).reshape(9, 9)                                    # 8×8 outputs
     e = explain.pool(x, 2, stride=1, mode=mode, at=(3, 5))
     assert worked_lines(e, "Z[") == [line]
-    assert "(64 entries: showing Z[3,5]; pick another with at=(row, column), --at R,C on the command line)" in e.text
+    assert ("(64 entries: showing Z[3,5]; pick another with at=(row, column), "
+            "--at R,C on the command line)") in e.text
     assert np.array(e.numbers["output"]).shape == (1, 8, 8)
     assert explain.pool(x, 2, stride=1, mode=mode, at="3, 5").text == e.text
 
