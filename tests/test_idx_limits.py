@@ -76,6 +76,22 @@ def test_int32_values_come_back_in_native_order_and_feed_the_digest(tmp_path):
     assert digest.hexdigest() == hashlib.md5(data).hexdigest()
 
 
+def test_an_uncompressed_file_feeds_the_digest_too(tmp_path):
+    data = idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    (tmp_path / "v").write_bytes(data)
+    digest = hashlib.md5()
+    read_idx_file(tmp_path / "v", digest=digest)
+    assert digest.hexdigest() == hashlib.md5(data).hexdigest()
+
+
+def test_a_gzip_stream_shorter_than_its_header_is_named_truncated(tmp_path):
+    data = header((2, 50)) + bytes(60)                   # declares 100 values, holds 60
+    (tmp_path / "short.gz").write_bytes(gzip.compress(data))
+    with pytest.raises(ValueError, match=r"short.gz: expected 112 bytes for 2×50 uint8 values, "
+                                         r"found 72 \(the file is truncated\)\.$"):
+        read_idx(tmp_path / "short.gz")
+
+
 # ---------------------------------------------------------------------------- sizes and caps
 
 def test_a_sparse_8_gb_file_is_refused_by_the_cap_without_reading_it(tmp_path):

@@ -66,7 +66,9 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/autograd/tensor.py": _AUTOGRAD,
     "cnnlab/tools/explain.py": ["tests/test_explain.py", "tests/test_explain_worked.py",
                                 "tests/test_explain_text.py", "tests/test_explain_edges.py"],
-    "cnnlab/data/idx.py": ["tests/test_data.py"],
+    "cnnlab/data/idx.py": ["tests/test_data.py", "tests/test_idx_limits.py"],
+    "cnnlab/data/images.py": ["tests/test_images.py", "tests/test_cli_inputs.py"],
+    "cnnlab/data/download.py": ["tests/test_download.py"],
     "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
 }
 
