@@ -163,17 +163,27 @@ def curves_figure(epochs: Sequence[dict[str, float]]):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 2.8))
-    x = [e.get("epoch", number) for number, e in enumerate(epochs, start=1)]
-    for ax, key in zip(fig.subplots(1, 2), ("loss", "accuracy")):
+    axes = fig.subplots(1, 2)
+    plot_curves(axes, epochs, [e.get("epoch", number) for number, e in enumerate(epochs, start=1)],
+                legend_size=8)
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.set_title(key, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(axes, epochs: Sequence[dict[str, float]], x: Sequence[float], *,
+                legend_size: float | None = None) -> None:
+    """Loss on ``axes[0]`` and accuracy on ``axes[1]`` at epochs ``x``: training as circles
+    and lines, validation as squares and dashes, an epoch without a value left out (used by
+    the notebook display and by ``cnnlab.tools.viz.curves``)."""
+    for ax, key in zip(axes, ("loss", "accuracy")):
         for prefix, style, name in (("", "o-", "training"), ("val_", "s--", "validation")):
             values = [e.get(prefix + key) for e in epochs]
             if any(v is not None for v in values):
                 ax.plot(x, [np.nan if v is None else v for v in values], style, label=name,
                         markersize=4)
         ax.set_xlabel("epoch")
-        ax.set_title(key, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=legend_size)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    return fig

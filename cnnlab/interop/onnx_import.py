@@ -13,7 +13,6 @@ checked against the bytes it claims.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..models.graph import GraphNet
+from ..ops.shapes import same_padding
 from ._deps import require
 from .onnx_file import MAX_BYTES, attributes, read_onnx, tensor_array
 
@@ -30,6 +30,14 @@ SUPPORTED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePo
              "Softmax", "LogSoftmax", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg",
              "Flatten", "Reshape", "Pad", "Dropout", "Identity", "Constant")
 
+
+
+def _same_pairs(sizes, kernel, strides, dilations, *, lower: bool) -> list[list[int]]:
+    """ONNX's ``auto_pad`` SAME_UPPER (TensorFlow's 'same': the odd pixel at the end) or
+    SAME_LOWER (the odd pixel at the start) as ``[before, after]`` per axis."""
+    pairs = [list(same_padding(n, k, s, d)) for n, k, s, d in zip(sizes, kernel, strides,
+                                                                  dilations)]
+    return [pair[::-1] for pair in pairs] if lower else pairs
 
 @dataclass
 class ImportedGraph:
@@ -216,11 +224,8 @@ class _Converter:
         elif auto == "SAME_UPPER":
             padding = "same"
         elif auto == "SAME_LOWER":
-            sizes = self.spatial(node, node.input[0])
-            padding = []
-            for n, k, s, d in zip(sizes, kernel, strides, dilations):
-                total = max((math.ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
-                padding.append([total - total // 2, total // 2])
+            padding = _same_pairs(self.spatial(node, node.input[0]), kernel, strides, dilations,
+                                  lower=True)
         group = int(a.get("group", 1))
         args = dict(in_channels=w.shape[1] * group, out_channels=w.shape[0],
                     kernel_size=list(kernel), stride=strides, padding=padding,
@@ -269,12 +274,8 @@ class _Converter:
         if auto == "VALID":
             pairs = [[0, 0]] * nd
         elif auto in ("SAME_UPPER", "SAME_LOWER"):
-            sizes = self.spatial(node, node.input[0])
-            pairs = []
-            for n, k, s, d in zip(sizes, kernel, strides, dilations):
-                total = max((math.ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
-                pairs.append([total // 2, total - total // 2] if auto == "SAME_UPPER"
-                             else [total - total // 2, total // 2])
+            pairs = _same_pairs(self.spatial(node, node.input[0]), kernel, strides, dilations,
+                                lower=auto == "SAME_LOWER")
         symmetric = all(pb == pe and pb <= k // 2 for (pb, pe), k in zip(pairs, kernel))
         padding: Any = [pb for pb, _ in pairs] if symmetric else pairs
         args: dict[str, Any] = dict(kernel_size=kernel, stride=strides, padding=padding,

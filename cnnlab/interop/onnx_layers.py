@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..functional.pool import _pool_geometry, pool_pads
 from ..nn import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -134,9 +133,7 @@ def _conv(g: NodeGraph, name: str, m, x: str, in_shape: tuple[int, ...]) -> str:
 
 def _pool(g: NodeGraph, name: str, m, x: str, in_shape) -> str:
     is_max = isinstance(m, (MaxPool1d, MaxPool2d, MaxPool3d))
-    kernel, stride, padding, dilation = _pool_geometry(
-        m.nd, m.kernel_size, m.stride, m.padding, m.dilation, name)
-    pads = pool_pads(padding, in_shape[2:], kernel, stride, dilation)
+    kernel, stride, pads, dilation = m.window(in_shape[2:])
     attributes = dict(kernel_shape=list(kernel), strides=list(stride),
                       pads=[pb for pb, _ in pads] + [pe for _, pe in pads],
                       ceil_mode=int(bool(m.ceil_mode)))

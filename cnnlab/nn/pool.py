@@ -13,6 +13,7 @@ from ..functional.pool import (
     _max_pool,
     _output_size,
     _pool_geometry,
+    pool_pads,
 )
 from .module import Module
 
@@ -22,8 +23,22 @@ def _label(name: str, kernel: tuple[int, ...], stride: tuple[int, ...]) -> str:
     return f"{name}(kernel {fmt_size(kernel)}, stride {fmt_size(stride)})"
 
 
-class _MaxPoolNd(Module):
+class _WindowPool(Module):
+    """What max and average pooling share: a sliding window of fixed kernel, stride, dilation."""
+
     nd = 0
+
+    def window(self, in_sizes) -> tuple[tuple[int, ...], tuple[int, ...],
+                                        tuple[tuple[int, int], ...], tuple[int, ...]]:
+        """``(kernel, stride, pads, dilation)`` per axis for spatial input sizes ``in_sizes``;
+        ``pads`` as ``(before, after)`` pairs (every padding form resolved)."""
+        kernel, stride, padding, dilation = _pool_geometry(
+            self.nd, self.kernel_size, self.stride, self.padding, self.dilation,
+            type(self).__name__)
+        return kernel, stride, pool_pads(padding, in_sizes, kernel, stride, dilation), dilation
+
+
+class _MaxPoolNd(_WindowPool):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False) -> None:
@@ -83,8 +98,7 @@ class MaxPool3d(_MaxPoolNd):
     nd = 3
 
 
-class _AvgPoolNd(Module):
-    nd = 0
+class _AvgPoolNd(_WindowPool):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None, *,

@@ -20,7 +20,6 @@ import numpy as np
 
 from .._validate import _is_int, fmt_size
 from ..autograd import no_grad
-from ..functional.pool import _pool_geometry, pool_pads
 from ..nn import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -373,10 +372,7 @@ def _geometry(module: Module, in_sizes: tuple[int, ...], field: Field
         return pads, propagate(field, module.kernel_size, module.stride, [p for p, _ in pads],
                                module.dilation)
     if isinstance(module, _POOLS):
-        kernel, stride, padding, dilation = _pool_geometry(
-            module.nd, module.kernel_size, module.stride, module.padding,
-            getattr(module, "dilation", 1), type(module).__name__)
-        pads = pool_pads(padding, in_sizes, kernel, stride, dilation)
+        kernel, stride, pads, dilation = module.window(in_sizes)
         return pads, propagate(field, kernel, stride, [pb for pb, _ in pads], dilation)
     if isinstance(module, (*_ADAPTIVE, Flatten, Linear)) or (
             isinstance(module, _CONVS) and module.transposed):

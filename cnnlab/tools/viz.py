@@ -175,19 +175,12 @@ def training_curves(history: Mapping[str, Any] | str | Path, out: str | Path | N
     epochs = history.get("epochs") if isinstance(history, Mapping) else None
     if not epochs:
         raise ValueError("the history has no epochs (expected {'epochs': [{'loss': ...}, ...]}).")
-    x = [e["epoch"] for e in epochs]
+    from .._display import plot_curves
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, key, label in ((left, "loss", "loss"), (right, "accuracy", "accuracy")):
-        for prefix, style, name in (("", "o-", "training"), ("val_", "s--", "validation")):
-            values = [e.get(prefix + key) for e in epochs]
-            if any(v is not None for v in values):
-                ax.plot(x, [np.nan if v is None else v for v in values], style, label=name,
-                        markersize=4)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
+    plot_curves((left, right), epochs, [e["epoch"] for e in epochs])
+    left.set_ylabel("loss")
+    right.set_ylabel("accuracy")
     best = max(epochs, key=lambda e: e.get("val_accuracy", -1))
     if "val_accuracy" in best:
         right.set_title(f"best validation accuracy {best['val_accuracy']:.4f} "
