@@ -27,3 +27,11 @@ def _torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def numpy_kernels():
+    """The NumPy reference path only (the rule as it is without the compiled kernels)."""
+    from cnnlab.ops.kernels import forced_kernels
+    with forced_kernels("numpy"):
+        yield

@@ -16,7 +16,7 @@ from test_conv import CASES, CONV, _fits, _inputs, _pads
 from cnnlab import functional as F
 from cnnlab import gradcheck, models, random
 from cnnlab.ops import conv as conv_ops
-from cnnlab.ops import parallel
+from cnnlab.ops import kernels, parallel
 from cnnlab.ops.conv import choose_algorithm, conv_backward, conv_forward, forced_algorithm
 
 FFT_CASES = [c for c in CASES if c[2] == 1 and c[4] == 1]       # stride 1, one group
@@ -90,6 +90,45 @@ def test_depthwise_matches_loop_reference_and_gradcheck(nd, padding, stride, dil
         _passes_gradcheck("depthwise", nd, padding, stride, dilation, mode, rng, groups=2)
 
 
+DIRECT_CASES = [c for c in CASES if c[0] < 3 and c[2] == 1]        # 1-D and 2-D, stride 1
+needs_numba = pytest.mark.skipif(not kernels.numba_installed(),
+                                 reason="the compiled kernels need numba (cnnlab[fast])")
+
+
+@needs_numba
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", DIRECT_CASES)
+def test_direct_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups,
+                                                     mode, rng):
+    """The compiled loops, dense and depthwise, in float64 (compiled for both precisions)."""
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    _matches_reference("direct", nd, padding, stride, dilation, mode, rng, 1e-12,
+                       flip=nd == 2)
+    _matches_reference("direct", nd, padding, stride, dilation, mode, rng, 1e-12, groups=3)
+    _passes_gradcheck("direct", nd, padding, stride, dilation, mode, rng)
+    if groups == 1:
+        _passes_gradcheck("direct", nd, padding, stride, dilation, mode, rng, groups=2)
+
+
+@needs_numba
+@pytest.mark.parametrize("c_in, c_out, groups, kernel", [
+    (6, 4, 2, (5, 5)), (4, 8, 4, (3, 3)), (2, 3, 1, (1, 1)), (3, 2, 1, (2, 7)), (2, 2, 1, (6, 4)),
+])
+def test_direct_handles_groups_and_every_kernel_width(c_in, c_out, groups, kernel, rng):
+    """Kernel rows are applied three taps at a time, then one by one: widths 1 to 7 and
+    grouped layers whose groups read different input channels."""
+    x = rng.standard_normal((3, c_in, 9, 11))
+    w = rng.standard_normal((c_out, c_in // groups, *kernel))
+    b = rng.standard_normal(c_out)
+    pads = ((1, 2), (0, 1))
+    with forced_algorithm("direct"):
+        y = F.conv2d(x, w, b, padding=pads, groups=groups)
+        result = gradcheck(lambda x, w: F.conv2d(x, w, None, padding=pads, groups=groups),
+                           [x, w])
+    np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, (1, 1), pads, (1, 1), groups),
+                               rtol=1e-12, atol=1e-12)
+    assert result, str(result)
+
+
 @pytest.mark.parametrize("shape, kernel, dilation", [
     ((1, 1, 512, 512), (1, 1, 11, 11), (1, 1)),        # the blur of the benchmark
     ((4, 3, 40, 33), (2, 3, 7, 5), (2, 1)),
@@ -101,7 +140,9 @@ def test_fft_rows_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
     nd = len(shape) - 2
     pads = tuple((k // 2, k // 2) for k in kernel[2:])
     results = {}
-    for algorithm in ("gemm", "fft") + (("rows",) if nd == 2 else ()):
+    algorithms = ("gemm", "fft") + (("rows",) if nd == 2 else ())
+    algorithms += ("direct",) if kernels.numba_installed() else ()
+    for algorithm in algorithms:
         z, cache = conv_forward(x, w, None, (1,) * nd, pads, dilation, algorithm=algorithm)
         dz = np.random.default_rng(1).standard_normal(z.shape, dtype=np.float32)
         results[algorithm] = (z, *conv_backward(dz, cache, need_db=False)[:2])
@@ -118,13 +159,14 @@ def test_lenet_trains_the_same_on_either_algorithm(rng):
     x = rng.standard_normal((4, 1, 28, 28))
     y = rng.integers(0, 10, 4)
     grads = {}
-    for algorithm in ("gemm", "fft", "rows"):
+    algorithms = ("gemm", "fft", "rows") + (("direct",) if kernels.numba_installed() else ())
+    for algorithm in algorithms:
         random.manual_seed(0)
         net = models.lenet5().double()
         with forced_algorithm(algorithm):
             F.cross_entropy(net(x), y).backward()
         grads[algorithm] = [p.grad for p in net.parameters()]
-    for algorithm in ("fft", "rows"):
+    for algorithm in algorithms[1:]:
         for ours, theirs in zip(grads[algorithm], grads["gemm"]):
             close(ours, theirs, 1e-10)
 
@@ -150,7 +192,28 @@ def test_lenet_trains_the_same_on_either_algorithm(rng):
 ])
 def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, groups, size,
                                                 expected):
-    assert choose_algorithm(c_in, c_out, kernel, stride, groups, size) == expected
+    with kernels.forced_kernels("numpy"):
+        assert choose_algorithm(c_in, c_out, kernel, stride, groups, size) == expected
+
+
+@needs_numba
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, groups, expected", [
+    (1, 6, (5, 5), (1, 1), 1, "direct"),              # LeNet's first layer
+    (3, 16, (7, 7), (1, 1), 1, "direct"),             # RGB input
+    (1, 1, (11, 11), (1, 1), 1, "direct"),            # image filtering
+    (2, 2, (9,), (1,), 1, "direct"),                  # 1-D
+    (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise
+    (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
+    (4, 8, (3, 3), (1, 1), 1, "gemm"),                # 4 input channels
+    (6, 16, (5, 5), (1, 1), 1, "gemm"),               # LeNet's second layer
+    (8, 8, (5, 5), (2, 2), 8, "depthwise"),           # strided: the NumPy taps
+    (1, 6, (5, 5), (2, 2), 1, "gemm"),
+    (1, 1, (4, 4, 4), (1, 1, 1), 1, "fft"),           # 3-D
+])
+def test_with_compiled_kernels_the_rule_takes_direct_for_few_input_channels(
+        c_in, c_out, kernel, stride, groups, expected):
+    with kernels.forced_kernels("compiled"):
+        assert choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32)) == expected
 
 
 def test_unsupported_or_unknown_algorithms_are_refused():
@@ -169,8 +232,12 @@ def test_unsupported_or_unknown_algorithms_are_refused():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         conv_forward(x, w[:, :1].repeat(2, 1), None, (1, 1), ((0, 0),) * 2, (1, 1),
                      algorithm="winograd")
+    with pytest.raises(ValueError, match=r"direct algorithm needs a 1-D or 2-D kernel and "
+                                         r"stride 1, received kernel \(3, 3\) and stride \(2, 2\)"):
+        conv_forward(x, w[:, :1].repeat(2, 1), None, (2, 2), ((0, 0),) * 2, (1, 1),
+                     algorithm="direct")
     with pytest.raises(ValueError, match="forced_algorithm: expected one of"):
-        with forced_algorithm("direct"):
+        with forced_algorithm("winograd"):
             pass
     assert conv_ops._forced == []
 
@@ -178,6 +245,8 @@ def test_unsupported_or_unknown_algorithms_are_refused():
 @pytest.mark.parametrize("algorithm, groups, stride", [
     ("gemm", 1, (2, 2)), ("rows", 1, (1, 1)), ("depthwise", 8, (1, 1)), ("depthwise", 8, (2, 2)),
     ("fft", 1, (1, 1)),
+    pytest.param("direct", 1, (1, 1), marks=needs_numba),
+    pytest.param("direct", 8, (1, 1), marks=needs_numba),
 ])
 def test_results_do_not_depend_on_the_number_of_threads(algorithm, groups, stride, rng,
                                                         monkeypatch):

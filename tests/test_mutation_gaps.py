@@ -21,6 +21,7 @@ def algorithm_used(x: np.ndarray, w: np.ndarray) -> str:
     return conv_forward(x, w, None, (1, 1), VALID, (1, 1))[1].algorithm
 
 
+@pytest.mark.usefixtures("numpy_kernels")
 def test_nested_forced_algorithms_the_inner_one_wins():
     x, w = np.ones((1, 1, 9, 9)), np.ones((1, 1, 3, 3))
     assert algorithm_used(x, w) == "gemm"                       # the rule's choice
@@ -51,6 +52,7 @@ def test_an_explicit_algorithm_beats_a_forced_one():
     assert cache.algorithm == "gemm"
 
 
+@pytest.mark.usefixtures("numpy_kernels")
 @pytest.mark.parametrize("c_in, c_out, kernel, expected", [
     (4, 4, (7, 7), "fft"),              # exactly 16 channel pairs with a 7×7 kernel
     (1, 16, (7, 7), "fft"),
@@ -67,6 +69,7 @@ def test_the_fft_rule_at_its_boundaries(c_in, c_out, kernel, expected):
     assert choose_algorithm(c_in, c_out, kernel, (2,) + stride[1:], 1) == "gemm"
 
 
+@pytest.mark.usefixtures("numpy_kernels")
 def test_the_fft_boundary_in_a_real_convolution():
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 4, 10, 10)), rng.standard_normal((4, 4, 7, 7))
@@ -79,6 +82,7 @@ def test_the_fft_boundary_in_a_real_convolution():
     assert conv_forward(x17, w17, None, (1, 1), VALID, (1, 1))[1].algorithm == "gemm"
 
 
+@pytest.mark.usefixtures("numpy_kernels")
 @pytest.mark.parametrize("c_in, kernel, size, expected", [
     (32, (2, 2), (24, 24), "rows"),     # C_in·k_w = 64 exactly, 24×24 exactly
     (21, (3, 3), (32, 32), "gemm"),     # depth 63
@@ -92,6 +96,7 @@ def test_the_rows_rule_at_its_boundaries(c_in, kernel, size, expected):
     assert choose_algorithm(c_in, 8, kernel, (1, 1), 2, size) == "gemm"
 
 
+@pytest.mark.usefixtures("numpy_kernels")
 @pytest.mark.parametrize("c_in, c_out, groups, expected", [
     (2, 2, 2, "depthwise"), (1, 1, 1, "gemm"), (2, 4, 2, "gemm"), (4, 2, 2, "gemm"),
 ])

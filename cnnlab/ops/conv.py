@@ -32,16 +32,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import conv_direct, conv_fft, parallel
+from . import conv_compiled, conv_direct, conv_fft, kernels, parallel
 from .pad import PadCache, pad_backward, pad_forward
 from .shapes import Pairs, conv_output_sizes, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
-ALGORITHMS = ("gemm", "rows", "fft", "depthwise")
+ALGORITHMS = ("gemm", "rows", "fft", "depthwise", "direct")
 FFT_MIN_TAPS = 49               # kernels with at least this many taps (7×7) ...
 FFT_MAX_CHANNEL_PAIRS = 16      # ... and at most this many (input, output) channel pairs
 ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at least this ...
 ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
+DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input channels a group
 
 
 def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
@@ -59,10 +60,19 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     cost little more than one and whose input ``size`` (height, width) is large enough
     (``ROWS_MIN_SIZE``) that copying ``k_w`` instead of ``k_h * k_w`` windows pays;
     im2col + GEMM for everything else (the measured crossovers are in benchmarks/RESULTS.md).
+
+    Where the compiled kernels are in use (``kernels.use_compiled()``), 1-D and 2-D stride-1
+    layers that are depthwise or read at most ``DIRECT_MAX_CHANNELS`` input channels per group
+    (LeNet's first layer, RGB inputs, image filtering) take ``"direct"`` (``conv_compiled``):
+    there a GEMM's depth is too small to pay for copying the windows.
     """
     if _forced:
         return _forced[-1]
-    if groups == c_in == c_out > 1:
+    depthwise = groups == c_in == c_out > 1
+    if (len(kernel) <= 2 and all(s == 1 for s in stride) and kernels.use_compiled()
+            and (depthwise or c_in // groups <= DIRECT_MAX_CHANNELS)):
+        return "direct"
+    if depthwise:
         return "depthwise"
     if (groups == 1 and all(s == 1 for s in stride) and math.prod(kernel) >= FFT_MIN_TAPS
             and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
@@ -281,17 +291,23 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
         raise ValueError(f"conv_forward: the rows algorithm needs a 2-D kernel, stride 1 and "
                          f"one group, received kernel {w.shape[2:]}, stride {stride} and "
                          f"groups {groups}.")
+    if algorithm == "direct" and (nd > 2 or any(s != 1 for s in stride)):
+        raise ValueError(f"conv_forward: the direct algorithm needs a 1-D or 2-D kernel and "
+                         f"stride 1, received kernel {w.shape[2:]} and stride {stride}.")
     if algorithm == "depthwise" and not groups == x.shape[1] == w.shape[0]:
         raise ValueError(f"conv_forward: the depthwise algorithm needs groups = input "
                          f"channels = output channels, received groups {groups}, "
                          f"{x.shape[1]} input and {w.shape[0]} output channels.")
     mode = "constant" if padding_mode == "zeros" else padding_mode
     fft = None
-    if algorithm == "depthwise":                   # in the (N, C, *S) layout, no transposes
+    if algorithm in ("depthwise", "direct"):       # in the (N, C, *S) layout, no transposes
         saved, pad_cache = pad_forward(x, pads, mode)              # Xp (N, C, *S_padded)
         padded = saved.shape[2:]
         out = _valid_sizes(padded, w.shape[2:], stride, dilation)
-        z = conv_direct.correlate(saved, kernel, b, out, stride, dilation)  # (N, C, *O)
+        if algorithm == "depthwise":
+            z = conv_direct.correlate(saved, kernel, b, out, stride, dilation)  # (N, C, *O)
+        else:
+            z = conv_compiled.correlate(saved, kernel, b, dilation)    # (N, C_out, *O)
     else:
         xt, pad_cache = _batch_last(x, pads, mode)                 # (C, *S_padded, N)
         padded = xt.shape[1:-1]
@@ -305,7 +321,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
             z = _batch_first(zt)
         else:
             z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
-    if b is not None and algorithm != "depthwise":              # depthwise added it already
+    if b is not None and algorithm not in ("depthwise", "direct"):     # added it already
         z += b.reshape((-1,) + (1,) * nd)
     cache = ConvCache(saved, kernel, padded, pad_cache, stride, dilation, groups,
                       flip_kernel, algorithm, fft)
@@ -332,8 +348,13 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         return dx, dw, db
     algorithm, w, padded, stride, dilation = (cache.algorithm, cache.w, cache.padded,
                                               cache.stride, cache.dilation)
-    if algorithm == "depthwise":                   # in the (N, C, *S) layout, no transposes
-        dxp, dw = conv_direct.gradients(dz, cache.saved, w, stride, dilation, need_dx, need_dw)
+    if algorithm in ("depthwise", "direct"):       # in the (N, C, *S) layout, no transposes
+        if algorithm == "depthwise":
+            dxp, dw = conv_direct.gradients(dz, cache.saved, w, stride, dilation, need_dx,
+                                            need_dw)
+        else:
+            dxp, dw = conv_compiled.gradients(dz, cache.saved, w, dilation, cache.groups,
+                                              need_dx, need_dw)
     elif algorithm == "rows" and need_dx:
         # dXp = (dZ zero-padded by d*(k-1)) ⋆ rot180(K), channels swapped: the forward again.
         reach = tuple((d * (k - 1),) * 2 for k, d in zip(w.shape[2:], dilation))

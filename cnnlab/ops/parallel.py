@@ -60,28 +60,27 @@ def set_num_threads(n: int) -> None:
 def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
     """Call ``fn(start, stop)`` for each consecutive pair of ``bounds``, spread over the threads.
 
-    The blocks are dealt out in contiguous runs, one run per thread (the calling thread takes
-    the first); it returns when all are done and re-raises the first error.
+    Each thread (the calling one included) takes the next block not yet taken until none is
+    left, so a thread slowed down by another program on its core simply takes fewer blocks.
+    It returns when all are done and re-raises the first error.
     """
     global _pool
-    blocks = list(zip(bounds[:-1], bounds[1:]))
-    threads = min(num_threads(), len(blocks))
+    blocks = iter(list(zip(bounds[:-1], bounds[1:])))
+    threads = min(num_threads(), len(bounds) - 1)
 
-    def run(part: list[tuple[int, int]]) -> None:
-        for start, stop in part:
+    def run() -> None:
+        for start, stop in blocks:       # one shared iterator: each block is taken once
             fn(start, stop)
 
     if threads <= 1:
-        run(blocks)
+        run()
         return
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=num_threads() - 1,
                                    thread_name_prefix="cnnlab-blocks")
-    share = -(-len(blocks) // threads)
-    parts = [blocks[i:i + share] for i in range(0, len(blocks), share)]
-    futures = [_pool.submit(run, part) for part in parts[1:]]
+    futures = [_pool.submit(run) for _ in range(threads - 1)]
     try:
-        run(parts[0])
+        run()
     finally:
         for future in futures:
             future.result()

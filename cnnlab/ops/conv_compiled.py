@@ -1,0 +1,197 @@
+"""Convolution as the lecture's loops, compiled (numba): stride 1, in the (N, C, H, W) layout,
+with no window matrix and no transposes.
+
+Notation as in ``conv``: padded input ``Xp (N, C, Hp, Wp)``, kernel ``K (C_out, C/G, k_h, k_w)``,
+output ``Z (N, C_out, O_h, O_w)``, dilation ``(d_h, d_w)``, ``G`` groups. 1-D layers run as 2-D
+ones of height 1.
+
+**Planes as flat rows.** With stride 1, output ``Z[i, j]`` reads ``Xp[i + a·d_h, j + e·d_w]``
+for tap ``(a, e)``. Number the positions of a plane of width ``Wp`` as ``p = i·Wp + j``: then tap
+``(a, e)`` reads ``Xp`` at ``p + a·d_h·Wp + e·d_w``, a *fixed shift*, for every output at once.
+So each tap is one pass over a long contiguous range, ``Zw[p] += K[a, e] · Xp[p + shift]``,
+computed over the "wide" output ``Zw`` whose rows have ``Wp`` entries (the ``Wp - O_w`` extra
+columns are computed and dropped). LLVM compiles each pass to vector instructions; the taps of
+a kernel row are applied three at a time, so each store of ``Zw`` carries three
+multiply-adds. A plane of ``Zw`` (a few KiB) stays in the L1 cache through all its taps.
+
+- forward: ``Z[n, o] = B[o] + Σ_{c ∈ group(o)} Σ_{a,e} K[o, c, a, e] · shift(Xp[n, c])``
+- dX: the lecture's ``(dZ padded by d·(k-1)) ⋆ rot180(K)``, input and output channels swapped:
+  the same forward kernel, run on the padded ``dZ``.
+- dK: ``dK[o, c, a, e] = Σ_n Σ_p dZw[n, o, p] · Xp[n, c, p + shift(a, e)]`` with ``dZw`` the
+  wide ``dZ`` whose extra columns are zero (three taps per pass again).
+
+Each kernel computes a range of *items* (output planes ``(n, o)`` or kernel rows ``(o, c)``), and
+``parallel.run_blocks`` deals the ranges out to the threads, so every value is computed by one
+thread with the same arithmetic however many threads run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import parallel
+from .kernels import jit
+
+_WORK_PER_BLOCK = 1 << 16          # aim for at least this many multiply-adds per block
+
+
+@jit
+def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
+    """``Z[n, o] = B[o] + Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]``
+    for the output planes ``(n, o)`` numbered ``start .. stop-1``.
+
+    ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``."""
+    c_out, c_group, kh, kw = w.shape
+    oh, ow = z.shape[2], z.shape[3]
+    span = (oh - 1) * wp + ow                      # wide positions up to the last output
+    per_group = c_out // (xf.shape[1] // c_group)
+    wide = np.empty(span, dtype=z.dtype)
+    for t in range(start, stop):
+        n, o = t // c_out, t % c_out
+        first = (o // per_group) * c_group         # first input channel of o's group
+        wide[:] = b[o]
+        for c in range(c_group):
+            src = xf[n, first + c]
+            for a in range(kh):
+                e = 0
+                while e + 3 <= kw:                 # three taps per pass over the plane
+                    k0, k1, k2 = w[o, c, a, e], w[o, c, a, e + 1], w[o, c, a, e + 2]
+                    q = a * dh * wp + e * dw
+                    x0 = src[q:q + span]
+                    x1 = src[q + dw:q + dw + span]
+                    x2 = src[q + 2 * dw:q + 2 * dw + span]
+                    for p in range(span):
+                        wide[p] += k0 * x0[p] + k1 * x1[p] + k2 * x2[p]
+                    e += 3
+                while e < kw:
+                    k0 = w[o, c, a, e]
+                    q = a * dh * wp + e * dw
+                    x0 = src[q:q + span]
+                    for p in range(span):
+                        wide[p] += k0 * x0[p]
+                    e += 1
+        for i in range(oh):                        # drop the extra columns of each row
+            z[n, o, i, :] = wide[i * wp:i * wp + ow]
+
+
+@jit
+def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
+    """``dK[o, c, a, e] = Σ_n Σ_p dZw[n, o, p] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]`` for the
+    kernel rows ``(o, c)`` numbered ``start .. stop-1``.
+
+    ``dzw (N, C_out, O_h·Wp)`` is dZ on rows of width ``Wp``, zeros in the extra columns. Each
+    image's sum is taken in the working precision, the sum over images in float64."""
+    c_out, c_group, kh, kw = dk.shape
+    per_group = c_out // (xf.shape[1] // c_group)
+    total = np.zeros((kh, kw))
+    for t in range(start, stop):
+        o, c = t // c_group, t % c_group
+        channel = (o // per_group) * c_group + c
+        total[:, :] = 0.0
+        for n in range(dzw.shape[0]):
+            g = dzw[n, o, :span]
+            src = xf[n, channel]
+            for a in range(kh):
+                e = 0
+                while e + 3 <= kw:                 # three taps per pass
+                    q = a * dh * wp + e * dw
+                    x0 = src[q:q + span]
+                    x1 = src[q + dw:q + dw + span]
+                    x2 = src[q + 2 * dw:q + 2 * dw + span]
+                    s0 = s1 = s2 = g[0] * 0        # zeros in the working precision
+                    for p in range(span):
+                        s0 += g[p] * x0[p]
+                        s1 += g[p] * x1[p]
+                        s2 += g[p] * x2[p]
+                    total[a, e] += s0
+                    total[a, e + 1] += s1
+                    total[a, e + 2] += s2
+                    e += 3
+                while e < kw:
+                    q = a * dh * wp + e * dw
+                    x0 = src[q:q + span]
+                    s0 = g[0] * 0
+                    for p in range(span):
+                        s0 += g[p] * x0[p]
+                    total[a, e] += s0
+                    e += 1
+        for a in range(kh):
+            for e in range(kw):
+                dk[o, c, a, e] = total[a, e]
+
+
+def _run(kernel, items: int, work_per_item: int, *args) -> None:
+    """``kernel(*args, start, stop)`` over ``items`` in blocks spread over the threads: blocks
+    of at least ``_WORK_PER_BLOCK`` multiply-adds, at least four blocks a thread."""
+    per_block = max(1, _WORK_PER_BLOCK // max(work_per_item, 1))
+    per_block = min(per_block, max(1, items // (4 * parallel.num_threads())))
+    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
+                        parallel.split(items, per_block))
+
+
+def _as_2d(a: np.ndarray) -> np.ndarray:
+    """``(N, C, L) -> (N, C, 1, L)`` (1-D runs as 2-D of height 1); 2-D arrays as they are."""
+    return a[:, :, None, :] if a.ndim == 3 else a
+
+
+def _dilation_2d(dilation: tuple[int, ...]) -> tuple[int, int]:
+    return (1, dilation[0]) if len(dilation) == 1 else (dilation[0], dilation[1])
+
+
+def _correlate_2d(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                  dilation: tuple[int, int]) -> np.ndarray:
+    """Valid stride-1 correlation of ``Xp (N, C, Hp, Wp)`` with ``K (C_out, C/G, k_h, k_w)``."""
+    n, c, hp, wp = xp.shape
+    c_out, c_group, kh, kw = w.shape
+    oh, ow = hp - dilation[0] * (kh - 1), wp - dilation[1] * (kw - 1)
+    z = np.empty((n, c_out, oh, ow), dtype=xp.dtype)
+    bias = np.zeros(c_out, dtype=xp.dtype) if b is None else b.astype(xp.dtype, copy=False)
+    xf = np.ascontiguousarray(xp).reshape(n, c, hp * wp)
+    _run(_correlate_flat, n * c_out, c_group * kh * kw * oh * wp,
+         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, wp, *dilation)
+    return z
+
+
+def correlate(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+              dilation: tuple[int, ...]) -> np.ndarray:
+    """Forward, stride 1: ``Xp (N, C, *Sp)``, ``K (C_out, C/G, *k)``, ``B (C_out,)`` or None ->
+    ``Z (N, C_out, *O)``, 1-D or 2-D."""
+    z = _correlate_2d(_as_2d(xp), _as_2d(w), b, _dilation_2d(dilation))
+    return z[:, :, 0] if xp.ndim == 3 else z
+
+
+def _swap_channels(w: np.ndarray, groups: int) -> np.ndarray:
+    """``rot180(K)`` with input and output channels swapped within each group:
+    ``(C_out, C/G, k_h, k_w) -> (C, C_out/G, k_h, k_w)``."""
+    c_out, c_group = w.shape[:2]
+    per = w.reshape(groups, c_out // groups, c_group, *w.shape[2:])     # (G, C_out/G, C/G, ..)
+    swapped = per.swapaxes(1, 2)[..., ::-1, ::-1]                      # (G, C/G, C_out/G, ..)
+    return swapped.reshape(groups * c_group, c_out // groups, *w.shape[2:])
+
+
+def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int, ...],
+              groups: int, need_dx: bool, need_dw: bool
+              ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dXp, dK)`` of :func:`correlate` (each None unless asked for), shaped as ``Xp``, ``K``."""
+    d4, x4, w4 = _as_2d(dz), _as_2d(xp), _as_2d(w)
+    dh, dw = _dilation_2d(dilation)
+    n, c_out, oh, ow = d4.shape
+    kh, kw = w4.shape[2:]
+    dxp = dk = None
+    if need_dx:
+        # dXp = (dZ zero-padded by d·(k-1) on every side) ⋆ rot180(K), channels swapped
+        rh, rw = dh * (kh - 1), dw * (kw - 1)
+        dzp = np.zeros((n, c_out, oh + 2 * rh, ow + 2 * rw), dtype=dz.dtype)
+        parallel.copyto(dzp[:, :, rh:rh + oh, rw:rw + ow], d4)
+        dxp = _correlate_2d(dzp, _swap_channels(w4, groups), None, (dh, dw)).reshape(xp.shape)
+    if need_dw:
+        hp, wp = x4.shape[2:]
+        span = (oh - 1) * wp + ow
+        dzw = np.zeros((n, c_out, oh * wp), dtype=dz.dtype)               # rows of width Wp
+        parallel.copyto(dzw.reshape(n, c_out, oh, wp)[..., :ow], d4)
+        dk = np.empty(w4.shape, dtype=dz.dtype)
+        xf = np.ascontiguousarray(x4).reshape(n, x4.shape[1], hp * wp)
+        _run(_weight_grad_flat, c_out * w4.shape[1], n * kh * kw * span,
+             dzw, xf, dk, wp, span, dh, dw)
+        dk = dk.reshape(w.shape)
+    return dxp, dk

@@ -1,0 +1,113 @@
+"""Which kernels run: the NumPy reference or compiled loops (numba), and how to compile them.
+
+cnnlab's ops are written twice where it pays: in NumPy (the reference, always installed and
+always tested) and, for the layers people learn with, as compiled loops (``numba``, the ``fast``
+extra: ``pip install "cnnlab[fast]"``). The compiled kernels are the lecture's loops, compiled
+by LLVM; the rule in each op family (``conv.choose_algorithm``, ``pool``) picks them when they
+are installed and the shape is one they handle, and they agree with the NumPy path to float32
+rounding.
+
+``CNNLAB_KERNELS`` forces a path: ``numpy`` (never compile), ``compiled`` (numba must be
+installed: an error otherwise), or ``auto`` (the default: compiled when numba is installed).
+Tests and comparisons use :func:`forced_kernels`.
+
+Compiled code is cached on disk, so only the first run of a new installation compiles (a few
+seconds, measured by ``cnnlab bench``): beside the package when that folder is writable,
+otherwise in numba's per-user cache folder (``NUMBA_CACHE_DIR`` overrides both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+CHOICES = ("auto", "numpy", "compiled")
+_forced: list[str] = []
+
+
+def numba_installed() -> bool:
+    """Whether the ``numba`` package can be imported (checked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def requested() -> str:
+    """The path asked for: the innermost :func:`forced_kernels`, else ``CNNLAB_KERNELS``."""
+    if _forced:
+        return _forced[-1]
+    value = os.environ.get("CNNLAB_KERNELS", "auto").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"CNNLAB_KERNELS: expected one of {', '.join(CHOICES)}, received "
+                         f"{value!r}.")
+    return value
+
+
+def use_compiled() -> bool:
+    """True when the compiled kernels should run (asked for, or ``auto`` and installed)."""
+    choice = requested()
+    if choice == "numpy":
+        return False
+    if choice == "compiled" and not _available():
+        raise RuntimeError("CNNLAB_KERNELS=compiled needs numba, which is not installed "
+                           "(pip install \"cnnlab[fast]\").")
+    return _available()
+
+
+_installed: bool | None = None
+
+
+def _available() -> bool:
+    global _installed
+    if _installed is None:
+        _installed = numba_installed()
+    return _installed
+
+
+def active() -> str:
+    """``"compiled"`` or ``"numpy"``: the path that runs now (for reports and benchmarks)."""
+    return "compiled" if use_compiled() else "numpy"
+
+
+@contextmanager
+def forced_kernels(choice: str) -> Iterator[None]:
+    """Within the block, ops take the ``choice`` path (``numpy``, ``compiled`` or ``auto``).
+
+    >>> with forced_kernels("numpy"):
+    ...     active()
+    'numpy'
+    """
+    if choice not in CHOICES:
+        raise ValueError(f"forced_kernels: expected one of {CHOICES}, received {choice!r}.")
+    _forced.append(choice)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+def jit(fn: Callable) -> Callable:
+    """Compile ``fn`` lazily with numba (no GIL, cached on disk); numba is imported on first use.
+
+    The kernels run on cnnlab's own thread pool (``parallel.run_blocks``), one block of outer
+    iterations per call, so they are compiled without numba's threading (``parallel=False``):
+    no second pool of threads competes with BLAS's for the cores.
+    """
+    compiled: list[Callable] = []
+
+    def call(*args):
+        if not compiled:
+            import numba
+            compiled.append(numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(fn))
+        return compiled[0](*args)
+
+    call.__name__ = fn.__name__
+    call.__doc__ = fn.__doc__
+    call.py_func = fn                     # the plain-Python loops, for tests and reading
+    return call
+
+
+# Reassociating sums lets LLVM vectorise the reductions of the weight gradient (the result
+# changes only by float rounding, the same on every run of a given machine); contraction lets
+# it use fused multiply-add. No "nnan"/"ninf": NaN and infinity must propagate as in NumPy.
+_FASTMATH = {"reassoc", "contract"}

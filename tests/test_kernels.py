@@ -1,0 +1,70 @@
+"""Which kernels run: ``CNNLAB_KERNELS``, ``forced_kernels`` and the compiled path's absence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab import functional as F
+from cnnlab.ops import kernels
+from cnnlab.ops.conv import choose_algorithm
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("numpy", "numpy"), (" NumPy ", "numpy"), ("compiled", "compiled"), ("auto", "auto"),
+    ("", "auto"),
+])
+def test_the_environment_variable_names_the_path(value, expected, monkeypatch):
+    monkeypatch.setenv("CNNLAB_KERNELS", value)
+    assert kernels.requested() == expected
+
+
+def test_an_unknown_path_is_refused_in_one_sentence(monkeypatch):
+    monkeypatch.setenv("CNNLAB_KERNELS", "fast")
+    with pytest.raises(ValueError, match="CNNLAB_KERNELS: expected one of auto, numpy, "
+                                         "compiled, received 'fast'."):
+        kernels.use_compiled()
+    with pytest.raises(ValueError, match="forced_kernels: expected one of"):
+        with kernels.forced_kernels("gpu"):
+            pass
+
+
+def test_numpy_never_compiles_and_auto_follows_the_installation(monkeypatch):
+    monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
+    assert not kernels.use_compiled() and kernels.active() == "numpy"
+    assert choose_algorithm(1, 6, (5, 5), (1, 1), 1, (28, 28)) == "gemm"
+    monkeypatch.setenv("CNNLAB_KERNELS", "auto")
+    monkeypatch.setattr(kernels, "_installed", False)
+    assert not kernels.use_compiled()
+    monkeypatch.setattr(kernels, "_installed", True)
+    assert kernels.use_compiled() and kernels.active() == "compiled"
+
+
+def test_compiled_without_numba_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    monkeypatch.setattr(kernels, "_installed", False)
+    with pytest.raises(RuntimeError, match=r"needs numba, which is not installed \(pip install "
+                                           r"\"cnnlab\[fast\]\"\)"):
+        kernels.use_compiled()
+
+
+def test_the_innermost_forced_path_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    with kernels.forced_kernels("numpy"):
+        with kernels.forced_kernels("auto"):
+            assert kernels.requested() == "auto"
+        assert kernels.requested() == "numpy"
+    assert kernels.requested() == "compiled" and kernels._forced == []
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_both_paths_give_the_same_lenet_layer_to_float32_rounding(rng):
+    x = rng.standard_normal((8, 1, 28, 28), dtype=np.float32)
+    w = rng.standard_normal((6, 1, 5, 5), dtype=np.float32)
+    out = {}
+    for path in ("numpy", "compiled"):
+        with kernels.forced_kernels(path):
+            out[path] = F.conv2d(x, w, None, padding=2).data
+    assert out["compiled"].dtype == np.float32
+    np.testing.assert_allclose(out["compiled"], out["numpy"], rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(out["compiled"], np.zeros_like(out["compiled"]))
