@@ -68,3 +68,53 @@ def test_both_paths_give_the_same_lenet_layer_to_float32_rounding(rng):
     assert out["compiled"].dtype == np.float32
     np.testing.assert_allclose(out["compiled"], out["numpy"], rtol=1e-5, atol=1e-5)
     assert not np.array_equal(out["compiled"], np.zeros_like(out["compiled"]))
+
+
+# ------------------------------------------------------------------ threads: steady under load
+
+def test_steady_makes_blas_single_threaded_and_splits_gemms(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from cnnlab import threads
+    from cnnlab.ops import parallel
+
+    monkeypatch.delenv("CNNLAB_BLAS_THREADS", raising=False)
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    try:
+        assert threads.steady() is True
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        assert parallel._split_gemms
+    finally:
+        threads.restore()
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
+    assert not parallel._split_gemms
+    monkeypatch.setenv("CNNLAB_BLAS_THREADS", "default")
+    assert threads.steady() is False and not parallel._split_gemms
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((96, 700), (700, 640)),          # split by columns
+    ((3000, 400), (400, 120)),        # more rows than columns: split by rows
+    ((2, 16, 150), (2, 150, 4000)),   # stacked (groups)
+    ((16, 150), (2, 150, 4000)),      # broadcast
+    ((4, 5), (5, 6)),                 # too small to split
+])
+def test_split_gemms_give_numpys_product_for_any_thread_count(a_shape, b_shape, rng,
+                                                              monkeypatch):
+    from cnnlab.ops import parallel
+
+    a = rng.standard_normal(a_shape, dtype=np.float32)
+    b = rng.standard_normal(b_shape, dtype=np.float32)
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    results = []
+    monkeypatch.setattr(parallel, "_split_gemms", True)
+    try:
+        for count in (1, 2, 3):
+            parallel.set_num_threads(count)
+            results.append(parallel.matmul(a, b))
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+    for result in results:
+        assert result.shape == expected.shape and result.dtype == np.float32
+        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(results[1], results[2])

@@ -47,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("train", "evaluate", "bench"):
         from ..memory import keep_freed_memory
+        from ..threads import steady
 
         keep_freed_memory()      # this process is ours: reuse freed memory (see cnnlab.memory)
+        steady()                 # and share the cores gracefully (see cnnlab.threads)
     try:
         return COMMANDS[args.command].run(args)
     except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,

@@ -172,7 +172,8 @@ def _correlate(xt: np.ndarray, w: np.ndarray, stride: tuple[int, ...],
     """
     cols, out = _im2col(xt, w.shape[2:], stride, dilation, groups)
     wm = w.reshape(groups, w.shape[0] // groups, -1)              # (G, C_out/G, C/G*k)
-    zt = np.matmul(wm, cols)      # (G, C_out/G, C/G*k) @ (G, C/G*k, O*N) -> (G, C_out/G, O*N)
+    # (G, C_out/G, C/G*k) @ (G, C/G*k, O*N) -> (G, C_out/G, O*N)
+    zt = parallel.matmul(wm, cols)
     return _batch_first(zt.reshape(w.shape[0], *out, xt.shape[-1])), cols   # (N, C_out, *O)
 
 
@@ -188,7 +189,7 @@ def _input_grad(dzt: np.ndarray, w: np.ndarray, padded: tuple[int, ...],
     wm = w.reshape(groups, c_out // groups, -1)                    # (G, C_out/G, C/G*k)
     dz3 = dzt.reshape(groups, c_out // groups, -1)                 # (G, C_out/G, O*N)
     # (G, C/G*k, C_out/G) @ (G, C_out/G, O*N) -> (G, C/G*k, O*N)
-    dcols = np.matmul(wm.transpose(0, 2, 1), dz3)
+    dcols = parallel.matmul(wm.transpose(0, 2, 1), dz3)
     dcols = dcols.reshape(w.shape[1] * groups, *kernel, *dzt.shape[1:])    # (C, *k, *O, N)
     return col2im(dcols, padded, kernel, stride, dilation, trail=1)        # (C, *S_padded, N)
 
@@ -200,7 +201,7 @@ def _weight_grad(dzt: np.ndarray, cols: np.ndarray, w_shape: tuple[int, ...],
     ``(G, C_out/G, O*N) @ (G, O*N, C/G*k)``: the sum over the batch and all output positions.
     """
     dz3 = dzt.reshape(groups, w_shape[0] // groups, -1)            # (G, C_out/G, O*N)
-    return np.matmul(dz3, cols.transpose(0, 2, 1)).reshape(w_shape)
+    return parallel.matmul(dz3, cols.transpose(0, 2, 1)).reshape(w_shape)
 
 
 def _row_windows(xt: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...]
@@ -240,7 +241,7 @@ def _rows_correlate(xt: np.ndarray, w: np.ndarray, dilation: tuple[int, ...]
     wa = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, c_out, -1)
     z = None
     for a, taps in enumerate(_row_taps(r, kh, dilation[0])):
-        part = wa[a] @ taps                                       # (C_out, O_h*O_w*N)
+        part = parallel.matmul(wa[a], taps)                       # (C_out, O_h*O_w*N)
         if z is None:
             z = part
         else:
@@ -256,7 +257,7 @@ def _rows_weight_grad(dzt: np.ndarray, r: np.ndarray, w_shape: tuple[int, ...],
     dz2 = dzt.reshape(c_out, -1)
     dw = np.empty((kh, c_out, c * kw), dtype=dzt.dtype)
     for a, taps in enumerate(_row_taps(r, kh, dilation[0])):
-        np.matmul(dz2, taps.T, out=dw[a])
+        dw[a] = parallel.matmul(dz2, taps.T)
     return np.ascontiguousarray(dw.reshape(kh, c_out, c, kw).transpose(1, 2, 0, 3))
 
 

@@ -3,7 +3,7 @@
 cnnlab's ops are written twice where it pays: in NumPy (the reference, always installed and
 always tested) and, for the layers people learn with, as compiled loops (``numba``, the ``fast``
 extra: ``pip install "cnnlab[fast]"``). The compiled kernels are the lecture's loops, compiled
-by LLVM; the rule in each op family (``conv.choose_algorithm``, ``pool``) picks them when they
+by LLVM; the rule in each op family (``conv.choose_algorithm``) picks them when they
 are installed and the shape is one they handle, and they agree with the NumPy path to float32
 rounding.
 

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import parallel
+
 
 class LinearCache(NamedTuple):
     x: np.ndarray               # (M, in): the input as a matrix (a view, no copy)
@@ -26,7 +28,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray,
     """
     lead, n_in = x.shape[:-1], x.shape[-1]
     x2 = x.reshape(math.prod(lead), n_in)                          # (M, in)
-    y = x2 @ w.T                                                   # (M, in) @ (in, out)
+    y = parallel.matmul(x2, w.T)                                   # (M, in) @ (in, out)
     if b is not None:
         y += b
     return y.reshape(*lead, w.shape[0]), LinearCache(x2, w, x.shape)   # (..., out)
@@ -43,7 +45,7 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, need_dx: bool = True,
     Returns ``(dx, dw, db)``; each is ``None`` unless asked for.
     """
     dy2 = dy.reshape(cache.x.shape[0], cache.w.shape[0])          # (M, out)
-    dx = (dy2 @ cache.w).reshape(cache.x_shape) if need_dx else None
-    dw = dy2.T @ cache.x if need_dw else None                      # (out, in)
+    dx = parallel.matmul(dy2, cache.w).reshape(cache.x_shape) if need_dx else None
+    dw = parallel.matmul(dy2.T, cache.x) if need_dw else None      # (out, in)
     db = dy2.sum(axis=0) if need_db else None                      # (out,)
     return dx, dw, db

@@ -11,10 +11,16 @@ by the caller.
 
 ``set_num_threads(n)`` (or the environment variable ``CNNLAB_NUM_THREADS``) sets how many
 threads run the blocks; the default is the number of CPUs this process may use, at most 8.
+
+GEMMs too can run as blocks on these threads (:func:`matmul`, once :func:`split_gemms` is on):
+``cnnlab.threads.steady()`` turns it on when it makes BLAS single-threaded, so that a core taken
+by another program slows one block down instead of stalling a BLAS thread team that spins while
+it waits (benchmarks/RESULTS.md, "steady under load").
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +29,8 @@ import numpy as np
 
 _MAX_DEFAULT = 8
 _MIN_PARALLEL = 1 << 20     # smaller arrays: handing work to a thread costs more than it saves
+_GEMM_BLOCK = 1 << 20       # multiply-adds per GEMM block (smaller GEMMs run in one call)
+_split_gemms = False
 _pool: ThreadPoolExecutor | None = None
 _threads = 0
 
@@ -84,6 +92,37 @@ def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
     finally:
         for future in futures:
             future.result()
+
+
+def split_gemms(on: bool) -> None:
+    """Run large GEMMs of :func:`matmul` as column (or row) blocks on cnnlab's threads."""
+    global _split_gemms
+    _split_gemms = bool(on)
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (``(..., m, k) @ (..., k, n)``); with :func:`split_gemms` on, a GEMM of at least
+    two blocks' work is computed as blocks of output columns (rows when ``m > n``), each a full
+    sum over ``k`` by one thread. The blocks depend on the shapes only, so the result is the
+    same for any number of threads."""
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    work = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * m * k * n
+    if not _split_gemms or work < 2 * _GEMM_BLOCK or num_threads() == 1:
+        return np.matmul(a, b)
+    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n),
+                   dtype=np.result_type(a, b))
+    by_rows = m > n
+    length = m if by_rows else n
+    count = max(1, min(length // 32, -(-work // _GEMM_BLOCK)))
+
+    def block(start: int, stop: int) -> None:
+        if by_rows:
+            np.matmul(a[..., start:stop, :], b, out=out[..., start:stop, :])
+        else:
+            np.matmul(a, b[..., start:stop], out=out[..., start:stop])
+
+    run_blocks(block, split(length, -(-length // count)))
+    return out
 
 
 def split(n: int, block: int) -> list[int]:
