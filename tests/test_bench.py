@@ -41,7 +41,7 @@ def test_alternate_takes_the_median_per_call():
 
 def test_unknown_part_is_refused():
     with pytest.raises(ValueError, match="parts must be among conv, train, infer, memory, "
-                                         "scaling; received 'speed'"):
+                                         "scaling, compile, load; received 'speed'"):
         bench.run(parts=("speed",))
 
 
@@ -63,7 +63,8 @@ def test_cli_bench_writes_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "--only", "speed"], "expected parts among conv,train,infer,memory,scaling"),
+    (["bench", "--only", "speed"],
+     "expected parts among conv,train,infer,memory,scaling,compile,load"),
     (["bench", "--rounds", "0"], "expected a positive integer, received 0"),
     (["bench", "--json", "/no/such/dir/x.json"], "the directory /no/such/dir does not exist"),
 ])
@@ -117,6 +118,44 @@ def test_conv_suite_against_torch(torch):
     assert all(r["torch_ms"] > 0 and r["ratio"] > 0 for r in report.conv)
     assert report.conv_geomean > 0 and report.train["ratio"] > 0
     assert "geometric mean" in str(report)
+
+
+needs_numba = pytest.mark.skipif(not cnnlab.ops.kernels.numba_installed(),
+                                 reason="the compiled kernels need numba (cnnlab[fast])")
+
+
+@needs_numba
+def test_both_paths_are_timed_when_the_compiled_kernels_run():
+    report = bench.run(parts=("conv", "infer"), quick=True, use_torch=False,
+                       cases=bench.CONV_SUITE[:1])
+    row = report.conv[0]
+    assert row["cnnlab_ms"] > 0 and row["numpy_ms"] > 0 and row["numpy_ratio"] is None
+    assert report.infer["numpy_images_per_s"] > 0
+    assert report.machine["kernels"] == "compiled"
+    text = str(report)
+    assert "cnnlab kernels: compiled" in text and "(NumPy path " in text
+    with cnnlab.ops.kernels.forced_kernels("numpy"):
+        report = bench.run(parts=("conv",), quick=True, use_torch=False,
+                           cases=bench.CONV_SUITE[:1])
+    assert "numpy_ms" in report.conv[0] and report.conv[0]["numpy_ms"] is None
+
+
+@needs_numba
+def test_compile_time_is_measured_in_fresh_processes():
+    result = bench.bench_compile()
+    assert result["cold_s"] > result["cached_s"] > -1.0
+    assert "s compiling (empty cache)" in "\n".join(bench._render(
+        bench.Report(machine={"numpy": "", "python": "", "torch": None, "kernels": "x"},
+                     compile=result)))
+
+
+def test_load_part_reports_the_slowdown_of_each_library():
+    result = bench.bench_load(batch=8, torch=None, rounds=1, min_seconds=0.0)
+    assert result["cnnlab_idle_images_per_s"] > 0 and result["cnnlab_slowdown"] > 0
+    assert "torch_slowdown" not in result
+    text = "\n".join(bench._render(bench.Report(
+        machine={"numpy": "", "python": "", "torch": None, "kernels": "numpy"}, load=result)))
+    assert "with one core busy" in text and "cnnlab" in text
 
 
 def test_keep_freed_memory_checks_its_limit():

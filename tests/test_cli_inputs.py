@@ -124,7 +124,7 @@ def test_help_shows_defaults_and_model_names(capsys):
     code, out, _ = run_cli(capsys, "train", "--help")
     assert code == 0
     text = " ".join(out.split())
-    for option, default in (("--epochs", 10), ("--batch-size", 64), ("--seed", 0)):
+    for option, default in (("--epochs", 15), ("--batch-size", 64), ("--seed", 0)):
         assert f"(default {default}" in text.split(option, 2)[-1], option
     code, out, _ = run_cli(capsys, "summary", "--help")
     assert "lenet5" in out and "small_resnet" in out

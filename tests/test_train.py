@@ -521,7 +521,8 @@ def test_resume_continues_the_history_and_says_what_changed(tmp_path, shapes, ca
     from cnnlab.cli import main
 
     out = tmp_path / "run"
-    base = ["train", "--data", str(shapes), "--batch-size", "8", "--out", str(out), "--quiet"]
+    base = ["train", "--data", str(shapes), "--batch-size", "8", "--out", str(out), "--quiet",
+            "--schedule", "constant"]
     assert main([*base, "--epochs", "2"]) == 0
     first = json.loads((out / "metrics.json").read_text())
     capsys.readouterr()
@@ -724,3 +725,54 @@ def test_metrics_edge_cases():
         "cat                12    0",
         "dog                 3    9",
     ]
+
+
+@pytest.mark.parametrize("name, data, kinds", [
+    ("auto", "digits", ["RandomAffine"]),
+    ("auto", "mnist", ["RandomAffine"]),
+    ("auto", "fashion-mnist", ["RandomHorizontalFlip", "RandomAffine"]),
+    ("auto", "my_photos", []),
+    ("none", "digits", []),
+    ("flip", "digits", ["RandomHorizontalFlip", "RandomAffine"]),
+])
+def test_augmentation_follows_the_data_unless_asked(name, data, kinds):
+    from cnnlab.train.job import augmentation
+
+    transform = augmentation(name, data, [-0.42])
+    found = ([] if transform is None else
+             [type(t).__name__ for t in getattr(transform, "transforms", [transform])])
+    assert found == kinds
+    if kinds:
+        affine = (transform.transforms[-1] if len(kinds) > 1 else transform)
+        assert list(affine.fill) == [-0.42]          # the background, not raw zero
+
+
+def test_augmentation_moves_pixels_and_fills_with_the_background():
+    from cnnlab.train.job import augmentation
+
+    x = np.full((16, 1, 28, 28), -0.5, np.float32)
+    x[:, :, 8:20, 8:20] = 2.0
+    moved = augmentation("affine", "digits", [-0.5])(x, np.random.default_rng(0))
+    assert moved.shape == x.shape and not np.array_equal(moved, x)
+    assert set(np.unique(moved)) <= {-0.5, 2.0}      # nearest neighbour: no new values
+    with pytest.raises(ValueError, match="--augment: expected auto or one of none, affine, "
+                                         "flip, received 'rotate'."):
+        augmentation("rotate", "digits", [0.0])
+
+
+def test_a_checkpoint_from_before_augment_and_schedule_resumes_as_it_was_trained(monkeypatch):
+    """Older checkpoints saved neither setting: they were trained constant, unaugmented."""
+    from types import SimpleNamespace
+
+    from cnnlab.train import checkpoint, job
+
+    saved = {"model": "lenet5", "data": "digits", "epochs": 10, "lr": 0.002,
+             "optimizer": "adam", "batch_size": 64, "seed": 0}
+    monkeypatch.setattr(checkpoint, "load_checkpoint",
+                        lambda path: SimpleNamespace(config=dict(saved)))
+    resumed = job.resume_config("runs/old/model.safetensors", {"epochs": 12})
+    assert (resumed.schedule, resumed.augment, resumed.epochs) == ("constant", "none", 12)
+    asked = job.resume_config("runs/old/model.safetensors", {"augment": "affine"})
+    assert asked.augment == "affine" and asked.schedule == "constant"
+    saved.update(schedule="cosine", augment="flip")
+    assert job.resume_config("x", {}).augment == "flip"

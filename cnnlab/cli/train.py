@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..train.job import TrainConfig, default_lr, resume_config, run_training
+from ..train.job import AUGMENTATIONS, TrainConfig, default_lr, resume_config, run_training
 from ..train.loop import Terminated
 from ._common import EXIT_INTERRUPTED, positive_float, positive_int
 
@@ -39,9 +39,14 @@ def add_parser(commands) -> None:
                        help=f"seed of the initial weights and the shuffling (default "
                             f"{defaults.seed}; the same seed repeats a run on this machine)")
     train.add_argument("--schedule", choices=("constant", "cosine"),
-                       help="learning rate: constant (default), or cosine annealing to 0 over "
-                            "--epochs (stepped per epoch; a cosine run resumes only with its "
-                            "--epochs)")
+                       help="learning rate: cosine annealing to 0 over --epochs (default; "
+                            "stepped per epoch, so a cosine run resumes only with its "
+                            "--epochs), or constant")
+    train.add_argument("--augment", choices=("auto", *AUGMENTATIONS),
+                       help="augmentation of the training images: "
+                            + "; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()).replace("%", "%%")
+                            + "; auto (default): affine for digits and mnist, flip for "
+                              "fashion-mnist, none for an image folder")
     train.add_argument("--out", help="output directory (default runs/MODEL-DATA, or the "
                                      "checkpoint's folder with --resume)")
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
@@ -50,7 +55,8 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in ("model", "data", "epochs", "batch_size",
-                                                    "lr", "optimizer", "seed", "schedule", "out")}
+                                                    "lr", "optimizer", "seed", "schedule", "augment",
+                                                    "out")}
     if args.resume:
         config = resume_config(args.resume, given)
     else:

@@ -10,6 +10,12 @@ Parts (``run(parts=...)`` and ``cnnlab bench --only``):
 - ``train`` / ``infer``: LeNet-5 training steps (SGD with momentum) and forward passes.
 - ``memory``: peak resident memory added by LeNet-5 training, each framework in a fresh process.
 - ``scaling``: LeNet-5 training throughput against batch size and image size.
+- ``compile``: the compiled kernels' first-run compile time (a fresh process, empty cache) and
+  their load time from the cache.
+- ``load``: LeNet-5 training with one core busy (another process spinning) against idle.
+
+With the compiled kernels installed, ``cnnlab`` is the path that runs by default (compiled)
+and a ``numpy`` column times the NumPy reference path on the same work.
 
 Example:
     >>> report = run(parts=("conv",), quick=True, use_torch=False, cases=CONV_SUITE[:1])
@@ -35,9 +41,10 @@ import numpy as np
 from .. import functional as F
 from .. import models, optim, random
 from ..autograd import Tensor, no_grad
+from ..ops import kernels
 from .twin import torch_twin
 
-PARTS = ("conv", "train", "infer", "memory", "scaling")
+PARTS = ("conv", "train", "infer", "memory", "scaling", "compile", "load")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class Report:
     infer: dict[str, Any] | None = None
     memory: dict[str, Any] | None = None
     scaling: list[dict[str, Any]] = field(default_factory=list)
+    compile: dict[str, Any] | None = None
+    load: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -129,8 +138,23 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def _ratio(times: dict[str, float]) -> float | None:
-    return times["torch"] / times["cnnlab"] if "torch" in times else None
+def _ratio(times: dict[str, float], ours: str = "cnnlab") -> float | None:
+    return times["torch"] / times[ours] if "torch" in times and ours in times else None
+
+
+def _with_numpy_twin(runners: dict[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
+    """Add a ``numpy`` runner (the ``cnnlab`` one on the NumPy path) when the default path is
+    the compiled one."""
+    if kernels.active() != "compiled":
+        return runners
+    ours = runners["cnnlab"]
+
+    def numpy_path() -> None:
+        with kernels.forced_kernels("numpy"):
+            ours()
+
+    return {"cnnlab": ours, "numpy": numpy_path, **{k: v for k, v in runners.items()
+                                                     if k != "cnnlab"}}
 
 
 def _geomean(values: Sequence[float]) -> float | None:
@@ -178,10 +202,11 @@ def bench_conv(cases: Sequence[ConvCase], torch: Any, rounds: int, min_seconds: 
                ) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
-        times = alternate(_conv_runners(case, torch), rounds, min_seconds)
+        times = alternate(_with_numpy_twin(_conv_runners(case, torch)), rounds, min_seconds)
         rows.append({"name": case.name, "cnnlab_ms": times["cnnlab"] * 1e3,
+                     "numpy_ms": times["numpy"] * 1e3 if "numpy" in times else None,
                      "torch_ms": times["torch"] * 1e3 if "torch" in times else None,
-                     "ratio": _ratio(times)})
+                     "ratio": _ratio(times), "numpy_ratio": _ratio(times, "numpy")})
     return rows
 
 
@@ -235,12 +260,70 @@ def lenet_runners(batch: int, size: int, torch: Any, training: bool
 
 def bench_lenet(batch: int, size: int, torch: Any, training: bool, rounds: int,
                 min_seconds: float) -> dict[str, Any]:
-    times = alternate(lenet_runners(batch, size, torch, training), rounds, min_seconds)
+    times = alternate(_with_numpy_twin(lenet_runners(batch, size, torch, training)), rounds,
+                      min_seconds)
     result = {"batch": batch, "size": size}
     for name, seconds in times.items():
         result[f"{name}_images_per_s"] = batch / seconds
     result["ratio"] = _ratio(times)
+    result["numpy_ratio"] = _ratio(times, "numpy")
     return result
+
+
+_COMPILE_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from cnnlab.tools.bench import lenet_runners
+t1 = time.perf_counter()
+lenet_runners(8, 28, None, training=True)["cnnlab"]()
+t2 = time.perf_counter()
+lenet_runners(8, 28, None, training=True)["cnnlab"]()
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_step_s": t2 - t1, "next_step_s": t3 - t2}))
+"""
+
+
+def bench_compile() -> dict[str, Any] | None:
+    """First LeNet-5 training step in fresh processes: with an empty kernel cache (compiling
+    every kernel it uses) and again with the cache just written. None without numba."""
+    import os
+    import tempfile
+
+    if not kernels.numba_installed() or kernels.requested() == "numpy":
+        return None
+    result = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "CNNLAB_KERNELS": "compiled"}
+        for name in ("cold", "cached"):
+            done = subprocess.run([sys.executable, "-c", _COMPILE_CHILD], env=env,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                return None
+            times = json.loads(done.stdout)
+            result[f"{name}_s"] = times["first_step_s"] - times["next_step_s"]
+    return result
+
+
+_LOAD_CHILD = "while True: pass"
+
+
+def bench_load(batch: int, torch: Any, rounds: int, min_seconds: float) -> dict[str, Any]:
+    """LeNet-5 training idle, then with one core busy (a child process spinning).
+
+    ``slowdown`` is loaded time / idle time per library (1.0: not slowed at all)."""
+    runners = lenet_runners(batch, 28, torch, training=True)
+    idle = alternate(runners, rounds, min_seconds)
+    busy = subprocess.Popen([sys.executable, "-c", _LOAD_CHILD])
+    try:
+        time.sleep(0.5)
+        loaded = alternate(runners, rounds, min_seconds)
+    finally:
+        busy.kill()
+        busy.wait()
+    return {"batch": batch,
+            **{f"{name}_idle_images_per_s": batch / t for name, t in idle.items()},
+            **{f"{name}_loaded_images_per_s": batch / t for name, t in loaded.items()},
+            **{f"{name}_slowdown": loaded[name] / idle[name] for name in idle}}
 
 
 _MEMORY_CHILD = """
@@ -314,7 +397,8 @@ def run(parts: Sequence[str] = PARTS, *, rounds: int = 5, quick: bool = False,
     rounds, min_seconds = (1, 0.0) if quick else (rounds, 0.2)
     report = Report(machine={"numpy": np.__version__, "python": sys.version.split()[0],
                              "torch": torch.__version__ if torch is not None else None,
-                             "torch_threads": torch.get_num_threads() if torch else None})
+                             "torch_threads": torch.get_num_threads() if torch else None,
+                             "kernels": kernels.active()})
     if "conv" in parts:
         report.conv = bench_conv(cases, torch, rounds, min_seconds)
         report.conv_geomean = _geomean([r["ratio"] for r in report.conv if r["ratio"]])
@@ -331,6 +415,10 @@ def run(parts: Sequence[str] = PARTS, *, rounds: int = 5, quick: bool = False,
             [bench_lenet(b, 28, torch, True, scale_rounds, min_seconds) for b in batches]
             + [bench_lenet(64, s, torch, True, scale_rounds, min_seconds)
                for s in sizes if s != 28])
+    if "compile" in parts:
+        report.compile = bench_compile()
+    if "load" in parts:
+        report.load = bench_load(batch_size, torch, 1 if quick else 3, min_seconds)
     return report
 
 
@@ -346,19 +434,28 @@ def _render(report: Report) -> list[str]:
     m = report.machine
     lines = [f"cnnlab bench — NumPy {m['numpy']}, Python {m['python']}, "
              + (f"PyTorch {m['torch']} ({m['torch_threads']} threads)" if m["torch"]
-                else "PyTorch not installed") + "; ratio = torch time / cnnlab time"]
+                else "PyTorch not installed") + f"; cnnlab kernels: {m['kernels']}"
+             + "; ratio = torch time / cnnlab time"]
     if report.conv:
-        lines += ["", "conv2d forward + backward (ms per call)",
-                  f"  {'shape':<40} {'cnnlab':>9} {'torch':>9} {'ratio':>7}"]
+        lines += ["", "conv2d forward + backward (ms per call; numpy: the NumPy path)",
+                  f"  {'shape':<40} {'cnnlab':>8} {'numpy':>8} {'torch':>8} {'ratio':>7} "
+                  f"{'numpy':>7}"]
         for r in report.conv:
-            lines.append(f"  {r['name']:<40} {r['cnnlab_ms']:>9.2f} "
-                         f"{_fmt(r['torch_ms'], '>9.2f'):>9} {_fmt_ratio(r['ratio']):>7}")
-        lines.append(f"  {'geometric mean':<40} {'':>9} {'':>9} "
-                     f"{_fmt_ratio(report.conv_geomean):>7}")
+            lines.append(f"  {r['name']:<40} {r['cnnlab_ms']:>8.2f} "
+                         f"{_fmt(r.get('numpy_ms'), '>8.2f'):>8} "
+                         f"{_fmt(r['torch_ms'], '>8.2f'):>8} {_fmt_ratio(r['ratio']):>7} "
+                         f"{_fmt_ratio(r.get('numpy_ratio')):>7}")
+        numpy_ratios = [r["numpy_ratio"] for r in report.conv if r.get("numpy_ratio")]
+        lines.append(f"  {'geometric mean':<40} {'':>8} {'':>8} {'':>8} "
+                     f"{_fmt_ratio(report.conv_geomean):>7} "
+                     f"{_fmt_ratio(_geomean(numpy_ratios)):>7}")
     for title, result in (("training", report.train), ("inference", report.infer)):
         if result:
+            numpy_part = (f" (NumPy path {result['numpy_images_per_s']:,.0f}, ratio "
+                          f"{_fmt_ratio(result['numpy_ratio'])})"
+                          if "numpy_images_per_s" in result else "")
             lines += ["", f"LeNet-5 {title}, batch {result['batch']}: cnnlab "
-                      f"{result['cnnlab_images_per_s']:,.0f} images/s, torch "
+                      f"{result['cnnlab_images_per_s']:,.0f} images/s{numpy_part}, torch "
                       f"{_fmt(result.get('torch_images_per_s'), ',.0f')} images/s, ratio "
                       f"{_fmt_ratio(result['ratio'])}"]
     if report.memory:
@@ -374,4 +471,16 @@ def _render(report: Report) -> list[str]:
             lines.append(f"  {r['batch']:>6} {r['size']:>5} {r['cnnlab_images_per_s']:>9,.0f} "
                          f"{_fmt(r.get('torch_images_per_s'), '>9,.0f'):>9} "
                          f"{_fmt_ratio(r['ratio']):>7}")
+    if report.compile:
+        lines += ["", f"compiled kernels, first LeNet-5 step of a fresh process: "
+                  f"{report.compile['cold_s']:.1f} s compiling (empty cache), "
+                  f"{report.compile['cached_s']:.2f} s loading them from the cache"]
+    if report.load:
+        ld = report.load
+        names = [n for n in ("cnnlab", "torch") if f"{n}_slowdown" in ld]
+        lines += ["", f"LeNet-5 training (batch {ld['batch']}) with one core busy, images/s "
+                  f"idle -> loaded (slowdown):"]
+        lines += [f"  {n:<7} {ld[f'{n}_idle_images_per_s']:>9,.0f} -> "
+                  f"{ld[f'{n}_loaded_images_per_s']:>9,.0f}  ({ld[f'{n}_slowdown']:.2f}×)"
+                  for n in names]
     return lines
