@@ -44,7 +44,8 @@ def add_parser(commands) -> None:
                             "--epochs), or constant")
     train.add_argument("--augment", choices=("auto", *AUGMENTATIONS),
                        help="augmentation of the training images: "
-                            + "; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()).replace("%", "%%")
+                            + "; ".join(f"{k}: {v}".replace("%", "%%")
+                                        for k, v in AUGMENTATIONS.items())
                             + "; auto (default): affine for digits and mnist, flip for "
                               "fashion-mnist, none for an image folder")
     train.add_argument("--out", help="output directory (default runs/MODEL-DATA, or the "
@@ -54,9 +55,9 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    given = {name: getattr(args, name) for name in ("model", "data", "epochs", "batch_size",
-                                                    "lr", "optimizer", "seed", "schedule", "augment",
-                                                    "out")}
+    given = {name: getattr(args, name)
+             for name in ("model", "data", "epochs", "batch_size", "lr", "optimizer", "seed",
+                          "schedule", "augment", "out")}
     if args.resume:
         config = resume_config(args.resume, given)
     else:
