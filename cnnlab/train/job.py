@@ -157,6 +157,7 @@ def _run_locked(config: TrainConfig, resume: str | None, progress: bool,
     from ..data import load_dataset
     from ..data.images import border_mean
     from ..data.transforms import Normalize
+    from ..ops import kernels
     from .callbacks import ModelCheckpoint
     from .checkpoint import load_checkpoint, restore_training
     from .loop import History, evaluate, fit
@@ -202,7 +203,8 @@ def _run_locked(config: TrainConfig, resume: str | None, progress: bool,
 
     log("cnnlab train: " + ", ".join(f"{k}={v}" for k, v in asdict(config).items())
         + f"; {len(train_set):,} training and {len(test_set):,} test images "
-        f"{input_size}×{input_size}×{in_channels}; {model.num_parameters():,} parameters"
+        f"{input_size}×{input_size}×{in_channels}; {model.num_parameters():,} parameters; "
+        f"{kernels.active()} kernels"
         + (f"; resuming after epoch {start_epoch}" if checkpoint is not None else "")
         + (f" with {', '.join(changes)}" if changes else ""))
     # model.safetensors: the latest epoch (resume from it); best: the best validation accuracy.
