@@ -107,7 +107,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     same for any number of threads."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     work = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * m * k * n
-    if not _split_gemms or work < 2 * _GEMM_BLOCK or num_threads() == 1:
+    if not _split_gemms or work < 2 * _GEMM_BLOCK:
         return np.matmul(a, b)
     out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n),
                    dtype=np.result_type(a, b))
