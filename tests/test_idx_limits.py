@@ -214,7 +214,8 @@ def test_a_cached_file_larger_than_the_dataset_s_is_refused(tmp_path, monkeypatc
 
 class Misbehaving(http.server.BaseHTTPRequestHandler):
     """``/slow/...``: one byte every 0.2 s; ``/endless/...``: zeros without end; ``/liar/...``:
-    announces a huge Content-Length; ``/bomb/...``: a gzip bomb."""
+    announces a huge Content-Length; ``/bomb/...``: a gzip bomb; ``/stall/...``: headers, then
+    nothing for 5 s."""
 
     bomb = b""
 
@@ -241,6 +242,8 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(member)
             elif kind == "bomb":
                 self.wfile.write(self.bomb)
+            elif kind == "stall":                   # headers, then silence
+                time.sleep(5)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -276,6 +279,15 @@ def test_a_server_sending_a_byte_every_0_2_s_meets_the_deadline(misbehaving, tmp
                                                 r"of 1.5 s"):
         load_dataset("mnist", mirror=f"{misbehaving}/slow")
     assert time.perf_counter() - start < 4
+    assert cache_is_empty(tmp_path)
+
+
+def test_a_server_that_stalls_times_out_before_the_deadline(misbehaving, tmp_path):
+    start = time.perf_counter()                   # the fixture's timeout: 2 s per read
+    with pytest.raises(FileNotFoundError, match=r"stall/mnist/train-images-idx3-ubyte.gz: "
+                                                r"timed out"):
+        load_dataset("mnist", mirror=f"{misbehaving}/stall")
+    assert time.perf_counter() - start < 4.5
     assert cache_is_empty(tmp_path)
 
 

@@ -71,7 +71,7 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/data/idx.py": ["tests/test_data.py", "tests/test_idx_limits.py"],
     "cnnlab/data/images.py": ["tests/test_images.py", "tests/test_cli_inputs.py",
                               "tests/test_data.py"],
-    "cnnlab/data/download.py": ["tests/test_download.py"],
+    "cnnlab/data/download.py": ["tests/test_download.py", "tests/test_idx_limits.py"],
     "cnnlab/data/datasets.py": ["tests/test_data.py", "tests/test_download.py",
                                 "tests/test_idx_limits.py"],
     "cnnlab/data/loader.py": _DATA,
