@@ -425,6 +425,11 @@ def test_image_folder_classes_split_size_and_values(tmp_path):
     np.testing.assert_array_equal(again.images, train.images)
     other, _ = load_image_folder(root, seed=1, size=4)
     assert other.images.shape[1:] == (1, 4, 4)
+    # load_dataset hands size, test_fraction and seed on to the folder reader
+    same, _ = load_dataset(root, size=4, seed=1)
+    np.testing.assert_array_equal(same.images, other.images)
+    seeds = {tuple(load_dataset(root, size=4, seed=s)[1].images[:, 0, 0, 0]) for s in range(6)}
+    assert len(seeds) > 1                                   # the seed picks the test images
 
 
 def test_image_folder_colour_rule(tmp_path):
@@ -483,3 +488,42 @@ def test_read_image_channels_size_inversion_and_transparency(tmp_path):
         read_image(tmp_path / "missing.png")
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         read_image(tmp_path / "clear.png", channels=2)
+
+
+# ---------------------------------------------------------------------------- defaults and subsets
+
+def test_a_subset_keeps_the_name_unless_given_one():
+    ds = ArrayDataset(np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1), [0, 1, 0, 1, 0],
+                      ["a", "b"], "toy")
+    part = ds.subset([4, 0])
+    assert part.name == "toy" and part.classes == ["a", "b"]
+    np.testing.assert_array_equal(part.images.ravel(), [4, 0])
+    assert ds.subset([1], name="one").name == "one"
+
+
+def test_the_loader_s_defaults_are_64_per_batch_and_seed_0():
+    ds = ArrayDataset(np.zeros((130, 1, 2, 2), np.float32), np.arange(130) % 2, ["a", "b"])
+    assert [len(y) for _, y in DataLoader(ds)] == [64, 64, 2]
+    shuffled = [y for _, y in DataLoader(ds, shuffle=True)]
+    seeded = [y for _, y in DataLoader(ds, shuffle=True, seed=0)]
+    for a, b in zip(shuffled, seeded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = next(iter(DataLoader(ds, shuffle=True, seed=1)))[1]
+    assert not np.array_equal(shuffled[0], other)
+
+
+def test_random_split_and_subset_refusals_are_sentences():
+    from cnnlab.data import Subset, random_split
+
+    items = list(range(10))
+    with pytest.raises(TypeError, match=r"^random_split takes generator or seed, not both\.$"):
+        random_split(items, [5, 5], np.random.default_rng(0), seed=1)
+    for seed in (-1, "3"):
+        with pytest.raises(ValueError, match=rf"^random_split: seed must be a non-negative int, "
+                                             rf"received {seed!r}\.$"):
+            random_split(items, [5, 5], seed=seed)
+    assert len(Subset(items, [])) == 0                                # [] is float64 to NumPy
+    assert Subset(["only"], [-1])[0] == "only"                       # -1 counts from the end
+    with pytest.raises(TypeError, match=r"^Subset indices must be a flat sequence of ints, "
+                                        r"received dtype int64 with shape \(1, 2\)\.$"):
+        Subset(items, [[0, 1]])

@@ -148,6 +148,14 @@ def test_found_files_are_checked_against_the_checksums(isolated, official):
         load_dataset("mnist")
 
 
+def test_a_label_file_that_is_not_the_official_one_is_refused(isolated, official):
+    put(isolated / "system" / "mnist", official)
+    put(isolated / "system" / "mnist", fake_payloads(1), only=("train-labels-idx1-ubyte",))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.gz is not the official "
+                                         r"mnist file train-labels-idx1-ubyte: the MD5"):
+        load_dataset("mnist")
+
+
 def test_root_is_searched_alone(isolated, official):
     put(isolated / "system" / "mnist", fake_payloads(3))
     mine = put(isolated / "here", official, gz=False)

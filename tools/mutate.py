@@ -73,7 +73,7 @@ TESTS: dict[str, list[str]] = {
                               "tests/test_data.py"],
     "cnnlab/data/download.py": ["tests/test_download.py", "tests/test_idx_limits.py"],
     "cnnlab/data/datasets.py": ["tests/test_data.py", "tests/test_download.py",
-                                "tests/test_idx_limits.py"],
+                                "tests/test_idx_limits.py", "tests/test_display.py"],
     "cnnlab/data/loader.py": _DATA,
     "cnnlab/data/transforms.py": _DATA,
     "cnnlab/data/affine.py": _DATA,
