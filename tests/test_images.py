@@ -206,3 +206,23 @@ def test_a_one_bit_image_is_grey(tmp_path):
     x = read_image(tmp_path / "bits.png")
     assert x.shape == (1, 3, 4)
     np.testing.assert_array_equal(x[0], bits.astype(np.float32))
+
+
+def test_sixteen_bit_folder_images_round_to_the_nearest_8_bit_level(tmp_path):
+    for cls, level in (("black", 0), ("grey", 39321)):          # 39321 / 65535 = 0.6 -> 153
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((2, 2), level, np.uint16)).save(tmp_path / cls / f"{i}.png")
+    train, test = load_image_folder(tmp_path)
+    values = np.concatenate([train.images.ravel(), test.images.ravel()]) * 255
+    assert sorted(set(np.rint(values).tolist())) == [0, 153]
+
+
+def test_float_folder_images_above_1_saturate_at_white(tmp_path):
+    for cls, value in (("dark", 0.0), ("bright", 3.0)):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((2, 2), value, np.float32)).save(tmp_path / cls / f"{i}.tif")
+    train, test = load_image_folder(tmp_path)
+    values = np.concatenate([train.images.ravel(), test.images.ravel()])
+    assert sorted(set(values.tolist())) == [0.0, 1.0]
