@@ -430,6 +430,54 @@ def test_filter_lab_is_tools_filters(client):
                for k in kernels)
 
 
+def test_filter_lab_defaults_flags_and_refusals(client):
+    import base64
+
+    from PIL import Image
+
+    from cnnlab.tools import filters
+
+    def picture(url):
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1]))))
+
+    photo = np.random.default_rng(2).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    files = {"image": ("p.png", png(photo))}
+    body = client.post("/api/filter", files=files, data={"kernel": "sobel"}).json()
+    assert body["border"] == "reflect" and body["mapping"] == "abs"     # the defaults
+    np.testing.assert_array_equal(picture(body["original"]), photo)
+    assert body["shape"] == [12, 16, 3] and body["result_shape"] == [12, 16, 3]
+    assert body["kernels"] == [k.round(6).tolist() for k in filters.kernels("sobel")]
+    np.testing.assert_array_equal(picture(body["result"]), filters.to_pixels(
+        filters.apply(photo, "sobel", border="reflect"), "abs"))
+    for mapping in filters.MAPPINGS:                       # map and equalize are honoured
+        for equalize in ("false", "true"):
+            body = client.post("/api/filter", files=files, data={
+                "kernel": "sobel", "map": mapping, "equalize": equalize}).json()
+            expected = filters.to_pixels(filters.apply(photo, "sobel", border="reflect"),
+                                         mapping)
+            if equalize == "true":
+                expected = filters.equalize(expected)
+            assert body["mapping"] == mapping
+            np.testing.assert_array_equal(picture(body["result"]), expected)
+    assert error_of(client.post("/api/filter", files=files, data={"kernel": "1 " * 2001}),
+                    413) == "the kernel text is 4,001 characters; at most 4,000."
+    for on in ("1", "ON", " on ", "true"):
+        grey = client.post("/api/filter", files=files, data={"kernel": "box", "gray": on})
+        assert grey.json()["shape"] == [12, 16], on
+    for off in ("0", "off", "FALSE", ""):
+        assert client.post("/api/filter", files=files, data={"kernel": "box", "gray": off}
+                           ).json()["shape"] == [12, 16, 3], off
+    assert error_of(client.post("/api/filter", files=files, data={"kernel": "box",
+                                                                   "gray": "maybe"}),
+                    400) == "gray must be true or false, received 'maybe'."
+    big = " ; ".join([" ".join(["1"] * 33)] * 33)
+    assert error_of(client.post("/api/filter", files=files, data={"kernel": big}), 400) == \
+        "kernels up to 31×31 are filtered here; received 33×33."
+    assert error_of(client.post("/api/filter", files={"image": ("p.png", png(photo)[:100])},
+                                data={"kernel": "box"}),
+                    415) == "could not decode the image (a damaged or unsupported file)."
+
+
 # ------------------------------------------------------------------ training
 def wait_for(client, predicate, timeout=120.0):
     end = time.monotonic() + timeout
