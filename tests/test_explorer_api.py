@@ -430,6 +430,27 @@ def test_filter_lab_is_tools_filters(client):
                for k in kernels)
 
 
+def test_playground_answers_and_refusals(client):
+    relu = client.post("/api/explain/relu", json={"input": "1 -2; -3 4"}).json()
+    assert relu["kind"] == "relu" and relu["wrong"] == []
+    checked = client.post("/api/explain/relu", json={"input": "1 -2; -3 4",
+                                                     "check": "1 -2; 0 4"}).json()
+    assert checked["wrong"]                                     # -2 was not clipped to 0
+    pool = client.post("/api/explain/pool", json={"input": "1 2; 3 4", "padding": 1}).json()
+    assert pool["output"] == [[[1, 2], [3, 4]]] and pool["stride"] == pool["size"]  # max, 2
+    assert pool["padded"][0][0] == [None] * 4                   # -inf padding is null in JSON
+    assert pool["padded"][0][1] == [None, 1, 2, None]
+    average = client.post("/api/explain/pool", json={"input": "1 2; 3 4", "mode": "avg"}).json()
+    assert average["output"] == [[[2.5]]]
+    assert error_of(client.post("/api/explain/relu", json={"input": "1 2", "at": [0, 0, 0, 0]}),
+                    400) == "at must be [row, column] or [filter, row, column], received " \
+                            "[0, 0, 0, 0]."
+    assert error_of(client.post("/api/explain/relu", json={"input": "1 2", "at": [0, 5]}),
+                    400) == "at [0, 0, 5] is outside the output (shape 1×1×2)."
+    assert error_of(client.post("/api/explain/relu", json={"input": "1 " * 40_000}),
+                    413) == "input: at most 4096 values, received 80,000 characters."
+
+
 def test_filter_lab_defaults_flags_and_refusals(client):
     import base64
 
