@@ -311,6 +311,17 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     assert _files(tmp_path) == sorted(p.name for p in (mine, alive, other))
 
 
+def test_other_hidden_temporary_files_are_left_alone(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # named like ours but without a process number, or with too few parts to be ours
+    others = [tmp_path / ".notes.draft.0a1b2c3d.tmp", tmp_path / f".{dead}.tmp"]
+    for path in others:
+        path.write_bytes(b"someone else's")
+    assert remove_stale_temporaries(tmp_path) == []
+    assert _files(tmp_path) == sorted(p.name for p in others)
+
+
 def test_atomic_write_fsyncs_the_file_then_renames_then_fsyncs_the_folder(tmp_path, monkeypatch):
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -478,7 +489,7 @@ def _refused(path, match: str) -> None:
     (("config",), "has no 'config' entry .*standardisation"),
 ])
 def test_each_missing_entry_is_named(tmp_path, drop, match):
-    _refused(_forge(tmp_path / "m.safetensors", drop=drop), match)
+    _refused(_forge(tmp_path / "forged.safetensors", drop=drop), match)
 
 
 @pytest.mark.parametrize("metadata,match", [
@@ -487,7 +498,7 @@ def test_each_missing_entry_is_named(tmp_path, drop, match):
     ({"model": {"name": "", "args": {}}}, "has no model.name"),
     ({"model": {"name": "x", "args": []}}, "has no model.args"),
     ({"epoch": -1}, "has no valid 'epoch'"),
-    ({"epoch": "3"}, "has no valid 'epoch'"),
+    ({"epoch": "3"}, r"has no valid 'epoch' \(completed epochs\), received '3'\.$"),
     ({"weights_sha256": "0" * 64}, "is damaged: its tensors have SHA-256"),
     ({"config": {"classes": ["a", "b", "c"]}, "model": {"name": "x", "args": {"num_classes": 2}}},
      r"names 3 classes but its model has 2 outputs"),
@@ -498,7 +509,7 @@ def test_each_missing_entry_is_named(tmp_path, drop, match):
     ({"rng_state": [1, 2]}, "random state that is not a JSON object"),
 ])
 def test_bad_descriptions_are_refused(tmp_path, metadata, match):
-    _refused(_forge(tmp_path / "m.safetensors", metadata=metadata), match)
+    _refused(_forge(tmp_path / "forged.safetensors", metadata=metadata), match)
 
 
 @pytest.mark.parametrize("tensors,match", [
@@ -511,7 +522,7 @@ def test_bad_descriptions_are_refused(tmp_path, metadata, match):
 ])
 def test_bad_weights_are_refused(tmp_path, tensors, match):
     metadata = {"optimizer": {"class": "SGD", "param_groups": []}}
-    _refused(_forge(tmp_path / "m.safetensors", tensors, metadata), match)
+    _refused(_forge(tmp_path / "forged.safetensors", tensors, metadata), match)
 
 
 def test_batch_norm_step_counters_may_be_integers(tmp_path):
@@ -677,7 +688,8 @@ def test_model_that_does_not_fit_the_weights(tmp_path):
                                        r"\{'channels': 4\} .*unknown model 'resnet'"):
         restore(checkpoint, build)
     checkpoint.model_name = "tiny"
-    with pytest.raises(TypeError, match="build_model must return a cnnlab.nn.Module"):
+    with pytest.raises(TypeError, match="build_model must return a cnnlab.nn.Module, received "
+                                        "str for model 'tiny'"):
         restore(checkpoint, lambda name, **args: "a model")
 
 
@@ -707,7 +719,7 @@ def test_save_checks_its_arguments(tmp_path):
         save_checkpoint(tmp_path / "m", model, model_name="tiny", epoch=-1)
     with pytest.raises(ValueError, match="model_name must be a non-empty string"):
         save_checkpoint(tmp_path / "m", model, model_name="", epoch=0)
-    with pytest.raises(TypeError, match="model must be a cnnlab.nn.Module"):
+    with pytest.raises(TypeError, match="model must be a cnnlab.nn.Module, received dict"):
         save_checkpoint(tmp_path / "m", {"w": np.ones(2)}, model_name="tiny", epoch=0)
     with pytest.raises(TypeError, match="optimizer must be a cnnlab.optim.Optimizer or None, "
                                         "received dict"):
@@ -806,3 +818,114 @@ def test_version_1_element_cap_counts_all_arrays_and_foreign_archives(tmp_path):
 def test_description_parts_that_are_not_objects(tmp_path, key):
     _refused(_forge(tmp_path / "m.safetensors", metadata={key: [1, 2]}),
              rf"^checkpoint '.*m.safetensors' has a '{key}' entry that is not a JSON object\.$")
+
+
+def test_a_newer_format_version_names_the_file_and_the_versions_read(tmp_path):
+    _refused(_forge(tmp_path / "newer.safetensors", metadata={"format_version": 3}),
+             rf"^checkpoint '.*newer.safetensors' has format version 3; this cnnlab "
+             rf"{cnnlab.__version__} reads versions up to 2\.$")
+
+
+def test_a_damaged_file_shows_both_digests_to_compare(tmp_path):
+    weights = np.ones(3, np.float32)
+    actual = hashlib.sha256(weights.tobytes()).hexdigest()
+    path = _forge(tmp_path / "m.safetensors", {"w": weights}, {"weights_sha256": "ab" * 32})
+    _refused(path, rf"is damaged: its tensors have SHA-256 {actual[:12]}…, its description "
+                   rf"records abababababab…\.$")
+
+
+@pytest.mark.parametrize("part", ["model_args", "optimizer groups", "scheduler state"])
+def test_each_part_that_is_not_json_is_named_when_saving(tmp_path, part):
+    class NotedStepLR(optim.lr_scheduler.StepLR):
+        pass
+
+    model = build()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    scheduler = NotedStepLR(optimizer, 1)
+    arguments = {}
+    if part == "model_args":
+        arguments["model_args"] = {"activation": object()}
+    elif part == "optimizer groups":
+        optimizer.param_groups[0]["note"] = object()       # a key of the user's own
+    else:
+        scheduler.callback = object()
+    with pytest.raises(TypeError, match=rf"^{part} must hold JSON data \(numbers, strings, "
+                                        rf"lists, dicts\), received a object\.$"):
+        save_checkpoint(tmp_path / "m", model, optimizer, scheduler=scheduler,
+                        model_name="tiny", epoch=0, **arguments)
+    assert _files(tmp_path) == []
+
+
+def test_restore_training_names_both_scheduler_classes(tmp_path):
+    model = build()
+    sgd = optim.SGD(model.parameters(), lr=0.1)
+    save_checkpoint(tmp_path / "m", model, sgd, scheduler=optim.lr_scheduler.StepLR(sgd, 1),
+                    model_name="tiny", epoch=1)
+    cosine = optim.lr_scheduler.CosineAnnealingLR(sgd, T_max=5)
+    with pytest.raises(ValueError, match=r"^checkpoint '.*m.safetensors' holds the state of a "
+                                         r"StepLR scheduler, received a CosineAnnealingLR to "
+                                         r"restore it into\.$"):
+        restore_training(load_checkpoint(tmp_path / "m.safetensors"), model, sgd, cosine)
+
+
+def test_a_name_with_an_old_suffix_is_taken_as_given(tmp_path):
+    save_checkpoint(tmp_path / "run.npz.safetensors", build(), model_name="tiny", epoch=0)
+    for old in ("run.npz", "run.json"):
+        with pytest.raises(FileNotFoundError, match=rf"^checkpoint file '.*{old}' does not "
+                                                    rf"exist\.$"):
+            load_checkpoint(tmp_path / old)
+
+
+def test_version_1_arrays_are_counted_together_against_the_file_s_size(tmp_path):
+    # each array alone fits in the file's bytes, the two together do not: a zip bomb in parts
+    arrays = {"format/version": np.array(1),
+              "model/a": np.random.default_rng(0).random(1000).astype(np.float32),
+              "model/b": np.zeros(1000, np.float32)}                  # compresses to ~30 bytes
+    np.savez_compressed(tmp_path / "model.npz", **arrays)
+    size = (tmp_path / "model.npz").stat().st_size
+    assert 4000 < size < 8000
+    metadata = json.loads((V1 / "model.json").read_text())
+    metadata["npz_sha256"] = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
+    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    _refused(tmp_path / "model.npz", rf"declares arrays of 8,\d\d\d bytes \(2,001 elements\) "
+                                     rf"in a file of {size:,} bytes\.$")
+
+
+def test_a_model_state_key_in_the_optimizer_s_namespace_is_refused(tmp_path):
+    class Odd(nn.Linear):                  # its own state_dict, with a key like the optimizer's
+        def state_dict(self):
+            return {"optimizer/0/momentum": np.ones(2, np.float32)}
+
+    with pytest.raises(ValueError, match=r"^save_checkpoint: the model's state key "
+                                         r"'optimizer/0/momentum' collides with the optimizer's "
+                                         r"'optimizer/' prefix\.$"):
+        save_checkpoint(tmp_path / "m", Odd(2, 2), model_name="odd", epoch=0)
+    assert _files(tmp_path) == []
+
+
+def test_an_eight_byte_foreign_file_is_named_foreign(tmp_path):
+    (tmp_path / "tiny.gif").write_bytes(b"GIF89a\0\0")             # as long as a header size
+    _refused(tmp_path / "tiny.gif", r"^expected a checkpoint file \(\.safetensors\), received "
+                                    r"'.*tiny.gif'\.$")
+
+
+def test_the_description_records_when_it_was_saved(tmp_path):
+    import datetime
+
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    path = save_checkpoint(tmp_path / "m", build(), model_name="tiny", epoch=0)
+    saved_at = datetime.datetime.strptime(_description(path)["saved_at"], "%Y-%m-%dT%H:%M:%S%z")
+    assert before <= saved_at <= datetime.datetime.now(datetime.timezone.utc)
+
+
+def test_the_whole_description_is_kept(tmp_path):
+    path = save_checkpoint(tmp_path / "m", build(), model_name="tiny", epoch=0)
+    assert load_checkpoint(path).metadata == _description(path)
+
+
+def test_a_version_1_description_over_16_mib_is_refused_unread(tmp_path):
+    (tmp_path / "model.npz").write_bytes((V1 / "model.npz").read_bytes())
+    with open(tmp_path / "model.json", "wb") as file:
+        file.truncate(17 << 20)                                     # sparse
+    _refused(tmp_path / "model.npz", r"^checkpoint '.*model.npz' has a description of "
+                                     r"17,825,792 bytes; at most 16,777,216 are accepted\.$")

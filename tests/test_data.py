@@ -425,6 +425,11 @@ def test_image_folder_classes_split_size_and_values(tmp_path):
     np.testing.assert_array_equal(again.images, train.images)
     other, _ = load_image_folder(root, seed=1, size=4)
     assert other.images.shape[1:] == (1, 4, 4)
+    # load_dataset hands size, test_fraction and seed on to the folder reader
+    same, _ = load_dataset(root, size=4, seed=1)
+    np.testing.assert_array_equal(same.images, other.images)
+    seeds = {tuple(load_dataset(root, size=4, seed=s)[1].images[:, 0, 0, 0]) for s in range(6)}
+    assert len(seeds) > 1                                   # the seed picks the test images
 
 
 def test_image_folder_colour_rule(tmp_path):
@@ -483,3 +488,156 @@ def test_read_image_channels_size_inversion_and_transparency(tmp_path):
         read_image(tmp_path / "missing.png")
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         read_image(tmp_path / "clear.png", channels=2)
+
+
+# ---------------------------------------------------------------------------- defaults and subsets
+
+def test_a_subset_keeps_the_name_unless_given_one():
+    ds = ArrayDataset(np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1), [0, 1, 0, 1, 0],
+                      ["a", "b"], "toy")
+    part = ds.subset([4, 0])
+    assert part.name == "toy" and part.classes == ["a", "b"]
+    np.testing.assert_array_equal(part.images.ravel(), [4, 0])
+    assert ds.subset([1], name="one").name == "one"
+
+
+def test_the_loader_s_defaults_are_64_per_batch_and_seed_0():
+    ds = ArrayDataset(np.zeros((130, 1, 2, 2), np.float32), np.arange(130) % 2, ["a", "b"])
+    assert [len(y) for _, y in DataLoader(ds)] == [64, 64, 2]
+    shuffled = [y for _, y in DataLoader(ds, shuffle=True)]
+    seeded = [y for _, y in DataLoader(ds, shuffle=True, seed=0)]
+    for a, b in zip(shuffled, seeded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = next(iter(DataLoader(ds, shuffle=True, seed=1)))[1]
+    assert not np.array_equal(shuffled[0], other)
+
+
+def test_random_split_and_subset_refusals_are_sentences():
+    from cnnlab.data import Subset, random_split
+
+    items = list(range(10))
+    with pytest.raises(TypeError, match=r"^random_split takes generator or seed, not both\.$"):
+        random_split(items, [5, 5], np.random.default_rng(0), seed=1)
+    for seed in (-1, "3"):
+        with pytest.raises(ValueError, match=rf"^random_split: seed must be a non-negative int, "
+                                             rf"received {seed!r}\.$"):
+            random_split(items, [5, 5], seed=seed)
+    assert len(Subset(items, [])) == 0                                # [] is float64 to NumPy
+    assert Subset(["only"], [-1])[0] == "only"                       # -1 counts from the end
+    with pytest.raises(TypeError, match=r"^Subset indices must be a flat sequence of ints, "
+                                        r"received dtype int64 with shape \(1, 2\)\.$"):
+        Subset(items, [[0, 1]])
+
+
+# ---------------------------------------------------------------------------- transforms' edges
+
+def test_normalize_from_data_takes_each_channel_s_statistics():
+    images = np.arange(16.0).reshape(2, 2, 2, 2)        # channel 0: 0-3, 8-11; 1: 4-7, 12-15
+    normalize = T.Normalize.from_data(images)
+    np.testing.assert_allclose(normalize.mean, [5.5, 9.5])
+    np.testing.assert_allclose(normalize.std, [np.std([0, 1, 2, 3, 8, 9, 10, 11])] * 2)
+
+
+def test_transform_refusals_name_the_transform():
+    with pytest.raises(ValueError, match=r"^RandomHorizontalFlip: p must be a probability "
+                                         r"between 0 and 1, received 2\.$"):
+        T.RandomHorizontalFlip(p=2)
+    with pytest.raises(ValueError, match=r"^RandomHorizontalFlip expects a batch of shape "
+                                         r"\(B, C, H, W\), received shape \(4, 4\)\.$"):
+        T.RandomHorizontalFlip()(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"^RandomCrop: size must be a positive int or a pair "
+                                         r"\(H, W\) of them, received \(0, 0\)\.$"):
+        T.RandomCrop(0)
+    for size in ((10, 2), (2, 10)):                     # too large in one direction only
+        with pytest.raises(ValueError, match=rf"^RandomCrop: cannot cut {size[0]}×{size[1]} "
+                                             rf"from 4×4 images padded by 0\.$"):
+            T.RandomCrop(size)(np.zeros((1, 1, 4, 4)))
+
+
+def test_image_folder_edges(tmp_path):
+    make_folder(tmp_path / "set" / "train", {"x": [1]})
+    make_folder(tmp_path / "set" / "test", {"x": [2], "w": [3], "z": [4]})
+    with pytest.raises(ValueError, match=r"test has classes that .*train lacks: w, z\.$"):
+        load_dataset(tmp_path / "set")
+    with pytest.raises(FileNotFoundError, match=r"^Image folder not found: .*missing\.$"):
+        load_image_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"more than the limit of 40 pixels"):
+        load_image_folder(make_folder(tmp_path / "six", {"a": [1, 2]}), max_pixels=40)   # 6×8
+    noted = make_folder(tmp_path / "noted", {"a": [1, 2], "b": [3, 4]})
+    (noted / "README.txt").write_text("a file beside the class folders is not a class")
+    assert load_image_folder(noted)[0].classes == ["a", "b"]
+    two = make_folder(tmp_path / "two", {"a": [1, 2]})
+    train, test = load_image_folder(two, test_fraction=0.9)
+    assert (len(train), len(test)) == (1, 1)            # one image always stays for training
+
+
+def test_rotation_about_a_given_center():
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    # 180° about the point (2, 2) (pixel centres at i + 0.5): pixel i goes to 3 - i
+    y = T.RandomRotation((180, 180), center=(2, 2), fill=-1)(x, np.random.default_rng(0))
+    expected = np.full((5, 5), -1.0)
+    expected[:4, :4] = x[0, 0, 3::-1, 3::-1]
+    np.testing.assert_array_equal(y[0, 0], expected)
+    # the image's own centre (W/2, H/2) is the default fixed point
+    about_middle = T.RandomAffine((90, 90), center=(2.5, 2.5))(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(about_middle, T.RandomAffine((90, 90))(x))
+    with pytest.raises(ValueError, match=r"^RandomAffine: center must be a sequence of 2 "
+                                         r"numbers, received 5\.$"):
+        T.RandomAffine(0, center=5)
+
+
+def test_each_image_gets_its_own_angle_and_shear():
+    x = np.repeat(np.random.default_rng(0).random((1, 1, 9, 9)), 8, axis=0)   # 8 equal images
+    for augment in (T.RandomRotation(90), T.RandomAffine(0, shear=(0, 0, -40, 40))):
+        y = augment(x, np.random.default_rng(1))
+        assert len({image.tobytes() for image in y}) > 1, augment
+    sheared = T.RandomAffine(0, shear=(0, 0, 30, 30))(x, np.random.default_rng(1))
+    assert not np.array_equal(sheared, x)                       # the y-shear range is used
+
+
+def test_normalize_keeps_float64_and_makes_integers_float32():
+    normalize = T.Normalize([0.5], [0.25])
+    assert normalize(np.ones((1, 1, 2, 2), np.float64)).dtype == np.float64
+    assert normalize(np.ones((1, 1, 2, 2), np.uint8)).dtype == np.float32
+    assert normalize(np.ones((1, 1, 2, 2), np.float16)).dtype == np.float16
+    with pytest.raises(ValueError, match=r"^Normalize expects a batch of shape"):
+        normalize(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"^RandomCrop expects a batch of shape"):
+        T.RandomCrop(2)(np.ones((2, 2)))
+    for fill in ([[1, 2]], float("nan")):
+        with pytest.raises(ValueError, match=r"^fill must be a number or one number per "
+                                             r"channel, received "):
+            T.RandomAffine(0, fill=fill)
+
+
+def test_each_image_gets_its_own_crop_column():
+    x = np.repeat(np.arange(16.0).reshape(1, 1, 4, 4), 8, axis=0)       # 8 equal images
+    crops = T.RandomCrop((8, 4), padding=2)(x, np.random.default_rng(0))   # top is always 0
+    assert len({crop.tobytes() for crop in crops}) > 1
+
+
+def test_rotation_and_scale_commute_about_the_centre():
+    from cnnlab.data.affine import inverse_affine_matrix, warp_affine
+
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    small = warp_affine(x, inverse_affine_matrix(0, (0, 0), 0.5, (0, 0))[None], fill=-1)
+    turned = warp_affine(x, inverse_affine_matrix(90, (0, 0), 0.5, (0, 0))[None], fill=-1)
+    np.testing.assert_array_equal(turned[0, 0], np.rot90(small[0, 0], k=-1))
+
+
+def test_affine_y_shear_and_a_shift_after_rotation_by_hand():
+    from cnnlab.data.affine import inverse_affine_matrix, warp_affine
+
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    sheared = warp_affine(x, inverse_affine_matrix(0, (0, 0), 1, (0, 45))[None], fill=-1)[0, 0]
+    expected = np.full((5, 5), -1.0)
+    for r in range(5):
+        for c in range(5):                  # a column right of the centre moves up (c - 2) rows
+            if 0 <= r + c - 2 < 5:
+                expected[r, c] = x[0, 0, r + c - 2, c]
+    np.testing.assert_array_equal(sheared, expected)
+    turned = np.rot90(x[0, 0], k=-1)                            # 90° clockwise
+    down = warp_affine(x, inverse_affine_matrix(90, (0, 1), 1, (0, 0))[None], fill=-1)[0, 0]
+    np.testing.assert_array_equal(down[1:], turned[:4])         # the shift comes after the turn
+    right = warp_affine(x, inverse_affine_matrix(90, (1, 0), 1, (0, 0))[None], fill=-1)[0, 0]
+    np.testing.assert_array_equal(right[:, 1:], turned[:, :4])

@@ -166,6 +166,17 @@ def test_dataset_html_shows_two_images_of_each_class_with_labels():
     assert "ArrayDataset(&#x27;toy&#x27;, 12 images" in html
 
 
+def test_dataset_html_shows_the_first_10_of_11_classes_and_says_so():
+    labels = np.arange(11)
+    images = np.zeros((11, 1, 4, 4), np.uint8)
+    html = ArrayDataset(images, labels, [f"c{i}" for i in range(11)], "many")._repr_html_()
+    captions = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", html)
+    assert captions == [f"c{i} (#{i})" for i in range(10)]
+    assert "the first two images of each class (the first 10 classes)" in html
+    few = ArrayDataset(images[:3], labels[:3], ["a", "b", "c"], "few")._repr_html_()
+    assert "the first two images of each class</b>" in few
+
+
 # ----------------------------------------------------------------------------- notebook-only paths
 class _Handle:
     def __init__(self, shown: list[str]) -> None:

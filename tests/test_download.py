@@ -11,8 +11,11 @@ import functools
 import gzip
 import hashlib
 import http.server
+import logging
+import re
 import struct
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +148,14 @@ def test_found_files_are_checked_against_the_checksums(isolated, official):
         load_dataset("mnist")
 
 
+def test_a_label_file_that_is_not_the_official_one_is_refused(isolated, official):
+    put(isolated / "system" / "mnist", official)
+    put(isolated / "system" / "mnist", fake_payloads(1), only=("train-labels-idx1-ubyte",))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.gz is not the official "
+                                         r"mnist file train-labels-idx1-ubyte: the MD5"):
+        load_dataset("mnist")
+
+
 def test_root_is_searched_alone(isolated, official):
     put(isolated / "system" / "mnist", fake_payloads(3))
     mine = put(isolated / "here", official, gz=False)
@@ -168,6 +179,30 @@ def test_download_from_the_local_server(isolated, official, server, monkeypatch)
     for p in (folder / "mnist").iterdir():
         p.unlink()                                  # the server has nothing any more...
     assert marker_of() == 7                         # ...and the cache answers
+
+
+def test_locate_downloads_by_default_through_a_part_file_beside_the_target(isolated, official,
+                                                                           server, monkeypatch,
+                                                                           caplog):
+    folder, url = server
+    serve(folder, official)
+    parts = []
+    fetch = download._fetch
+
+    def recording(url, out, tmp, *args):
+        parts.append(tmp)
+        return fetch(url, out, tmp, *args)
+
+    monkeypatch.setattr(download, "_fetch", recording)
+    caplog.set_level(logging.INFO, logger=download._logger.name)
+    paths = download.locate("mnist", mirror=url)
+    assert f"downloading {url}/mnist/train-images-idx3-ubyte.gz" in caplog.messages
+    cache = isolated / "home" / ".cache" / "cnnlab" / "mnist"
+    assert paths == {file: cache / f"{file}.gz" for file in FILES}
+    # each download went to a hidden .part file in the cache folder (one rename from done)
+    for file, part in zip(FILES, parts, strict=True):
+        assert part.parent == cache and part.name.startswith(f".{file}.")
+        assert part.suffix == ".part" and not part.exists()
 
 
 def test_download_keeps_files_already_in_the_cache(isolated, official, server):
@@ -201,6 +236,7 @@ def test_checksum_mismatch_leaves_nothing_behind(isolated, official, server):
         load_dataset("mnist", mirror=url)
     message = str(info.value)
     assert f"{url}/mnist/train-images-idx3-ubyte.gz: checksum mismatch" in message
+    assert message.startswith("The mnist dataset is not on this machine (looked in ")
     assert "could not be downloaded" in message
     assert_nothing_left(isolated)
 
@@ -218,7 +254,29 @@ def test_truncated_gzip_download_leaves_nothing_behind(isolated, official, serve
     serve(folder, official)
     path = folder / "mnist" / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(FileNotFoundError, match="not valid gzip data"):
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte.gz: the download is "
+                                                r"not valid gzip data \(truncated or corrupt\)"):
+        load_dataset("mnist", mirror=url)
+    assert_nothing_left(isolated)
+
+
+def test_zlib_data_under_a_gz_name_is_not_gzip(isolated, official, server):
+    folder, url = server
+    serve(folder, official)
+    for file in FILES:                      # the same bytes, deflated with a zlib header
+        (folder / "mnist" / f"{file}.gz").write_bytes(zlib.compress(official[file]))
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte.gz: the download is "
+                                                r"not valid gzip data"):
+        load_dataset("mnist", mirror=url)
+    assert_nothing_left(isolated)
+
+
+def test_a_deadline_already_passed_downloads_nothing(isolated, official, server, monkeypatch):
+    folder, url = server
+    serve(folder, official)
+    monkeypatch.setattr(download, "DEADLINE_S", 0.0)
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte.gz: the download "
+                                                r"deadline of 0 s had passed"):
         load_dataset("mnist", mirror=url)
     assert_nothing_left(isolated)
 
@@ -243,13 +301,17 @@ def test_no_server_and_no_files_explains_how_to_get_the_data(isolated):
     message = str(info.value)
     assert f"{NO_SERVER}fashion-mnist/train-images-idx3-ubyte.gz" in message
     assert "apt-get install dataset-fashion-mnist" in message and "$CNNLAB_DATA" in message
+    # the reason itself, not urllib's "<urlopen error ...>" wrapping of it
+    assert re.search(r"train-images-idx3-ubyte\.gz: \[Errno \d+\] Connection refused", message)
     assert str(isolated / "system" / "fashion-mnist") in message
     assert_nothing_left(isolated)
 
 
 def test_download_false_fails_at_once(isolated):
     with pytest.raises(FileNotFoundError, match=r"The mnist dataset is not on this machine "
-                                                r"\(looked in .*\)\. Put its four IDX files"):
+                                                r"\(looked in .*\)\. Put its four IDX files "
+                                                r"\(train-images-idx3-ubyte\[\.gz\], "
+                                                r"train-labels-idx1-ubyte\[\.gz\], "):
         load_dataset("MNIST", download=False)
 
 

@@ -161,9 +161,11 @@ def test_mistakes_are_one_sentence_with_4xx(client):
     assert "layer index" in error_of(client.post("/api/network/explain", json={
         "input_id": token, "layer": "conv", "at": [0, 0, 0]}), 400)
     assert "unknown model" in error_of(client.post("/api/predict?model=m9", files=files), 404)
-    assert "JSON" in error_of(client.post("/api/explain/conv", content=b"{",
-                                          headers={"content-type": "application/json"}), 400)
-    assert "Content-Type" in error_of(client.post("/api/explain/conv", content=b"{}"), 415)
+    assert error_of(client.post("/api/explain/conv", content=b"{",
+                                headers={"content-type": "application/json"}),
+                    400) == "the request body is not valid JSON."
+    assert error_of(client.post("/api/explain/conv", content=b"{}"), 415) == (
+        "expected a JSON body (Content-Type application/json), received Content-Type '(none)'.")
     error_of(client.get("/api/nothing"), 404)
     error_of(client.get("/api/predict"), 405)
 
@@ -234,6 +236,100 @@ def test_host_and_origin_checks(checkpoint, tmp_path):
     bound = create_app([checkpoint], host="192.168.7.7", runs_dir=tmp_path)
     with TestClient(bound, base_url="http://192.168.7.7:8765") as c:
         assert c.get("/api/health").status_code == 200
+
+
+def test_trainings_started_from_the_page_write_into_runs_by_default(checkpoint):
+    from pathlib import Path
+
+    assert create_app([checkpoint]).state.explorer.trainer.runs_dir == Path("runs")
+
+
+def test_the_presets_route_serves_the_lecture_examples(client):
+    from cnnlab.explorer.app import PRESETS
+
+    assert client.get("/api/presets").json() == json.loads(PRESETS.read_text())
+
+
+def test_an_error_becomes_one_sentence():
+    from cnnlab.explorer.errors import one_sentence
+
+    assert one_sentence(ValueError("shape (2, 3)\n  does not fit")) == "shape (2, 3) does not fit."
+    assert one_sentence(ValueError()) == "ValueError."
+    for whole in ("done.", "stop!", "why?"):
+        assert one_sentence(ValueError(whole)) == whole
+
+
+def test_the_allowed_hosts_and_host_names():
+    from cnnlab.explorer.security import allowed_hosts, host_name
+
+    assert allowed_hosts("127.0.0.1") == {"localhost", "127.0.0.1"}
+    assert allowed_hosts("::1") == {"localhost", "127.0.0.1", "::1", "[::1]"}
+    assert host_name(" LocalHost:8765 ") == "localhost" and host_name("[::1]:80") == "[::1]"
+
+
+def _local_only(headers: list[tuple[bytes, bytes]], method: str = "GET") -> list[dict]:
+    """What LocalOnly sends for one request that reaches no application."""
+    import asyncio
+
+    from cnnlab.explorer.security import LocalOnly
+
+    sent = []
+
+    async def app(scope, receive, send):
+        sent.append({"passed": True})
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "headers": headers}
+    asyncio.run(LocalOnly(app, {"127.0.0.1", "localhost"})(scope, None, send))
+    return sent
+
+
+def test_the_host_refusal_names_what_was_received():
+    start, body = _local_only([])                                  # no Host header at all
+    assert start["status"] == 403
+    assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
+    assert json.loads(body["body"]) == {"error": "this server answers requests for 127.0.0.1, "
+                                                 "localhost, received Host '(none)'."}
+    _, body = _local_only([(b"host", b"evil.example:8765")])
+    assert json.loads(body["body"])["error"].endswith("received Host 'evil.example:8765'.")
+    # the page itself, its host name in capitals, may post
+    assert _local_only([(b"host", b"LOCALHOST:8765"), (b"origin", b"http://localhost:8765")],
+                       "POST") == [{"passed": True}]
+    assert _local_only([(b"host", b"localhost:8765"), (b"origin", b"http://LocalHost:8765")],
+                       "POST") == [{"passed": True}]
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_reading():
+    import asyncio
+
+    from cnnlab.explorer.errors import ApiError
+    from cnnlab.explorer.security import read_body
+
+    class Declared:
+        def __init__(self, length):
+            self.headers = {"content-length": length}
+
+        async def stream(self):
+            raise AssertionError("the body was read")
+            yield b""
+
+    with pytest.raises(ApiError, match=r"^the upload is 1,000 bytes; the limit is 250 "
+                                       r"bytes\.$") as caught:
+        asyncio.run(read_body(Declared("1000"), 250))
+    assert caught.value.status == 413
+    with pytest.raises(ApiError, match=r"^expected a numeric Content-Length, received 'ten'\.$"):
+        asyncio.run(read_body(Declared("ten"), 250))
+
+    class Streamed:                                     # no Content-Length: counted as it comes
+        headers = {}
+
+        async def stream(self):
+            for _ in range(5):
+                yield b"x" * 50
+
+    assert asyncio.run(read_body(Streamed(), 250)) == b"x" * 250          # exactly the limit
 
 
 # ------------------------------------------------------------------ playground
@@ -334,6 +430,75 @@ def test_filter_lab_is_tools_filters(client):
                for k in kernels)
 
 
+def test_playground_answers_and_refusals(client):
+    relu = client.post("/api/explain/relu", json={"input": "1 -2; -3 4"}).json()
+    assert relu["kind"] == "relu" and relu["wrong"] == []
+    checked = client.post("/api/explain/relu", json={"input": "1 -2; -3 4",
+                                                     "check": "1 -2; 0 4"}).json()
+    assert checked["wrong"]                                     # -2 was not clipped to 0
+    pool = client.post("/api/explain/pool", json={"input": "1 2; 3 4", "padding": 1}).json()
+    assert pool["output"] == [[[1, 2], [3, 4]]] and pool["stride"] == pool["size"]  # max, 2
+    assert pool["padded"][0][0] == [None] * 4                   # -inf padding is null in JSON
+    assert pool["padded"][0][1] == [None, 1, 2, None]
+    average = client.post("/api/explain/pool", json={"input": "1 2; 3 4", "mode": "avg"}).json()
+    assert average["output"] == [[[2.5]]]
+    assert error_of(client.post("/api/explain/relu", json={"input": "1 2", "at": [0, 0, 0, 0]}),
+                    400) == "at must be [row, column] or [filter, row, column], received " \
+                            "[0, 0, 0, 0]."
+    assert error_of(client.post("/api/explain/relu", json={"input": "1 2", "at": [0, 5]}),
+                    400) == "at [0, 0, 5] is outside the output (shape 1×1×2)."
+    assert error_of(client.post("/api/explain/relu", json={"input": "1 " * 40_000}),
+                    413) == "input: at most 4096 values, received 80,000 characters."
+
+
+def test_filter_lab_defaults_flags_and_refusals(client):
+    import base64
+
+    from PIL import Image
+
+    from cnnlab.tools import filters
+
+    def picture(url):
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1]))))
+
+    photo = np.random.default_rng(2).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    files = {"image": ("p.png", png(photo))}
+    body = client.post("/api/filter", files=files, data={"kernel": "sobel"}).json()
+    assert body["border"] == "reflect" and body["mapping"] == "abs"     # the defaults
+    np.testing.assert_array_equal(picture(body["original"]), photo)
+    assert body["shape"] == [12, 16, 3] and body["result_shape"] == [12, 16, 3]
+    assert body["kernels"] == [k.round(6).tolist() for k in filters.kernels("sobel")]
+    np.testing.assert_array_equal(picture(body["result"]), filters.to_pixels(
+        filters.apply(photo, "sobel", border="reflect"), "abs"))
+    for mapping in filters.MAPPINGS:                       # map and equalize are honoured
+        for equalize in ("false", "true"):
+            body = client.post("/api/filter", files=files, data={
+                "kernel": "sobel", "map": mapping, "equalize": equalize}).json()
+            expected = filters.to_pixels(filters.apply(photo, "sobel", border="reflect"),
+                                         mapping)
+            if equalize == "true":
+                expected = filters.equalize(expected)
+            assert body["mapping"] == mapping
+            np.testing.assert_array_equal(picture(body["result"]), expected)
+    assert error_of(client.post("/api/filter", files=files, data={"kernel": "1 " * 2001}),
+                    413) == "the kernel text is 4,001 characters; at most 4,000."
+    for on in ("1", "ON", " on ", "true"):
+        grey = client.post("/api/filter", files=files, data={"kernel": "box", "gray": on})
+        assert grey.json()["shape"] == [12, 16], on
+    for off in ("0", "off", "FALSE", ""):
+        assert client.post("/api/filter", files=files, data={"kernel": "box", "gray": off}
+                           ).json()["shape"] == [12, 16, 3], off
+    assert error_of(client.post("/api/filter", files=files, data={"kernel": "box",
+                                                                   "gray": "maybe"}),
+                    400) == "gray must be true or false, received 'maybe'."
+    big = " ; ".join([" ".join(["1"] * 33)] * 33)
+    assert error_of(client.post("/api/filter", files=files, data={"kernel": big}), 400) == \
+        "kernels up to 31×31 are filtered here; received 33×33."
+    assert error_of(client.post("/api/filter", files={"image": ("p.png", png(photo)[:100])},
+                                data={"kernel": "box"}),
+                    415) == "could not decode the image (a damaged or unsupported file)."
+
+
 # ------------------------------------------------------------------ training
 def wait_for(client, predicate, timeout=120.0):
     end = time.monotonic() + timeout
@@ -348,10 +513,12 @@ def wait_for(client, predicate, timeout=120.0):
 def test_training_one_at_a_time_stop_and_open(client):
     status = client.get("/api/train").json()
     assert status["state"] == "idle" and "lenet5" in status["options"]["models"]
+    assert error_of(client.get("/api/train/events"), 404) == "no training has been started."
     assert "no training" in error_of(client.post("/api/train/stop", json={}), 409)
     r = client.post("/api/train/start", json={"model": "lenet5", "data": "digits", "epochs": 1,
                                               "lr": 0.002, "batch_size": 32})
     assert r.status_code == 202, r.text
+    assert r.json()["state"] == "running" and r.json()["config"]["batch_size"] == 32
     msg = error_of(client.post("/api/train/start", json={"epochs": 1}), 409)
     assert "one training at a time" in msg
     wait_for(client, lambda s: s["last"] and s["last"]["event"] == "step")
@@ -360,12 +527,20 @@ def test_training_one_at_a_time_stop_and_open(client):
     assert status["state"] == "stopped", status
     with client.stream("GET", "/api/train/events") as events:
         text = "".join(events.iter_text())
+        assert events.headers["cache-control"] == "no-cache"        # no proxy holds events back
+    ids = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+    assert ids == list(range(1, len(ids) + 1))              # Last-Event-ID counts from 1
+    assert error_of(client.get("/api/train/events?after=x"), 400) == \
+        "after must be an event count."
     kinds = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
     assert kinds[0] == "log" and "begin" in kinds and "step" in kinds and kinds[-1] == "stopped"
     data = json.loads([line for line in text.splitlines() if line.startswith("data: ")][-1][6:])
     opened = data["model"]["id"]
     served = client.get("/api/models").json()["models"]
     assert opened in [m["id"] for m in served] and len(served) == 2
+    assert opened == "m2" and set(data["model"]) == {"id", "name"}     # after the served m1
+    # a client that has seen every event of a finished run gets an empty stream at once
+    assert client.get(f"/api/train/events?after={len(kinds)}").text == ""
     ckpt, model, _ = load_trained(data["checkpoint"])      # a normal checkpoint
     assert ckpt.model_name == "lenet5" and ckpt.extra.get("interrupted")
     r = client.post(f"/api/predict?model={opened}", files={"image": ("7.png", seven())})
@@ -430,6 +605,11 @@ def test_a_complete_training_is_saved_and_opened(client):
     assert checkpoint.epoch == 1 and not checkpoint.extra.get("interrupted")
     with client.stream("GET", "/api/train/events") as events:
         text = "".join(events.iter_text())
+        assert events.headers["cache-control"] == "no-cache"        # no proxy holds events back
+    ids = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+    assert ids == list(range(1, len(ids) + 1))              # Last-Event-ID counts from 1
+    assert error_of(client.get("/api/train/events?after=x"), 400) == \
+        "after must be an event count."
     assert "event: epoch" in text and text.rstrip().splitlines()[-2] == "event: done"
     r = client.post(f"/api/predict?model={data['model']['id']}", files={"image": ("7.png",
                                                                                  seven())})

@@ -18,7 +18,7 @@ import pytest
 
 from cnnlab.data import download, load_dataset, read_idx
 from cnnlab.data.download import FILES, SOURCES
-from cnnlab.data.idx import MAX_IDX_BYTES, read_idx_file
+from cnnlab.data.idx import MAX_IDX_BYTES, parse_idx, read_idx_file
 
 
 def header(shape: tuple[int, ...], code: int = 0x08) -> bytes:
@@ -52,6 +52,15 @@ def test_a_nonzero_first_magic_byte_is_refused(tmp_path):
         read_idx(path)
 
 
+def test_an_unknown_type_code_is_refused_with_the_known_ones_listed(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(bytes([0, 0, 0x0A, 1, 0, 0, 0, 1, 5]))           # 0x0a is no IDX type
+    with pytest.raises(ValueError, match=r"x is not an IDX file: it starts with bytes 00 00 0a 01, "
+                                         r"expected 00 00, a type code \(08, 09, 0b, 0c, 0d, 0e\) "
+                                         r"and the number of dimensions\.$"):
+        read_idx(path)
+
+
 @pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize("shape", [(0,), (0, 28, 28), (5, 0)])
 def test_an_empty_array_is_read(tmp_path, gz, shape):
@@ -74,6 +83,34 @@ def test_int32_values_come_back_in_native_order_and_feed_the_digest(tmp_path):
     np.testing.assert_array_equal(array, values)
     assert array.dtype.isnative and array.flags.writeable
     assert digest.hexdigest() == hashlib.md5(data).hexdigest()
+
+
+def test_a_zero_dimensional_file_holds_one_value(tmp_path):
+    path = tmp_path / "scalar"
+    path.write_bytes(header(()) + bytes([7]))
+    array = read_idx(path)
+    assert array.shape == () and array == 7
+    path.write_bytes(header(()))                         # the value is missing
+    with pytest.raises(ValueError, match=r"scalar: expected 5 bytes for a scalar of uint8 values, "
+                                         r"found 4 \(the file is truncated\)\.$"):
+        read_idx(path)
+
+
+def test_int32_values_are_swapped_in_place_not_copied(tmp_path):
+    values = np.arange(2_000_000, dtype=np.int32)                   # 8 MB
+    (tmp_path / "v").write_bytes(header(values.shape, 0x0C) + values.astype(">i4").tobytes())
+    holder = {}
+    peak = peak_memory(lambda: holder.setdefault("array", read_idx(tmp_path / "v")))
+    np.testing.assert_array_equal(holder["array"], values)
+    assert peak < 12_000_000                                        # one array, not two
+
+
+def test_bytes_in_memory_are_checked_against_their_length_first():
+    # a header declaring 8 GB in front of no values: truncated, not "over the limit"
+    with pytest.raises(ValueError, match=r"labels: expected 8,000,000,012 bytes for "
+                                         r"100,000×80,000 uint8 values, found 12 \(the file is "
+                                         r"truncated\)\.$"):
+        parse_idx(header((100_000, 80_000)), "labels")
 
 
 def test_an_uncompressed_file_feeds_the_digest_too(tmp_path):
@@ -148,7 +185,9 @@ def test_a_gzip_bomb_stops_at_the_declared_size(tmp_path):
 def test_a_gzip_file_cannot_declare_more_than_it_can_hold(tmp_path):
     path = tmp_path / "liar.gz"
     path.write_bytes(gzip.compress(header((60_000, 28, 28)) + bytes(100)))
-    with pytest.raises(ValueError, match=r"more than a gzip file of its length can hold"):
+    with pytest.raises(ValueError, match=r"liar.gz: the header declares 60,000×28×28 uint8 "
+                                         r"values \(47,040,016 bytes\), more than a gzip file "
+                                         r"of its length can hold"):
         read_idx(path)
 
 
@@ -175,7 +214,8 @@ def test_a_cached_file_larger_than_the_dataset_s_is_refused(tmp_path, monkeypatc
 
 class Misbehaving(http.server.BaseHTTPRequestHandler):
     """``/slow/...``: one byte every 0.2 s; ``/endless/...``: zeros without end; ``/liar/...``:
-    announces a huge Content-Length; ``/bomb/...``: a gzip bomb."""
+    announces a huge Content-Length; ``/bomb/...``: a gzip bomb; ``/stall/...``: headers, then
+    nothing for 5 s."""
 
     bomb = b""
 
@@ -202,6 +242,8 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(member)
             elif kind == "bomb":
                 self.wfile.write(self.bomb)
+            elif kind == "stall":                   # headers, then silence
+                time.sleep(5)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -237,6 +279,15 @@ def test_a_server_sending_a_byte_every_0_2_s_meets_the_deadline(misbehaving, tmp
                                                 r"of 1.5 s"):
         load_dataset("mnist", mirror=f"{misbehaving}/slow")
     assert time.perf_counter() - start < 4
+    assert cache_is_empty(tmp_path)
+
+
+def test_a_server_that_stalls_times_out_before_the_deadline(misbehaving, tmp_path):
+    start = time.perf_counter()                   # the fixture's timeout: 2 s per read
+    with pytest.raises(FileNotFoundError, match=r"stall/mnist/train-images-idx3-ubyte.gz: "
+                                                r"timed out"):
+        load_dataset("mnist", mirror=f"{misbehaving}/stall")
+    assert time.perf_counter() - start < 4.5
     assert cache_is_empty(tmp_path)
 
 

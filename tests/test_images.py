@@ -44,6 +44,8 @@ def test_too_many_pixels_are_refused_before_decoding(tmp_path, side):
     assert "--max-pixels" in message and "$CNNLAB_MAX_PIXELS" in message
     if side == 6_000:
         assert "6,000×6,000 = 36,000,000 pixels" in message
+    else:                                   # Pillow refused it at opening: no size to show
+        assert message.startswith(f"The image {path} is refused: ")
     assert peak < 5_000_000                          # nothing of the image was allocated
     with pytest.raises(ValueError, match="is refused"):
         read_pixels(path)
@@ -137,3 +139,90 @@ def test_border_mean_and_reader_errors(tmp_path):
     (tmp_path / "notes.png").write_text("not a picture")
     with pytest.raises(ValueError, match=r"Cannot read the image .*notes.png: cannot identify"):
         read_pixels(tmp_path / "notes.png")
+
+
+def test_thirty_two_bit_levels_are_scaled_before_rounding_to_float32(tmp_path):
+    # levels above 2**24 are not float32 numbers: scaled in float64, then rounded once
+    ints = np.array([[2 ** 24 + 1, 2 ** 24 + 5, 2 ** 30 + 3]], np.int32)
+    Image.fromarray(ints).save(tmp_path / "fine.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "fine.tif")[0],
+                                  (ints / (2 ** 31 - 1)).astype(np.float32))
+
+
+def test_a_grey_image_with_varied_columns_stays_grey(tmp_path):
+    ramp = np.tile(np.arange(0, 250, 50, dtype=np.uint8), (3, 1))       # (3, 5), mode L
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    assert read_image(tmp_path / "ramp.png").shape == (1, 3, 5)
+    np.testing.assert_array_equal(read_pixels(tmp_path / "ramp.png"), ramp)
+
+
+def test_a_colour_image_keeps_its_three_channels(tmp_path):
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 255, 128, np.arange(3) * 100   # (H, W, RGB)
+    Image.fromarray(rgb).save(tmp_path / "colour.png")
+    x = read_image(tmp_path / "colour.png")
+    assert x.shape == (3, 2, 3)
+    np.testing.assert_array_equal(x, rgb.transpose(2, 0, 1) / np.float32(255))
+    pixels = read_pixels(tmp_path / "colour.png")
+    assert pixels.shape == (2, 3, 3) and pixels.flags.c_contiguous
+    np.testing.assert_array_equal(pixels, rgb)
+    with pytest.raises(ValueError, match=r"^channels must be 1 or 3, received 2\.$"):
+        read_pixels(tmp_path / "colour.png", channels=2)
+
+
+def test_a_sixteen_bit_image_resizes_to_a_non_square_size(tmp_path):
+    ramp = (np.arange(8 * 8).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    x = read_image(tmp_path / "ramp.png", size=(4, 6))
+    assert x.shape == (1, 4, 6) and 0 < x.min() < x.max() < 1
+
+
+def test_border_mean_reads_every_edge_and_sums_in_float64():
+    for edge in ((..., -1, slice(None)), (..., slice(None), -1)):      # the bottom, the right
+        x = np.zeros((1, 5, 5))
+        x[edge] = 1
+        assert border_mean(x) == pytest.approx(7 / 20)
+    # 20,000 images of 0.1: float32 sums would drift in the 8th digit
+    assert border_mean(np.full((20_000, 1, 8, 8), 0.1, np.float32)) == float(np.float32(0.1))
+
+
+def test_grey_with_alpha_is_composited_onto_white(tmp_path):
+    la = np.array([[[0, 255], [0, 0]]], np.uint8)          # (1, 2, LA): opaque black, clear
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_pixels(tmp_path / "la.png"), [[0, 255]])
+
+
+def test_a_bad_size_is_one_sentence(tmp_path):
+    Image.new("L", (4, 4)).save(tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"^size must be a positive int or a pair \(H, W\) of "
+                                         r"them, received \(0, 4\)\.$"):
+        read_image(tmp_path / "x.png", size=(0, 4))
+
+
+def test_a_one_bit_image_is_grey(tmp_path):
+    bits = np.zeros((3, 4), bool)
+    bits[:, 0] = True                                          # a white first column
+    Image.fromarray(bits).save(tmp_path / "bits.png")          # mode "1"
+    x = read_image(tmp_path / "bits.png")
+    assert x.shape == (1, 3, 4)
+    np.testing.assert_array_equal(x[0], bits.astype(np.float32))
+
+
+def test_sixteen_bit_folder_images_round_to_the_nearest_8_bit_level(tmp_path):
+    for cls, level in (("black", 0), ("grey", 39321)):          # 39321 / 65535 = 0.6 -> 153
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((2, 2), level, np.uint16)).save(tmp_path / cls / f"{i}.png")
+    train, test = load_image_folder(tmp_path)
+    values = np.concatenate([train.images.ravel(), test.images.ravel()]) * 255
+    assert sorted(set(np.rint(values).tolist())) == [0, 153]
+
+
+def test_float_folder_images_above_1_saturate_at_white(tmp_path):
+    for cls, value in (("dark", 0.0), ("bright", 3.0)):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((2, 2), value, np.float32)).save(tmp_path / cls / f"{i}.tif")
+    train, test = load_image_folder(tmp_path)
+    values = np.concatenate([train.images.ravel(), test.images.ravel()])
+    assert sorted(set(values.tolist())) == [0.0, 1.0]

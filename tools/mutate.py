@@ -43,6 +43,8 @@ WORK = ROOT / "mutants"
 # module -> the test files that test it (the mutants of a module run only these).
 _CONV = ["tests/test_conv.py", "tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"]
 _AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_mutation_gaps.py"]
+_DATA = ["tests/test_data.py", "tests/test_torch_habits.py"]
+_EXPLORER = ["tests/test_explorer_api.py"]          # not the browser tests (Playwright)
 TESTS: dict[str, list[str]] = {
     "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv.py": _CONV,
@@ -67,8 +69,22 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/tools/explain.py": ["tests/test_explain.py", "tests/test_explain_worked.py",
                                 "tests/test_explain_text.py", "tests/test_explain_edges.py"],
     "cnnlab/data/idx.py": ["tests/test_data.py", "tests/test_idx_limits.py"],
-    "cnnlab/data/images.py": ["tests/test_images.py", "tests/test_cli_inputs.py"],
-    "cnnlab/data/download.py": ["tests/test_download.py"],
+    "cnnlab/data/images.py": ["tests/test_images.py", "tests/test_cli_inputs.py",
+                              "tests/test_data.py"],
+    "cnnlab/data/download.py": ["tests/test_download.py", "tests/test_idx_limits.py"],
+    "cnnlab/data/datasets.py": ["tests/test_data.py", "tests/test_download.py",
+                                "tests/test_idx_limits.py", "tests/test_display.py"],
+    "cnnlab/data/loader.py": _DATA,
+    "cnnlab/data/transforms.py": _DATA,
+    "cnnlab/data/affine.py": _DATA,
+    "cnnlab/data/split.py": _DATA,
+    "cnnlab/data/folder.py": ["tests/test_images.py", "tests/test_data.py"],
+    "cnnlab/explorer/app.py": _EXPLORER,
+    "cnnlab/explorer/security.py": _EXPLORER,
+    "cnnlab/explorer/errors.py": _EXPLORER,
+    "cnnlab/explorer/network.py": _EXPLORER,
+    "cnnlab/explorer/playground.py": _EXPLORER,
+    "cnnlab/explorer/filterlab.py": _EXPLORER,
     "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
 }
 
