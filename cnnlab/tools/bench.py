@@ -342,13 +342,17 @@ def _rss_kib(field_name: str) -> int:
 
 
 def _peak_memory_child(framework: str, batch: int, steps: int) -> dict[str, float]:
-    """In a fresh process: resident memory added at the peak of ``steps`` LeNet-5 steps."""
+    """In a fresh process: resident memory added at the peak of ``steps`` LeNet-5 steps.
+
+    One step on a batch of 2 runs first, so that compiling the kernels (a one-time cost of
+    the process, tens of MiB in LLVM) is not counted as training memory."""
     from ..memory import keep_freed_memory
 
     keep_freed_memory()                       # as in `cnnlab train` and the timed parts
     torch = _load_torch(True) if framework == "torch" else None
     if framework == "torch" and torch is None:
         raise SystemExit("torch is not installed")
+    lenet_runners(2, 28, torch, training=True)[framework]()   # compile once (LLVM's memory)
     runners = lenet_runners(batch, 28, torch, training=True)
     with open("/proc/self/clear_refs", "w") as f:      # resets the peak (VmHWM) to now
         f.write("5")
