@@ -784,6 +784,7 @@ def test_only_needed_gradients_are_computed(monkeypatch, rng):
         assert calls == [(2, 3)], op
 
 
+@pytest.mark.usefixtures("numpy_kernels")        # spies on the im2col path's input gradient
 def test_conv2d_skips_the_input_gradient(monkeypatch, rng):
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 3, 6, 6))
