@@ -819,3 +819,14 @@ def test_the_input_cache_forgets_the_oldest_and_other_models_inputs():
             "that image is no longer known to the server (or belongs to another model); show "
             "it again.")
     assert InputCache().size == 64
+
+
+def test_a_checkpoint_of_another_size_is_described_with_it(tmp_path):
+    import cnnlab
+
+    cnnlab.manual_seed(3)
+    args = {"num_classes": 10, "input_size": 32}
+    path = save_checkpoint(tmp_path / "big", models.get("lenet5", **args), model_name="lenet5",
+                           model_args=args, epoch=0, config={})
+    with TestClient(create_app([path], runs_dir=tmp_path / "runs"), base_url=BASE) as c:
+        assert c.get("/api/models").json()["models"][0]["input_shape"] == [1, 32, 32]
