@@ -614,3 +614,219 @@ def test_a_complete_training_is_saved_and_opened(client):
     r = client.post(f"/api/predict?model={data['model']['id']}", files={"image": ("7.png",
                                                                                  seven())})
     assert r.status_code == 200
+
+
+# ------------------------------------------------------------------ the network view's JSON
+def _input_of(checkpoint, tmp_path):
+    image = tmp_path / "seven.png"
+    image.write_bytes(seven())
+    ckpt, model, normalize = load_trained(checkpoint)
+    return model, model_inputs(ckpt, normalize, [image])[0]
+
+
+def test_models_describe_each_checkpoint(checkpoint, tmp_path):
+    """The model list the page shows: names, classes, shape, epoch, accuracy and summary; the
+    defaults of a checkpoint that records no classes, channels, size or data set."""
+    import cnnlab
+    from cnnlab.tools import summary
+
+    cnnlab.manual_seed(1)
+    bare = save_checkpoint(tmp_path / "bare", models.get("lenet5", num_classes=10),
+                           model_name="lenet5", model_args={"num_classes": 10}, epoch=3,
+                           metrics={"val_accuracy": 0.25}, config={})
+    app = create_app([checkpoint, bare], runs_dir=tmp_path / "runs")
+    with TestClient(app, base_url=BASE) as c:
+        first, second = c.get("/api/models").json()["models"]
+        table = summary(load_trained(checkpoint)[1], (1, 28, 28))
+        assert first == {"id": "m1", "name": f"{checkpoint.parent.name}/{checkpoint.stem}",
+                         "model": "lenet5", "data": "digits",
+                         "classes": [str(i) for i in range(10)], "input_shape": [1, 28, 28],
+                         "epoch": 0, "val_accuracy": None, "summary": table.to_dict(),
+                         "table": str(table)}
+        assert (second["id"], second["name"], second["data"], second["epoch"],
+                second["val_accuracy"]) == ("m2", f"{tmp_path.name}/bare", None, 3, 0.25)
+        assert second["classes"] == [str(i) for i in range(10)]
+        assert second["input_shape"] == [1, 28, 28]
+        # no data set recorded: the test images are the digits'
+        labels = [s["label"] for s in c.get("/api/samples?model=m2").json()["samples"]]
+        assert labels == [str(i) for i in range(10)]
+
+
+def test_missing_test_images_are_one_sentence(tmp_path):
+    import cnnlab
+
+    cnnlab.manual_seed(2)
+    path = save_checkpoint(tmp_path / "elsewhere", models.get("lenet5", num_classes=10),
+                           model_name="lenet5", model_args={"num_classes": 10}, epoch=0,
+                           config={"data": "nope"})
+    with TestClient(create_app([path], runs_dir=tmp_path / "runs"), base_url=BASE) as c:
+        message = error_of(c.get("/api/samples"), 404)
+        assert message.startswith("the test images of 'nope' are not available here: "
+                                  "load_dataset: unknown dataset 'nope'")
+
+
+def test_samples_are_the_first_test_image_of_each_class(client):
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+
+    _, test = load_dataset("digits", download=False)
+    samples = client.get("/api/samples").json()["samples"]
+    for label, sample in enumerate(samples):
+        index = int(np.flatnonzero(test.labels == label)[0])
+        assert (sample["index"], sample["label"]) == (index, str(label))
+        prefix = "data:image/png;base64,"
+        assert sample["png"].startswith(prefix)
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(sample["png"][len(prefix):]))))
+        np.testing.assert_array_equal(pixels, np.rint(test.images[index, 0] * 255))
+
+
+def test_a_colour_sample_is_an_rgb_png():
+    import threading
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from cnnlab.explorer.network import samples
+
+    images = np.zeros((2, 3, 2, 2))
+    images[0, 0] = 1.0                                 # red
+    images[1, 2, 0, 1] = 0.5                           # one half-blue pixel
+    tests = SimpleNamespace(images=images, labels=np.array([1, 0]), classes=["cat", "dog"])
+    served = SimpleNamespace(tests=tests, reading=threading.Lock(), classes=["cat", "dog"])
+    out = samples(served)
+    assert [(s["index"], s["label"]) for s in out] == [(1, "cat"), (0, "dog")]
+    rgb = [np.asarray(Image.open(io.BytesIO(base64.b64decode(s["png"].split(",")[1]))))
+           for s in out]
+    assert rgb[1].shape == (2, 2, 3) and (rgb[1][..., 0] == 255).all() \
+        and (rgb[1][..., 1:] == 0).all()
+    assert rgb[0][0, 1].tolist() == [0, 0, 128] and rgb[0].sum() == 128
+
+
+def test_sample_indices_are_checked(client):
+    assert client.post("/api/network", json={"sample": 1999}).status_code == 200
+    for bad in (2000, -1, True, 1.0, "3"):
+        assert error_of(client.post("/api/network", json={"sample": bad}), 400) == \
+            f"expected a test image index in 0..1999, received {bad!r}."
+
+
+def test_grey_levels_stretch_each_map():
+    from cnnlab.explorer.network import grey_levels
+
+    def levels(g):
+        return np.frombuffer(base64.b64decode(g["pixels"]), np.uint8).tolist()
+
+    g = grey_levels(np.array([1.0, 3.0, 2.0]))                      # a vector is one map
+    assert (levels(g), g["low"], g["high"]) == ([0, 255, 128], [1.0], [3.0])
+    g = grey_levels(np.array([[[2.0, 2.0]], [[-1.0, 1.0]]]))        # two maps of 1×2
+    assert (levels(g), g["low"], g["high"]) == ([0, 0, 0, 255], [2.0, -1.0], [2.0, 1.0])
+
+
+def test_network_answers_every_layer_as_the_summary_names_it(client, checkpoint, tmp_path):
+    from cnnlab.explorer.network import grey_levels
+    from cnnlab.tools import summary
+
+    model, x = _input_of(checkpoint, tmp_path)
+    body = client.post("/api/network", files={"image": ("seven.png", seven(),
+                                                        "image/png")}).json()
+    expected = predict(model, x[None])[0]
+    np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-6)
+    label = int(np.argmax(expected))
+    assert (body["label"], body["label_index"]) == (str(label), label)
+    assert body["classes"] == [str(i) for i in range(10)]
+    assert body["model"] == "m1" and body["true_label"] is None
+    layers = body["layers"]
+    assert layers[0] == {"index": -1, "name": "input",
+                         "layer": "the image as the network sees it (standardised)",
+                         "shape": [1, 28, 28], **grey_levels(x)}
+    rows = summary(model, (1, 28, 28)).rows
+    assert [(la["index"], la["name"], la["layer"], la["shape"]) for la in layers[1:]] == \
+        [(i, r.name, r.layer, list(r.output_shape)) for i, r in enumerate(rows)]
+    assert [la["convolution"] for la in layers[1:]] == [i in (0, 3) for i in range(12)]
+
+
+def test_a_value_and_its_receptive_field(client, checkpoint, tmp_path):
+    from cnnlab.tools.summary import leaf_activations
+
+    model, x = _input_of(checkpoint, tmp_path)
+    token = client.post("/api/network", files={"image": ("seven.png", seven(),
+                                                         "image/png")}).json()["input_id"]
+
+    def explain_at(layer, at):
+        r = client.post("/api/network/explain", json={"input_id": token, "layer": layer,
+                                                      "at": at})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    got = explain_at(0, [0, 27, 27])                    # clipped at the bottom right
+    assert got["box"] == {"top": 25, "left": 25, "bottom": 27, "right": 27, "whole": False,
+                          "size": [5, 5]}
+    assert got["box"] == explain_at(0, [0, 27, 27])["box"]
+    assert explain_at(0, [1, 0, 0])["box"] == {"top": 0, "left": 0, "bottom": 2, "right": 2,
+                                               "whole": False, "size": [5, 5]}
+    # the second pool: size 16, jump 4, start 5.5 -> rows centred on 21.5, columns on 9.5
+    got = explain_at(5, [0, 4, 1])
+    assert got["box"] == {"top": 14, "left": 2, "bottom": 27, "right": 17, "whole": False,
+                          "size": [16, 16]}
+    value = float(leaf_activations(model, x[None])[5][3][0][0, 4, 1])
+    assert (got["layer"], got["description"], got["at"]) == ("5", "MaxPool2d(2×2)", [0, 4, 1])
+    assert got["value"] == pytest.approx(value) and got["numbers"] == {"value": got["value"]}
+    assert got["text"] == (f"layer 5 MaxPool2d(2×2): value {value:.4f} at (0, 4, 1). Worked "
+                           "sums are written out for convolution layers; click a value of one "
+                           "of those.")
+    assert explain_at(11, [3])["box"] == {"top": 0, "left": 0, "bottom": 27, "right": 27,
+                                          "whole": True, "size": None}
+    conv = explain_at(3, [1, 2, 3])
+    want = explain.model(model, x, "3", (1, 2, 3))
+    assert (conv["text"], conv["value"]) == (want.text, want.numbers["value"])
+    assert conv["numbers"]["value"] == want.numbers["value"]
+
+
+def test_value_requests_are_checked(client):
+    files = {"image": ("seven.png", seven(), "image/png")}
+    token = client.post("/api/network", files=files).json()["input_id"]
+
+    def refusal(layer, at):
+        return error_of(client.post("/api/network/explain", json={"input_id": token,
+                                                                 "layer": layer, "at": at}), 400)
+
+    for layer in (12, -1, True, "conv", 1.0):
+        assert refusal(layer, [0, 0, 0]) == \
+            f"expected a layer index in 0..11, received {layer!r}."
+    for at in ([0, 0], [0, True, 0], [0, 0, 0.0], [0, 0, 0, 0], "0,0,0", None):
+        assert refusal(0, at) == ("expected 'at' as 3 integers (an index into the layer's "
+                                  f"output 6×28×28), received {at!r}.")
+    assert refusal(0, [0, 28, 0]) == "'at' [0, 28, 0] is outside layer 0's output 6×28×28."
+    assert refusal(0, [6, 0, 0]) == "'at' [6, 0, 0] is outside layer 0's output 6×28×28."
+    assert refusal(0, [0, 0, -1]) == "'at' [0, 0, -1] is outside layer 0's output 6×28×28."
+    assert client.post("/api/network/explain", json={"input_id": token, "layer": 0,
+                                                     "at": [5, 27, 27]}).status_code == 200
+
+
+def test_the_input_cache_forgets_the_oldest_and_other_models_inputs():
+    from cnnlab.explorer.errors import ApiError
+    from cnnlab.explorer.network import InputCache
+
+    cache = InputCache(size=2)
+    a, b, c = (np.full(1, v) for v in range(3))
+    ta, tb, tc = cache.add("m1", a), cache.add("m1", b), cache.add("m2", c)
+    assert len({ta, tb, tc}) == 3 and len(ta) == 16
+    assert cache.get(tb, "m1") is b and cache.get(tc, "m2") is c
+    for token, model in ((ta, "m1"), (tc, "m1"), (5, "m1"), (None, "m2")):
+        with pytest.raises(ApiError) as error:
+            cache.get(token, model)
+        assert error.value.status == 404 and str(error.value) == (
+            "that image is no longer known to the server (or belongs to another model); show "
+            "it again.")
+    assert InputCache().size == 64
+
+
+def test_a_checkpoint_of_another_size_is_described_with_it(tmp_path):
+    import cnnlab
+
+    cnnlab.manual_seed(3)
+    args = {"num_classes": 10, "input_size": 32}
+    path = save_checkpoint(tmp_path / "big", models.get("lenet5", **args), model_name="lenet5",
+                           model_args=args, epoch=0, config={})
+    with TestClient(create_app([path], runs_dir=tmp_path / "runs"), base_url=BASE) as c:
+        assert c.get("/api/models").json()["models"][0]["input_shape"] == [1, 32, 32]
