@@ -43,7 +43,7 @@ def test_numpy_never_compiles_and_auto_follows_the_installation(monkeypatch):
 def test_compiled_without_numba_says_how_to_install_it(monkeypatch):
     monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
     monkeypatch.setattr(kernels, "_installed", False)
-    with pytest.raises(RuntimeError, match=r"needs numba, which is not installed \(pip install "
+    with pytest.raises(ValueError, match=r"needs numba, which is not installed \(pip install "
                                            r"\"cnnlab\[fast\]\"\)"):
         kernels.use_compiled()
 
@@ -118,3 +118,16 @@ def test_split_gemms_give_numpys_product_for_any_thread_count(a_shape, b_shape, 
         assert result.shape == expected.shape and result.dtype == np.float32
         np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(results[1], results[2])
+
+
+def test_the_command_refuses_a_wrong_kernels_setting_in_one_sentence(monkeypatch, capsys,
+                                                                      tmp_path):
+    from cnnlab.cli import main
+
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    monkeypatch.setattr(kernels, "_installed", False)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err == ('cnnlab train: error: CNNLAB_KERNELS=compiled needs numba, which is not '
+                   'installed (pip install "cnnlab[fast]").\n')
+    assert not (tmp_path / "run").exists()

@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_freed_memory()      # this process is ours: reuse freed memory (see cnnlab.memory)
         steady()                 # and share the cores gracefully (see cnnlab.threads)
     try:
+        if args.command in ("train", "evaluate", "bench"):
+            from ..ops import kernels
+
+            kernels.active()     # a wrong CNNLAB_KERNELS is one sentence before any work
         return COMMANDS[args.command].run(args)
     except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,
             PermissionError) as error:

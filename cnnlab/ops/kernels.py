@@ -49,7 +49,7 @@ def use_compiled() -> bool:
     if choice == "numpy":
         return False
     if choice == "compiled" and not _available():
-        raise RuntimeError("CNNLAB_KERNELS=compiled needs numba, which is not installed "
+        raise ValueError("CNNLAB_KERNELS=compiled needs numba, which is not installed "
                            "(pip install \"cnnlab[fast]\").")
     return _available()
 
