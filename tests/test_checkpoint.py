@@ -471,6 +471,13 @@ def _header_file(path, header: bytes, data: bytes = b"") -> Path:
     return Path(path)
 
 
+def _v1_metadata_beside(npz: Path) -> None:
+    """The fixture's version-1 metadata, its digest made to match ``npz``, written beside it."""
+    metadata = json.loads((V1 / "model.json").read_text())
+    metadata["npz_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
+    npz.with_suffix(".json").write_text(json.dumps(metadata))
+
+
 def _refused(path, match: str) -> None:
     with pytest.raises(CheckpointError, match=match) as caught:
         load_checkpoint(path)
@@ -764,9 +771,7 @@ def test_a_version_1_random_state_that_is_not_json(tmp_path):
         arrays = dict(archive)
     arrays["rng/state"] = np.array("{not json")
     np.savez(tmp_path / "model.npz", **arrays)
-    metadata = json.loads((V1 / "model.json").read_text())
-    metadata["npz_sha256"] = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
-    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    _v1_metadata_beside(tmp_path / "model.npz")
     _refused(tmp_path / "model.npz", r"^checkpoint .*model.npz' has a random state that is not "
                                      r"JSON\.$")
 
@@ -804,9 +809,7 @@ def test_version_1_element_cap_counts_all_arrays_and_foreign_archives(tmp_path):
     with pytest.raises(CheckpointError, match=r"\([\d,]+ elements\)"):
         load_checkpoint(V1 / "model.npz", max_elements=2 * largest)   # all arrays together
     np.savez(tmp_path / "model.npz", w=np.ones(3, np.float32))
-    metadata = json.loads((V1 / "model.json").read_text())
-    metadata["npz_sha256"] = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
-    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    _v1_metadata_beside(tmp_path / "model.npz")
     _refused(tmp_path / "model.npz", r"model.npz' is a \.npz archive but not a cnnlab checkpoint "
                                      r"\(it has no 'format/version' entry\)\.$")
     (tmp_path / "model.npz").unlink()
@@ -884,9 +887,7 @@ def test_version_1_arrays_are_counted_together_against_the_file_s_size(tmp_path)
     np.savez_compressed(tmp_path / "model.npz", **arrays)
     size = (tmp_path / "model.npz").stat().st_size
     assert 4000 < size < 8000
-    metadata = json.loads((V1 / "model.json").read_text())
-    metadata["npz_sha256"] = hashlib.sha256((tmp_path / "model.npz").read_bytes()).hexdigest()
-    (tmp_path / "model.json").write_text(json.dumps(metadata))
+    _v1_metadata_beside(tmp_path / "model.npz")
     _refused(tmp_path / "model.npz", rf"declares arrays of 8,\d\d\d bytes \(2,001 elements\) "
                                      rf"in a file of {size:,} bytes\.$")
 

@@ -45,16 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cnnlab: error: expected a command (cnnlab --help lists them)", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    if args.command in ("train", "evaluate", "bench"):
-        from ..memory import keep_freed_memory
-        from ..threads import steady
-
-        keep_freed_memory()      # this process is ours: reuse freed memory (see cnnlab.memory)
-        steady()                 # and share the cores gracefully (see cnnlab.threads)
     try:
         if args.command in ("train", "evaluate", "bench"):
+            from ..memory import keep_freed_memory
             from ..ops import kernels
+            from ..threads import steady
 
+            keep_freed_memory()  # this process is ours: reuse freed memory (see cnnlab.memory)
+            steady()             # and share the cores gracefully (see cnnlab.threads)
             kernels.active()     # a wrong CNNLAB_KERNELS is one sentence before any work
         return COMMANDS[args.command].run(args)
     except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError,

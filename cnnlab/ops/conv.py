@@ -349,13 +349,11 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         return dx, dw, db
     algorithm, w, padded, stride, dilation = (cache.algorithm, cache.w, cache.padded,
                                               cache.stride, cache.dilation)
-    if algorithm in ("depthwise", "direct"):       # in the (N, C, *S) layout, no transposes
-        if algorithm == "depthwise":
-            dxp, dw = conv_direct.gradients(dz, cache.saved, w, stride, dilation, need_dx,
-                                            need_dw)
-        else:
-            dxp, dw = conv_compiled.gradients(dz, cache.saved, w, dilation, cache.groups,
-                                              need_dx, need_dw)
+    if algorithm == "depthwise":                   # in the (N, C, *S) layout, no transposes
+        dxp, dw = conv_direct.gradients(dz, cache.saved, w, stride, dilation, need_dx, need_dw)
+    elif algorithm == "direct":                    # likewise
+        dxp, dw = conv_compiled.gradients(dz, cache.saved, w, dilation, cache.groups, need_dx,
+                                          need_dw)
     elif algorithm == "rows" and need_dx:
         # dXp = (dZ zero-padded by d*(k-1)) ⋆ rot180(K), channels swapped: the forward again.
         reach = tuple((d * (k - 1),) * 2 for k, d in zip(w.shape[2:], dilation))

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import parallel
 from .kernels import jit
+from .pad import pad_forward
 
 _WORK_PER_BLOCK = 1 << 16          # aim for at least this many multiply-adds per block
 
@@ -180,9 +181,7 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
     dxp = dk = None
     if need_dx:
         # dXp = (dZ zero-padded by d·(k-1) on every side) ⋆ rot180(K), channels swapped
-        rh, rw = dh * (kh - 1), dw * (kw - 1)
-        dzp = np.zeros((n, c_out, oh + 2 * rh, ow + 2 * rw), dtype=dz.dtype)
-        parallel.copyto(dzp[:, :, rh:rh + oh, rw:rw + ow], d4)
+        dzp, _ = pad_forward(d4, ((dh * (kh - 1),) * 2, (dw * (kw - 1),) * 2))
         dxp = _correlate_2d(dzp, _swap_channels(w4, groups), None, (dh, dw)).reshape(xp.shape)
     if need_dw:
         hp, wp = x4.shape[2:]

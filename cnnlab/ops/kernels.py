@@ -50,7 +50,7 @@ def use_compiled() -> bool:
         return False
     if choice == "compiled" and not _available():
         raise ValueError("CNNLAB_KERNELS=compiled needs numba, which is not installed "
-                           "(pip install \"cnnlab[fast]\").")
+                         "(pip install \"cnnlab[fast]\").")
     return _available()
 
 

@@ -106,11 +106,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sum over ``k`` by one thread. The blocks depend on the shapes only, so the result is the
     same for any number of threads."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    work = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * m * k * n
+    stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    work = math.prod(stack) * m * k * n
     if not _split_gemms or work < 2 * _GEMM_BLOCK:
         return np.matmul(a, b)
-    out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), m, n),
-                   dtype=np.result_type(a, b))
+    out = np.empty((*stack, m, n), dtype=np.result_type(a, b))
     by_rows = m > n
     length = m if by_rows else n
     count = max(1, min(length // 32, -(-work // _GEMM_BLOCK)))

@@ -51,10 +51,10 @@ AUGMENTATIONS = {
 _AUTO_AUGMENT = {"digits": "affine", "mnist": "affine", "fashion-mnist": "flip"}
 
 
-def augmentation(name: str, data: str, background: float):
+def augmentation(name: str, data: str, background: Sequence[float]):
     """The training transform for ``--augment name`` (``auto`` resolved by ``data``), or None.
 
-    ``background``: the value outside the image, in the units the network sees.
+    ``background``: the value outside the image per channel, in the units the network sees.
     """
     from ..data.transforms import Compose, RandomAffine, RandomHorizontalFlip
 
