@@ -288,3 +288,35 @@ def test_the_thread_count_comes_from_cnnlab_num_threads(monkeypatch):
     assert parallel._default_threads() == 3
     monkeypatch.setenv("CNNLAB_NUM_THREADS", "many")            # not a count: the CPUs
     assert 1 <= parallel._default_threads() <= 8
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("nd, pads, dilation, flip", [
+    (2, ((1, 1), (1, 1)), (1, 1), False),
+    (2, ((2, 0), (0, 3)), (2, 1), True),              # uneven padding, dilated rows, rot180
+    (1, ((3, 1),), (2,), True),
+])
+@pytest.mark.parametrize("need", [(True, True, True), (False, True, True), (True, False, False)])
+def test_compiled_depthwise_pads_itself_and_sums_every_gradient(dtype, tol, nd, pads, dilation,
+                                                                flip, need, rng):
+    """Depthwise layers padded with zeros run kernels that pad one plane at a time and compute
+    dX, dK and dB in one pass: the same numbers as the NumPy depthwise path, and only the
+    gradients asked for."""
+    spatial = (9, 11)[:nd] if nd == 2 else (13,)
+    x = rng.standard_normal((3, 5, *spatial)).astype(dtype)
+    w = rng.standard_normal((5, 1, *(3,) * nd)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    results = {}
+    for algorithm in ("direct", "depthwise"):
+        z, cache = conv_forward(x, w, b, (1,) * nd, pads, dilation, 5, flip_kernel=flip,
+                                algorithm=algorithm)
+        dz = np.random.default_rng(1).standard_normal(z.shape).astype(dtype)
+        results[algorithm] = (z, *conv_backward(dz, cache, *need))
+    assert results["direct"][0].dtype == dtype
+    assert results["direct"][1].shape == x.shape if need[0] else results["direct"][1] is None
+    for got, expected, wanted in zip(results["direct"], results["depthwise"], (True, *need)):
+        if not wanted:
+            assert got is None
+            continue
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)

@@ -108,9 +108,18 @@ def forced_algorithm(algorithm: str) -> Iterator[None]:
         _forced.pop()
 
 
+def _padding_fused(algorithm: str, groups: int, w_shape: tuple[int, ...], mode: str) -> bool:
+    """Whether the compiled depthwise kernels run, which pad with zeros themselves: the
+    ``"direct"`` algorithm on a depthwise layer (``C/G = 1`` and ``groups = C_out``) padded
+    with zeros. ``ConvCache.saved`` then holds ``X``, not ``Xp``."""
+    return (algorithm == "direct" and mode == "constant" and w_shape[1] == 1
+            and groups == w_shape[0])
+
+
 class ConvCache(NamedTuple):
     saved: np.ndarray           # gemm: cols (G, C/G*prod(k), prod(O)*N), the windows of Xp as a
-    #                             matrix; fft: ℱXp (C, *F, N); depthwise: Xp (N, C, *Sp)
+    #                             matrix; fft: ℱXp (C, *F, N); depthwise, direct: Xp (N, C, *Sp);
+    #                             compiled depthwise with zero padding: X (N, C, *S)
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache
@@ -301,7 +310,13 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                          f"{x.shape[1]} input and {w.shape[0]} output channels.")
     mode = "constant" if padding_mode == "zeros" else padding_mode
     fft = None
-    if algorithm in ("depthwise", "direct"):       # in the (N, C, *S) layout, no transposes
+    if _padding_fused(algorithm, groups, w.shape, mode):
+        # compiled depthwise with zero padding: the kernels pad one plane at a time
+        saved, pad_cache = x, PadCache(x.shape, pads, mode)         # X itself
+        padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
+        out = _valid_sizes(padded, w.shape[2:], stride, dilation)
+        z = conv_compiled.depthwise_forward(x, kernel, b, pads, out, dilation)
+    elif algorithm in ("depthwise", "direct"):     # in the (N, C, *S) layout, no transposes
         saved, pad_cache = pad_forward(x, pads, mode)              # Xp (N, C, *S_padded)
         padded = saved.shape[2:]
         out = _valid_sizes(padded, w.shape[2:], stride, dilation)
@@ -343,6 +358,13 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
     """
     nd = dz.ndim - 2
     dx = dw = db = None
+    if _padding_fused(cache.algorithm, cache.groups, cache.w.shape, cache.pad_cache.mode):
+        dx, dw, db = conv_compiled.depthwise_backward(dz, cache.saved, cache.w,
+                                                      cache.pad_cache.pads, cache.dilation,
+                                                      need_dx, need_dw, need_db)
+        if dw is not None and cache.flip_kernel:
+            dw = np.ascontiguousarray(_flip(dw))
+        return dx, dw, db
     if need_db:
         db = dz.sum(axis=(0, *range(2, 2 + nd)))                  # (C_out,)
     if not (need_dw or need_dx):

@@ -52,25 +52,7 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
         first = (o // per_group) * c_group         # first input channel of o's group
         wide[:] = b[o]
         for c in range(c_group):
-            src = xf[n, first + c]
-            for a in range(kh):
-                e = 0
-                while e + 3 <= kw:                 # three taps per pass over the plane
-                    k0, k1, k2 = w[o, c, a, e], w[o, c, a, e + 1], w[o, c, a, e + 2]
-                    q = a * dh * wp + e * dw
-                    x0 = src[q:q + span]
-                    x1 = src[q + dw:q + dw + span]
-                    x2 = src[q + 2 * dw:q + 2 * dw + span]
-                    for p in range(span):
-                        wide[p] += k0 * x0[p] + k1 * x1[p] + k2 * x2[p]
-                    e += 3
-                while e < kw:
-                    k0 = w[o, c, a, e]
-                    q = a * dh * wp + e * dw
-                    x0 = src[q:q + span]
-                    for p in range(span):
-                        wide[p] += k0 * x0[p]
-                    e += 1
+            _taps(xf[n, first + c], w[o, c], wide, wp, dh, dw, span)
         for i in range(oh):                        # drop the extra columns of each row
             z[n, o, i, :] = wide[i * wp:i * wp + ow]
 
@@ -90,35 +72,41 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
         channel = (o // per_group) * c_group + c
         total[:, :] = 0.0
         for n in range(dzw.shape[0]):
-            g = dzw[n, o, :span]
-            src = xf[n, channel]
-            for a in range(kh):
-                e = 0
-                while e + 3 <= kw:                 # three taps per pass
-                    q = a * dh * wp + e * dw
-                    x0 = src[q:q + span]
-                    x1 = src[q + dw:q + dw + span]
-                    x2 = src[q + 2 * dw:q + 2 * dw + span]
-                    s0 = s1 = s2 = g[0] * 0        # zeros in the working precision
-                    for p in range(span):
-                        s0 += g[p] * x0[p]
-                        s1 += g[p] * x1[p]
-                        s2 += g[p] * x2[p]
-                    total[a, e] += s0
-                    total[a, e + 1] += s1
-                    total[a, e + 2] += s2
-                    e += 3
-                while e < kw:
-                    q = a * dh * wp + e * dw
-                    x0 = src[q:q + span]
-                    s0 = g[0] * 0
-                    for p in range(span):
-                        s0 += g[p] * x0[p]
-                    total[a, e] += s0
-                    e += 1
+            _tap_sums(dzw[n, o], xf[n, channel], total, wp, dh, dw, span)
         for a in range(kh):
             for e in range(kw):
                 dk[o, c, a, e] = total[a, e]
+
+
+@jit
+def _tap_sums(g, src, total, wp, dh, dw, span):
+    """``total[a, e] += Σ_{p < span} g[p] · src[p + a·d_h·Wp + e·d_w]``, three taps of a kernel
+    row per pass (the sum of each pass in the working precision)."""
+    kh, kw = total.shape
+    for a in range(kh):
+        e = 0
+        while e + 3 <= kw:
+            q = a * dh * wp + e * dw
+            x0 = src[q:q + span]
+            x1 = src[q + dw:q + dw + span]
+            x2 = src[q + 2 * dw:q + 2 * dw + span]
+            s0 = s1 = s2 = g[0] * 0                # zeros in the working precision
+            for p in range(span):
+                s0 += g[p] * x0[p]
+                s1 += g[p] * x1[p]
+                s2 += g[p] * x2[p]
+            total[a, e] += s0
+            total[a, e + 1] += s1
+            total[a, e + 2] += s2
+            e += 3
+        while e < kw:
+            q = a * dh * wp + e * dw
+            x0 = src[q:q + span]
+            s0 = g[0] * 0
+            for p in range(span):
+                s0 += g[p] * x0[p]
+            total[a, e] += s0
+            e += 1
 
 
 def _run(kernel, items: int, work_per_item: int, *args) -> None:
@@ -194,3 +182,155 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
              dzw, xf, dk, wp, span, dh, dw)
         dk = dk.reshape(w.shape)
     return dxp, dk
+
+
+# --- Depthwise layers with zero padding: the padding, dX, dK and dB in the kernels -----------
+#
+# A depthwise layer (``groups = C_in = C_out``) does 9 multiply-adds per value for 3×3, so it
+# runs at the speed of memory, and every separate pass over the batch (padding the input,
+# padding dZ, cropping dXp, widening dZ for dK, summing dB) costs as much as the arithmetic.
+# These kernels copy one plane at a time into a zero-bordered scratch plane that stays in the
+# L1 cache, and compute from there: the forward reads X once and writes Z once; the backward
+# reads X and dZ once and writes dX once, with dK and dB summed on the way.
+
+
+@jit
+def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
+    """``Z[n, c] = B[c] + Σ_{a,e} K[c, 0, a, e] · Xp[n, c, i + a·d_h, j + e·d_w]`` for the planes
+    ``(n, c)`` numbered ``start .. stop-1``; ``Xp`` is ``X`` with ``(p_h, p_w)`` zero rows and
+    columns before (and as many after as ``Z``'s size needs), built one plane at a time."""
+    channels, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    oh, ow = z.shape[2], z.shape[3]
+    hp, wp = oh + dh * (kh - 1), ow + dw * (kw - 1)
+    span = (oh - 1) * wp + ow
+    xs = np.zeros(hp * wp, dtype=x.dtype)         # the padded plane; its border stays zero
+    wide = np.empty(span, dtype=z.dtype)
+    for t in range(start, stop):
+        n, c = t // channels, t % channels
+        for i in range(h):
+            xs[(i + ph) * wp + pw:(i + ph) * wp + pw + wd] = x[n, c, i]
+        wide[:] = b[c]
+        _taps(xs, w[c, 0], wide, wp, dh, dw, span)
+        for i in range(oh):
+            z[n, c, i, :] = wide[i * wp:i * wp + ow]
+
+
+@jit
+def _taps(src, k, wide, wp, dh, dw, span):
+    """``wide[p] += Σ_{a,e} k[a, e] · src[p + a·d_h·Wp + e·d_w]`` for ``p < span``, three taps of
+    a kernel row per pass."""
+    kh, kw = k.shape
+    for a in range(kh):
+        e = 0
+        while e + 3 <= kw:
+            k0, k1, k2 = k[a, e], k[a, e + 1], k[a, e + 2]
+            q = a * dh * wp + e * dw
+            x0 = src[q:q + span]
+            x1 = src[q + dw:q + dw + span]
+            x2 = src[q + 2 * dw:q + 2 * dw + span]
+            for p in range(span):
+                wide[p] += k0 * x0[p] + k1 * x1[p] + k2 * x2[p]
+            e += 3
+        while e < kw:
+            k0 = k[a, e]
+            q = a * dh * wp + e * dw
+            x0 = src[q:q + span]
+            for p in range(span):
+                wide[p] += k0 * x0[p]
+            e += 1
+
+
+@jit
+def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
+    """For the channels ``c`` numbered ``start .. stop-1``, over every image ``n``:
+
+    - ``dK[c, 0, a, e] = Σ_n Σ_{i,j} dZ[n, c, i, j] · Xp[n, c, i + a·d_h, j + e·d_w]``
+    - ``dB[c] = Σ_n Σ_{i,j} dZ[n, c, i, j]``
+    - ``dX[n, c] = crop((dZ[n, c] zero-padded by d·(k-1)) ⋆ rot180(K[c, 0]))``
+
+    ``dx``, ``dk`` or ``db`` of size 0 are not computed. Sums over an image are taken in the
+    working precision, over images in float64."""
+    n_images, h, wd = x.shape[0], x.shape[2], x.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    oh, ow = dz.shape[2], dz.shape[3]
+    rh, rw = dh * (kh - 1), dw * (kw - 1)
+    hp, wp = oh + rh, ow + rw                      # Xp's size
+    wq = wp + rw                                   # rows of dZ padded by (r_h, r_w) each side
+    span = (oh - 1) * wp + ow                      # wide positions of Z over Xp
+    span_dx = (hp - 1) * wq + wp                   # wide positions of dXp over padded dZ
+    want_dx, want_dk, want_db = dx.size > 0, dk.size > 0, db.size > 0
+    xs = np.zeros(hp * wp, dtype=x.dtype)
+    dzw = np.zeros(oh * wp, dtype=dz.dtype)        # dZ on rows of width Wp (for dK)
+    dzp = np.zeros((oh + 2 * rh) * wq, dtype=dz.dtype)
+    wide = np.empty(span_dx, dtype=dz.dtype)
+    rot = np.empty((kh, kw), dtype=w.dtype)
+    total = np.zeros((kh, kw))
+    for c in range(start, stop):
+        for a in range(kh):
+            for e in range(kw):
+                rot[a, e] = w[c, 0, kh - 1 - a, kw - 1 - e]
+        total[:, :] = 0.0
+        bias = 0.0
+        for n in range(n_images):
+            for i in range(oh):
+                row = dz[n, c, i]
+                if want_dk:
+                    dzw[i * wp:i * wp + ow] = row
+                if want_dx:
+                    dzp[(i + rh) * wq + rw:(i + rh) * wq + rw + ow] = row
+                if want_db:
+                    s = row[0] * 0
+                    for j in range(ow):
+                        s += row[j]
+                    bias += s
+            if want_dk:
+                for i in range(h):
+                    xs[(i + ph) * wp + pw:(i + ph) * wp + pw + wd] = x[n, c, i]
+                _tap_sums(dzw, xs, total, wp, dh, dw, span)
+            if want_dx:
+                wide[:] = 0
+                _taps(dzp, rot, wide, wq, dh, dw, span_dx)
+                for i in range(h):
+                    dx[n, c, i] = wide[(i + ph) * wq + pw:(i + ph) * wq + pw + wd]
+        if want_dk:
+            for a in range(kh):
+                for e in range(kw):
+                    dk[c, 0, a, e] = total[a, e]
+        if want_db:
+            db[c] = bias
+
+
+def _zero_pads_2d(pads) -> tuple[int, int]:
+    """``(p_h, p_w)``: the padding before the first row and column (1-D: no rows)."""
+    return (0, pads[0][0]) if len(pads) == 1 else (pads[0][0], pads[1][0])
+
+
+def depthwise_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
+                      out: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray:
+    """Depthwise forward, stride 1, zero padding ``pads`` ((before, after) per axis):
+    ``X (N, C, *S)``, ``K (C, 1, *k)``, ``B (C,)`` or None -> ``Z (N, C, *O)``, 1-D or 2-D."""
+    x4, w4 = _as_2d(np.ascontiguousarray(x)), _as_2d(np.ascontiguousarray(w, dtype=x.dtype))
+    n, c = x4.shape[:2]
+    z = np.empty((n, c, *((1,) if x.ndim == 3 else ()), *out), dtype=x.dtype)
+    bias = np.zeros(c, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
+    _run(_depthwise_forward, n * c, w4[0, 0].size * z[0, 0].size,
+         x4, w4, bias, z, *_zero_pads_2d(pads), *_dilation_2d(dilation))
+    return z[:, :, 0] if x.ndim == 3 else z
+
+
+def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
+                       dilation: tuple[int, ...], need_dx: bool, need_dw: bool, need_db: bool):
+    """``(dX, dK, dB)`` of :func:`depthwise_forward` (each None unless asked for)."""
+    d4, x4, w4 = _as_2d(np.ascontiguousarray(dz)), _as_2d(x), _as_2d(w)
+    n, c = x4.shape[:2]
+    empty = np.empty(0, dtype=dz.dtype)
+    dx = np.zeros(x4.shape, dtype=dz.dtype) if need_dx else empty.reshape(0, 0, 0, 0)
+    dk = np.empty(w4.shape, dtype=dz.dtype) if need_dw else empty.reshape(0, 0, 0, 0)
+    db = np.empty(c, dtype=dz.dtype) if need_db else empty
+    parallel.run_blocks(
+        lambda start, stop: _depthwise_backward(x4, d4, w4, dx, dk, db, *_zero_pads_2d(pads),
+                                                *_dilation_2d(dilation), start, stop),
+        parallel.split(c, max(1, c // (4 * parallel.num_threads()))))
+    return (dx.reshape(x.shape) if need_dx else None, dk.reshape(w.shape) if need_dw else None,
+            db if need_db else None)

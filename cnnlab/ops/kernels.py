@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -91,19 +92,31 @@ def jit(fn: Callable) -> Callable:
 
     The kernels run on cnnlab's own thread pool (``parallel.run_blocks``), one block of outer
     iterations per call, so they are compiled without numba's threading (``parallel=False``):
-    no second pool of threads competes with BLAS's for the cores.
+    no second pool of threads competes with BLAS's for the cores. A kernel may call another
+    ``@jit`` function of its module: it calls that function's compiled form.
     """
     compiled: list[Callable] = []
 
-    def call(*args):
+    def dispatcher() -> Callable:
         if not compiled:
             import numba
-            compiled.append(numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(fn))
-        return compiled[0](*args)
+            # The other kernels this one calls, as their compiled forms.
+            env = dict(fn.__globals__)
+            for name in fn.__code__.co_names:
+                if hasattr(env.get(name), "dispatcher"):
+                    env[name] = env[name].dispatcher()
+            body = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__)
+            body.__qualname__, body.__module__ = fn.__qualname__, fn.__module__
+            compiled.append(numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(body))
+        return compiled[0]
+
+    def call(*args):
+        return dispatcher()(*args)
 
     call.__name__ = fn.__name__
     call.__doc__ = fn.__doc__
     call.py_func = fn                     # the plain-Python loops, for tests and reading
+    call.dispatcher = dispatcher
     return call
 
 
