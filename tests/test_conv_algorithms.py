@@ -133,6 +133,7 @@ def test_direct_handles_groups_and_every_kernel_width(c_in, c_out, groups, kerne
     ((1, 1, 512, 512), (1, 1, 11, 11), (1, 1)),        # the blur of the benchmark
     ((4, 3, 40, 33), (2, 3, 7, 5), (2, 1)),
     ((2, 2, 50), (3, 2, 9), (3,)),
+    ((8, 32, 31, 28), (16, 32, 3, 3), (1, 1)),         # a deep 3×3 layer, odd height
 ])
 def test_fft_rows_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -142,6 +143,8 @@ def test_fft_rows_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
     results = {}
     algorithms = ("gemm", "fft") + (("rows",) if nd == 2 else ())
     algorithms += ("direct",) if kernels.numba_installed() else ()
+    if kernels.numba_installed() and kernel[2:] == (3, 3) and dilation == (1, 1):
+        algorithms += ("winograd",)
     for algorithm in algorithms:
         z, cache = conv_forward(x, w, None, (1,) * nd, pads, dilation, algorithm=algorithm)
         dz = np.random.default_rng(1).standard_normal(z.shape, dtype=np.float32)
@@ -204,7 +207,10 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (2, 2, (9,), (1,), 1, "direct"),                  # 1-D
     (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise
     (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
-    (4, 8, (3, 3), (1, 1), 1, "gemm"),                # 4 input channels
+    (4, 8, (3, 3), (1, 1), 1, "winograd"),            # 4 input channels, 3×3
+    (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
+    (4, 8, (5, 5), (1, 1), 1, "gemm"),                # not 3×3
+    (32, 64, (3, 3), (2, 2), 1, "gemm"),              # strided
     (6, 16, (5, 5), (1, 1), 1, "gemm"),               # LeNet's second layer
     (8, 8, (5, 5), (2, 2), 8, "depthwise"),           # strided: the NumPy taps
     (1, 6, (5, 5), (2, 2), 1, "gemm"),
@@ -214,6 +220,10 @@ def test_with_compiled_kernels_the_rule_takes_direct_for_few_input_channels(
         c_in, c_out, kernel, stride, groups, expected):
     with kernels.forced_kernels("compiled"):
         assert choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32)) == expected
+        dilated = choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32), (2,) * 2)
+    with kernels.forced_kernels("numpy"):         # dilated: what NumPy's rule takes
+        numpy_choice = choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32))
+    assert dilated == (numpy_choice if expected == "winograd" else expected)
 
 
 def test_unsupported_or_unknown_algorithms_are_refused():
@@ -231,13 +241,13 @@ def test_unsupported_or_unknown_algorithms_are_refused():
                      algorithm="rows")
     with pytest.raises(ValueError, match="algorithm must be one of"):
         conv_forward(x, w[:, :1].repeat(2, 1), None, (1, 1), ((0, 0),) * 2, (1, 1),
-                     algorithm="winograd")
+                     algorithm="strassen")
     with pytest.raises(ValueError, match=r"direct algorithm needs a 1-D or 2-D kernel and "
                                          r"stride 1, received kernel \(3, 3\) and stride \(2, 2\)"):
         conv_forward(x, w[:, :1].repeat(2, 1), None, (2, 2), ((0, 0),) * 2, (1, 1),
                      algorithm="direct")
     with pytest.raises(ValueError, match="forced_algorithm: expected one of"):
-        with forced_algorithm("winograd"):
+        with forced_algorithm("strassen"):
             pass
     assert conv_ops._forced == []
 
@@ -320,3 +330,62 @@ def test_compiled_depthwise_pads_itself_and_sums_every_gradient(dtype, tol, nd, 
             assert got is None
             continue
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+WINOGRAD_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[3] == 1 and c[4] == 1]
+
+
+@needs_numba
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", WINOGRAD_CASES)
+@pytest.mark.parametrize("spatial", [(6, 5), (7, 9)])
+def test_winograd_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups,
+                                                       mode, spatial, rng):
+    """F(2×2, 3×3) in float64 over every padding form and mode, on outputs of odd and even
+    sizes (the tiles past the edge are cut), with the kernel flipped or not."""
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    for flip in (False, True):
+        x, w, b = _inputs(rng, 2, n=2, c_in=4, c_out=3, spatial=spatial, kernel=(3, 3))
+        with forced_algorithm("winograd"):
+            y = F.conv2d(x, w, b, padding=padding, padding_mode=mode, flip_kernel=flip)
+        pads, s, d = _pads(2, x.shape, (3, 3), padding, 1, 1)
+        np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 1, mode, flip),
+                                   rtol=1e-12, atol=1e-12)
+    x, w, b = _inputs(rng, 2, n=2, c_in=2, c_out=3, spatial=spatial, kernel=(3, 3))
+    with forced_algorithm("winograd"):
+        result = gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding, padding_mode=mode,
+                                                    flip_kernel=True), [x, w, b])
+    assert result, str(result)
+
+
+@needs_numba
+@pytest.mark.parametrize("need", [(True, False), (False, True)])
+def test_winograd_computes_only_the_gradients_asked_for(need, rng):
+    x = rng.standard_normal((2, 5, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 5, 3, 3)).astype(np.float32)
+    z, cache = conv_forward(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), algorithm="winograd")
+    dz = rng.standard_normal(z.shape).astype(np.float32)
+    dx, dw, db = conv_backward(dz, cache, *need, need_db=False)
+    expected = conv_backward(dz, conv_forward(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1),
+                                              algorithm="gemm")[1], *need, need_db=False)
+    assert db is None and expected[2] is None
+    for ours, theirs, wanted in zip((dx, dw), expected, need):
+        assert (ours is None) == (not wanted)
+        if wanted:
+            assert ours.dtype == np.float32
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_refuses_what_it_cannot_compute():
+    x = np.ones((1, 2, 6, 6))
+    for w, stride, dilation, groups in [(np.ones((2, 2, 5, 5)), (1, 1), (1, 1), 1),
+                                        (np.ones((2, 2, 3, 3)), (2, 2), (1, 1), 1),
+                                        (np.ones((2, 2, 3, 3)), (1, 1), (2, 2), 1),
+                                        (np.ones((2, 1, 3, 3)), (1, 1), (1, 1), 2)]:
+        with pytest.raises(ValueError, match="winograd algorithm needs a 3×3 kernel, stride 1, "
+                                             "no dilation and one group, received kernel "
+                                             rf"\({w.shape[2]}, {w.shape[3]}\), stride "
+                                             rf"\({stride[0]}, {stride[1]}\), dilation "
+                                             rf"\({dilation[0]}, {dilation[1]}\) and groups "
+                                             f"{groups}"):
+            conv_forward(x, w, None, stride, ((0, 0), (0, 0)), dilation, groups=groups,
+                         algorithm="winograd")

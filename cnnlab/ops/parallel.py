@@ -103,7 +103,8 @@ def split_gemms(on: bool) -> None:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` (``(..., m, k) @ (..., k, n)``); with :func:`split_gemms` on, a GEMM of at least
     two blocks' work is computed as blocks of output columns (rows when ``m > n``), each a full
-    sum over ``k`` by one thread. The blocks depend on the shapes only, so the result is the
+    sum over ``k`` by one thread; a stack of GEMMs (``(s, m, k) @ (s, k, n)``), as blocks of
+    whole GEMMs. The blocks depend on the shapes only, so the result is the
     same for any number of threads."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -111,6 +112,13 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if not _split_gemms or work < 2 * _GEMM_BLOCK:
         return np.matmul(a, b)
     out = np.empty((*stack, m, n), dtype=np.result_type(a, b))
+    if len(stack) == 1 and stack[0] > 1:           # a stack of GEMMs: whole GEMMs as blocks
+        def part(start: int, stop: int) -> None:
+            np.matmul(a[start:stop] if a.ndim == 3 else a, b[start:stop] if b.ndim == 3 else b,
+                      out=out[start:stop])
+
+        run_blocks(part, split(stack[0], -(-stack[0] // min(stack[0], -(-work // _GEMM_BLOCK)))))
+        return out
     by_rows = m > n
     length = m if by_rows else n
     count = max(1, min(length // 32, -(-work // _GEMM_BLOCK)))

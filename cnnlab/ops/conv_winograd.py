@@ -1,0 +1,270 @@
+"""3×3 convolution by Winograd's minimal filtering F(2×2, 3×3): 16 multiplications for every
+2×2 block of outputs instead of 36.
+
+For stride 1 and no dilation, split the output of every plane into 2×2 *tiles*. The tile at
+``(2·ti, 2·tj)`` reads the 4×4 input block ``d`` at the same place of ``Xp``, and
+
+    ``Y_tile = Aᵀ [ (G K Gᵀ) ⊙ (Bᵀ d B) ] A``
+
+with the fixed matrices
+
+    ``Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]``
+    ``G  = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]``
+    ``Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]``
+
+(the correlation of a 4-vector with a 3-vector is two outputs, computed from four products of
+sums). Over channels the element-wise product becomes, for each of the 16 positions ``ξ`` of
+the 4×4 transformed block, a matrix product: ``M[ξ] = U[ξ] @ V[ξ]`` with ``U[ξ] (C_out, C)`` the
+transformed kernels and ``V[ξ] (C, T)`` the transformed input blocks of all ``T`` tiles of the
+batch. So the layer is: transform the input (compiled loops), 16 GEMMs of depth ``C``,
+transform the output (compiled loops) — 2.25 times fewer multiply-adds than im2col + GEMM, and
+no window matrix (``V`` holds 4 values per input value; im2col's holds 9).
+
+The backward pass runs the same steps in reverse (each transform is linear, its gradient is
+its transpose):
+
+- ``dM[ξ] = (A dY_tile Aᵀ)[ξ]``, the output gradient of each tile transformed;
+- ``dU[ξ] = dM[ξ] @ V[ξ]ᵀ`` and ``dK = Gᵀ dU G`` (the lecture's ``dK = X ⋆ dZ``, tile by tile);
+- ``dV[ξ] = U[ξ]ᵀ @ dM[ξ]`` and ``dXp = Σ_tiles B dV Bᵀ``, each tile's 4×4 block added where it
+  was read (neighbouring tiles overlap by two rows or columns).
+
+The input is padded one plane at a time in a scratch plane that stays in the cache, so zero
+padding costs no pass over the batch; other padding modes pad first (``pad.pad_forward``).
+Transforms run over planes ``(n, c)`` in blocks spread over cnnlab's threads; each value is
+computed by one thread, so results are the same for any number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import parallel
+from .kernels import jit
+
+# G: the kernel transform of F(2×2, 3×3) (see the module docstring).
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def tiles(out: tuple[int, int]) -> tuple[int, int]:
+    """The number of 2×2 output tiles down and across an ``(O_h, O_w)`` output."""
+    return (out[0] + 1) // 2, (out[1] + 1) // 2
+
+
+# Tiles as flat rows. Split the padded plane ``Xp`` into its four *phases*
+# ``P[α, β][a, b] = Xp[2a + α, 2b + β]`` (even/odd rows and columns), each stored with rows of
+# ``T_w + 1`` entries. Tile ``(ti, tj)`` reads ``Xp[2ti + r, 2tj + s]``, which is phase
+# ``(r mod 2, s mod 2)`` at flat position ``t + (r // 2)·(T_w + 1) + s // 2`` with
+# ``t = ti·(T_w + 1) + tj``: a fixed shift, for every tile at once. So each step of a transform
+# is one contiguous pass over all the tiles of a plane, which LLVM turns into vector
+# instructions. The extra tile ``tj = T_w`` of each row is computed and dropped (its output
+# gradient is zero, so it adds nothing going back): ``V``, ``M`` and ``dM`` hold
+# ``T_h·(T_w + 1)`` tiles per plane.
+
+
+@jit
+def _bt(out0, out1, out2, out3, even, odd, delta, length):
+    """One axis of ``Bᵀ d B``: from the four entries ``d0..d3`` along an axis, with ``d0, d2``
+    in ``even`` (``d2`` ``delta`` further on) and ``d1, d3`` in ``odd``:
+    ``(d0 - d2, d1 + d2, d2 - d1, d1 - d3)``."""
+    for q in range(length):
+        d0, d1, d2, d3 = even[q], odd[q], even[q + delta], odd[q + delta]
+        out0[q] = d0 - d2
+        out1[q] = d1 + d2
+        out2[q] = d2 - d1
+        out3[q] = d1 - d3
+
+
+@jit
+def _at(out0, out1, m0, m1, m2, m3, length):
+    """One axis of ``Aᵀ M A``: ``(m0 + m1 + m2, m1 - m2 - m3)``."""
+    for q in range(length):
+        out0[q] = m0[q] + m1[q] + m2[q]
+        out1[q] = m1[q] - m2[q] - m3[q]
+
+
+@jit
+def _a(out0, out1, out2, out3, y0, y1, length):
+    """One axis of ``A dY Aᵀ`` (the transpose of :func:`_at`): ``(y0, y0 + y1, y0 - y1, -y1)``."""
+    for q in range(length):
+        out0[q] = y0[q]
+        out1[q] = y0[q] + y1[q]
+        out2[q] = y0[q] - y1[q]
+        out3[q] = -y1[q]
+
+
+@jit
+def _b(out0, out1, out2, out3, v0, v1, v2, v3, length):
+    """One axis of ``B dV Bᵀ`` (the transpose of :func:`_bt`):
+    ``(v0, v1 - v2 + v3, v1 + v2 - v0, -v3)``."""
+    for q in range(length):
+        out0[q] = v0[q]
+        out1[q] = v1[q] - v2[q] + v3[q]
+        out2[q] = v1[q] + v2[q] - v0[q]
+        out3[q] = -v3[q]
+
+
+@jit
+def _input_transform(x, v, ph, pw, th, tw, start, stop):
+    """``V[ξ, c, n·L + t] = (Bᵀ d B)[ξ]`` for the 4×4 block ``d`` of every tile ``t`` of the
+    planes ``(n, c)`` numbered ``start .. stop-1`` (``L = T_h·(T_w + 1)``); ``x (N, C, H, W)``
+    is placed at ``(p_h, p_w)`` in zeros; ``v (16, C, N·L)``."""
+    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
+    wt = tw + 1
+    length = th * wt
+    phase = np.zeros((2, 2, (th + 2) * wt), dtype=x.dtype)
+    rows = np.empty((4, 2, length + 1), dtype=x.dtype)  # Bᵀ d for each column phase
+    for item in range(start, stop):
+        n, c = item // channels, item % channels
+        for i in range(h):
+            r = ph + i
+            for j in range(w):
+                col = pw + j
+                phase[r % 2, col % 2, (r // 2) * wt + col // 2] = x[n, c, i, j]
+        for beta in range(2):                      # Bᵀ d: the rows
+            _bt(rows[0, beta], rows[1, beta], rows[2, beta], rows[3, beta],
+                phase[0, beta], phase[1, beta], wt, length + 1)
+        first = n * length
+        for i in range(4):                         # (Bᵀ d) B: the columns
+            _bt(v[4 * i, c, first:first + length], v[4 * i + 1, c, first:first + length],
+                v[4 * i + 2, c, first:first + length], v[4 * i + 3, c, first:first + length],
+                rows[i, 0], rows[i, 1], 1, length)
+
+
+@jit
+def _output_transform(m, b, z, th, tw, start, stop):
+    """``Z[n, o, 2ti + r, 2tj + s] = B[o] + (Aᵀ M A)[r, s]`` for the planes ``(n, o)``
+    numbered ``start .. stop-1`` (the parts of tiles past the output's edge are dropped);
+    ``m (16, C_out, N·L)``."""
+    channels, oh, ow = z.shape[1], z.shape[2], z.shape[3]
+    wt = tw + 1
+    length = th * wt
+    rows = np.empty((2, 4, length), dtype=z.dtype)     # Aᵀ M for each column j
+    y = np.empty((2, 2, length), dtype=z.dtype)
+    for item in range(start, stop):
+        n, o = item // channels, item % channels
+        first = n * length
+        for j in range(4):                         # Aᵀ M: the rows
+            _at(rows[0, j], rows[1, j], m[j, o, first:first + length],
+                m[4 + j, o, first:first + length], m[8 + j, o, first:first + length],
+                m[12 + j, o, first:first + length], length)
+        for r in range(2):                         # (Aᵀ M) A: the columns
+            _at(y[r, 0], y[r, 1], rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 3], length)
+        bias = b[o]
+        for i in range(oh):
+            src = y[i % 2]
+            at = (i // 2) * wt
+            for j in range(ow):
+                z[n, o, i, j] = bias + src[j % 2, at + j // 2]
+
+
+@jit
+def _output_grad_transform(dz, dm, th, tw, start, stop):
+    """``dM[ξ, o, n·L + t] = (A dY Aᵀ)[ξ]`` for the 2×2 block ``dY`` of every tile of the
+    planes ``(n, o)`` numbered ``start .. stop-1`` (zeros past the output's edge)."""
+    channels, oh, ow = dz.shape[1], dz.shape[2], dz.shape[3]
+    wt = tw + 1
+    length = th * wt
+    g = np.zeros((2, 2, length), dtype=dz.dtype)       # the phases of dY
+    rows = np.empty((4, 2, length), dtype=dz.dtype)    # A dY for each column phase
+    for item in range(start, stop):
+        n, o = item // channels, item % channels
+        for i in range(oh):
+            at = (i // 2) * wt
+            for j in range(ow):
+                g[i % 2, j % 2, at + j // 2] = dz[n, o, i, j]
+        for s in range(2):                         # A dY: the rows
+            _a(rows[0, s], rows[1, s], rows[2, s], rows[3, s], g[0, s], g[1, s], length)
+        first = n * length
+        for i in range(4):                         # (A dY) Aᵀ: the columns
+            _a(dm[4 * i, o, first:first + length], dm[4 * i + 1, o, first:first + length],
+               dm[4 * i + 2, o, first:first + length], dm[4 * i + 3, o, first:first + length],
+               rows[i, 0], rows[i, 1], length)
+
+
+@jit
+def _input_grad_transform(dv, dx, ph, pw, th, tw, start, stop):
+    """``dXp = Σ_tiles B dV Bᵀ``, each tile's 4×4 block added where it read ``Xp``, then
+    ``dX = dXp[p_h:p_h + H, p_w:p_w + W]``, for the planes ``(n, c)`` numbered
+    ``start .. stop-1``; ``dv (16, C, N·L)``."""
+    channels, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    wt = tw + 1
+    length = th * wt
+    rows = np.empty((4, 4, length), dtype=dx.dtype)    # B dV for each column j
+    block = np.empty((4, 4, length), dtype=dx.dtype)   # B dV Bᵀ: dd[r, s] of every tile
+    phase = np.empty((2, 2, (th + 2) * wt), dtype=dx.dtype)
+    for item in range(start, stop):
+        n, c = item // channels, item % channels
+        first = n * length
+        for j in range(4):                         # B dV: the rows
+            _b(rows[0, j], rows[1, j], rows[2, j], rows[3, j], dv[j, c, first:first + length],
+               dv[4 + j, c, first:first + length], dv[8 + j, c, first:first + length],
+               dv[12 + j, c, first:first + length], length)
+        for r in range(4):                         # (B dV) Bᵀ: the columns
+            _b(block[r, 0], block[r, 1], block[r, 2], block[r, 3],
+               rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 3], length)
+        phase[:, :, :] = 0
+        for r in range(4):                         # each dd[r, s] onto its phase, shifted
+            for s in range(4):
+                shift = (r // 2) * wt + s // 2
+                dst = phase[r % 2, s % 2, shift:shift + length]
+                src = block[r, s]
+                for q in range(length):
+                    dst[q] += src[q]
+        for i in range(h):
+            r = ph + i
+            src = phase[r % 2]
+            at = (r // 2) * wt
+            for j in range(w):
+                col = pw + j
+                dx[n, c, i, j] = src[col % 2, at + col // 2]
+
+
+def _planes(kernel, items: int, *args) -> None:
+    """``kernel(*args, start, stop)`` over ``items`` planes, eight blocks a thread or more."""
+    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
+                        parallel.split(items, max(1, items // (8 * parallel.num_threads()))))
+
+
+def kernel_transform(w: np.ndarray) -> np.ndarray:
+    """``U[ξ] = (G K Gᵀ)[ξ]``: ``K (C_out, C, 3, 3) -> U (16, C_out, C)``."""
+    g = G.astype(w.dtype)
+    return np.einsum("ia,ocab,jb->ijoc", g, w, g, optimize=True).reshape(16, *w.shape[:2])
+
+
+def correlate(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads: tuple[int, int],
+              out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward: ``X (N, C, H, W)`` placed at ``pads = (p_h, p_w)`` in zeros, ``K (C_out, C, 3, 3)``,
+    ``B (C_out,)`` or None -> ``(Z (N, C_out, *out), U, V)`` (``U``, ``V`` for the backward)."""
+    n, c = x.shape[:2]
+    c_out = w.shape[0]
+    th, tw = tiles(out)
+    x = np.ascontiguousarray(x)
+    v = np.empty((16, c, n * th * (tw + 1)), dtype=x.dtype)
+    _planes(_input_transform, n * c, x, v, *pads, th, tw)
+    u = kernel_transform(w.astype(x.dtype, copy=False))
+    m = parallel.matmul(u, v)                                      # (16, C_out, T)
+    z = np.empty((n, c_out, *out), dtype=x.dtype)
+    bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
+    _planes(_output_transform, n * c_out, m, bias, z, th, tw)
+    return z, u, v
+
+
+def gradients(dz: np.ndarray, u: np.ndarray, v: np.ndarray, x_shape: tuple[int, ...],
+              pads: tuple[int, int], need_dx: bool, need_dw: bool
+              ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK)`` of :func:`correlate` (each None unless asked for); ``dX`` has ``x_shape``."""
+    n, c_out = dz.shape[:2]
+    th, tw = tiles(dz.shape[2:])
+    dm = np.empty((16, c_out, n * th * (tw + 1)), dtype=dz.dtype)
+    _planes(_output_grad_transform, n * c_out, np.ascontiguousarray(dz), dm, th, tw)
+    dx = dk = None
+    if need_dw:
+        du = parallel.matmul(dm, v.transpose(0, 2, 1))            # (16, C_out, C)
+        g = G.astype(dz.dtype)
+        dk = np.einsum("ia,ijoc,jb->ocab", g, du.reshape(4, 4, *du.shape[1:]), g,
+                       optimize=True)
+    if need_dx:
+        dv = parallel.matmul(u.transpose(0, 2, 1), dm)            # (16, C, T)
+        dx = np.empty(x_shape, dtype=dz.dtype)
+        _planes(_input_grad_transform, x_shape[0] * x_shape[1], dv, dx, *pads, th, tw)
+    return dx, dk
