@@ -134,6 +134,7 @@ def test_direct_handles_groups_and_every_kernel_width(c_in, c_out, groups, kerne
     ((4, 3, 40, 33), (2, 3, 7, 5), (2, 1)),
     ((2, 2, 50), (3, 2, 9), (3,)),
     ((8, 32, 31, 28), (16, 32, 3, 3), (1, 1)),         # a deep 3×3 layer, odd height
+    ((4, 16, 23, 30), (8, 16, 3, 3), (2, 3)),          # dilated: phases of unequal sizes
 ])
 def test_fft_rows_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -143,8 +144,9 @@ def test_fft_rows_and_gemm_agree_in_float32(shape, kernel, dilation, rng):
     results = {}
     algorithms = ("gemm", "fft") + (("rows",) if nd == 2 else ())
     algorithms += ("direct",) if kernels.numba_installed() else ()
-    if kernels.numba_installed() and kernel[2:] == (3, 3) and dilation == (1, 1):
+    if kernels.numba_installed() and kernel[2:] == (3, 3):
         algorithms += ("winograd",)
+    algorithms += ("image_gemm",) if kernels.numba_installed() and nd < 3 else ()
     for algorithm in algorithms:
         z, cache = conv_forward(x, w, None, (1,) * nd, pads, dilation, algorithm=algorithm)
         dz = np.random.default_rng(1).standard_normal(z.shape, dtype=np.float32)
@@ -162,7 +164,8 @@ def test_lenet_trains_the_same_on_either_algorithm(rng):
     x = rng.standard_normal((4, 1, 28, 28))
     y = rng.integers(0, 10, 4)
     grads = {}
-    algorithms = ("gemm", "fft", "rows") + (("direct",) if kernels.numba_installed() else ())
+    algorithms = ("gemm", "fft", "rows")
+    algorithms += ("direct", "image_gemm") if kernels.numba_installed() else ()
     for algorithm in algorithms:
         random.manual_seed(0)
         net = models.lenet5().double()
@@ -210,20 +213,18 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (4, 8, (3, 3), (1, 1), 1, "winograd"),            # 4 input channels, 3×3
     (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
     (4, 8, (5, 5), (1, 1), 1, "gemm"),                # not 3×3
-    (32, 64, (3, 3), (2, 2), 1, "gemm"),              # strided
+    (32, 64, (3, 3), (2, 2), 1, "image_gemm"),        # strided: im2col image by image
+    (4, 4, (3, 3), (2, 2), 2, "gemm"),                # strided and grouped
+    (4, 4, (3, 3, 3), (2, 2, 2), 1, "gemm"),          # strided 3-D
     (6, 16, (5, 5), (1, 1), 1, "gemm"),               # LeNet's second layer
     (8, 8, (5, 5), (2, 2), 8, "depthwise"),           # strided: the NumPy taps
-    (1, 6, (5, 5), (2, 2), 1, "gemm"),
+    (1, 6, (5, 5), (2, 2), 1, "image_gemm"),
     (1, 1, (4, 4, 4), (1, 1, 1), 1, "fft"),           # 3-D
 ])
 def test_with_compiled_kernels_the_rule_takes_direct_for_few_input_channels(
         c_in, c_out, kernel, stride, groups, expected):
     with kernels.forced_kernels("compiled"):
         assert choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32)) == expected
-        dilated = choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32), (2,) * 2)
-    with kernels.forced_kernels("numpy"):         # dilated: what NumPy's rule takes
-        numpy_choice = choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32))
-    assert dilated == (numpy_choice if expected == "winograd" else expected)
 
 
 def test_unsupported_or_unknown_algorithms_are_refused():
@@ -332,7 +333,7 @@ def test_compiled_depthwise_pads_itself_and_sums_every_gradient(dtype, tol, nd, 
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
 
 
-WINOGRAD_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[3] == 1 and c[4] == 1]
+WINOGRAD_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[4] == 1]
 
 
 @needs_numba
@@ -340,20 +341,22 @@ WINOGRAD_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[3] == 1 and 
 @pytest.mark.parametrize("spatial", [(6, 5), (7, 9)])
 def test_winograd_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups,
                                                        mode, spatial, rng):
-    """F(2×2, 3×3) in float64 over every padding form and mode, on outputs of odd and even
-    sizes (the tiles past the edge are cut), with the kernel flipped or not."""
+    """F(2×2, 3×3) in float64 over every padding form, mode and dilation, on outputs of odd
+    and even sizes (the tiles past the edge are cut), with the kernel flipped or not."""
     _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
     for flip in (False, True):
         x, w, b = _inputs(rng, 2, n=2, c_in=4, c_out=3, spatial=spatial, kernel=(3, 3))
         with forced_algorithm("winograd"):
-            y = F.conv2d(x, w, b, padding=padding, padding_mode=mode, flip_kernel=flip)
-        pads, s, d = _pads(2, x.shape, (3, 3), padding, 1, 1)
+            y = F.conv2d(x, w, b, padding=padding, padding_mode=mode, flip_kernel=flip,
+                         dilation=dilation)
+        pads, s, d = _pads(2, x.shape, (3, 3), padding, 1, dilation)
         np.testing.assert_allclose(y.data, reference.conv_nd(x, w, b, s, pads, d, 1, mode, flip),
                                    rtol=1e-12, atol=1e-12)
     x, w, b = _inputs(rng, 2, n=2, c_in=2, c_out=3, spatial=spatial, kernel=(3, 3))
     with forced_algorithm("winograd"):
         result = gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding, padding_mode=mode,
-                                                    flip_kernel=True), [x, w, b])
+                                                    flip_kernel=True, dilation=dilation),
+                           [x, w, b])
     assert result, str(result)
 
 
@@ -379,13 +382,38 @@ def test_winograd_refuses_what_it_cannot_compute():
     x = np.ones((1, 2, 6, 6))
     for w, stride, dilation, groups in [(np.ones((2, 2, 5, 5)), (1, 1), (1, 1), 1),
                                         (np.ones((2, 2, 3, 3)), (2, 2), (1, 1), 1),
-                                        (np.ones((2, 2, 3, 3)), (1, 1), (2, 2), 1),
                                         (np.ones((2, 1, 3, 3)), (1, 1), (1, 1), 2)]:
-        with pytest.raises(ValueError, match="winograd algorithm needs a 3×3 kernel, stride 1, "
-                                             "no dilation and one group, received kernel "
+        with pytest.raises(ValueError, match="winograd algorithm needs a 3×3 kernel, stride 1 "
+                                             "and one group, received kernel "
                                              rf"\({w.shape[2]}, {w.shape[3]}\), stride "
-                                             rf"\({stride[0]}, {stride[1]}\), dilation "
-                                             rf"\({dilation[0]}, {dilation[1]}\) and groups "
+                                             rf"\({stride[0]}, {stride[1]}\) and groups "
                                              f"{groups}"):
             conv_forward(x, w, None, stride, ((0, 0), (0, 0)), dilation, groups=groups,
                          algorithm="winograd")
+
+
+IMAGE_GEMM_CASES = [c for c in CASES if c[0] < 3 and c[4] == 1]     # 1-D and 2-D, one group
+
+
+@needs_numba
+@pytest.mark.parametrize("nd,padding,stride,dilation,groups,mode", IMAGE_GEMM_CASES)
+def test_image_gemm_matches_loop_reference_and_gradcheck(nd, padding, stride, dilation, groups,
+                                                         mode, rng):
+    """im2col + GEMM image by image (compiled windows), every stride, dilation, padding form
+    and mode, in float64."""
+    _skip_unless_fits(nd, padding, stride, dilation, mode, rng)
+    _matches_reference("image_gemm", nd, padding, stride, dilation, mode, rng, 1e-12,
+                       flip=nd == 2)
+    _passes_gradcheck("image_gemm", nd, padding, stride, dilation, mode, rng)
+
+
+@needs_numba
+def test_image_gemm_refuses_groups_and_3d():
+    x = np.ones((1, 2, 6, 6, 6))
+    with pytest.raises(ValueError, match=r"image_gemm algorithm needs a 1-D or 2-D kernel and "
+                                         r"one group, received kernel \(3, 3, 3\) and groups 1"):
+        conv_forward(x, np.ones((2, 2, 3, 3, 3)), None, (1,) * 3, ((0, 0),) * 3, (1,) * 3,
+                     algorithm="image_gemm")
+    with pytest.raises(ValueError, match=r"received kernel \(3, 3\) and groups 2"):
+        conv_forward(x[..., 0], np.ones((2, 1, 3, 3)), None, (1, 1), ((0, 0),) * 2, (1, 1),
+                     groups=2, algorithm="image_gemm")

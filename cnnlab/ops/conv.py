@@ -37,7 +37,7 @@ from .pad import PadCache, pad_backward, pad_forward
 from .shapes import Pairs, conv_output_sizes, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
-ALGORITHMS = ("gemm", "rows", "fft", "depthwise", "direct", "winograd")
+ALGORITHMS = ("gemm", "rows", "fft", "depthwise", "direct", "winograd", "image_gemm")
 FFT_MIN_TAPS = 49               # kernels with at least this many taps (7×7) ...
 FFT_MAX_CHANNEL_PAIRS = 16      # ... and at most this many (input, output) channel pairs
 ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at least this ...
@@ -46,8 +46,7 @@ DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input
 
 
 def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
-                     groups: int, size: tuple[int, ...] = (), dilation: tuple[int, ...] = ()
-                     ) -> str:
+                     groups: int, size: tuple[int, ...] = ()) -> str:
     """The convolution algorithm for a layer's geometry, one of :data:`ALGORITHMS`.
 
     The choice is a fixed rule of the shapes, never a timing, so a run repeats bit for bit
@@ -66,8 +65,10 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     layers that are depthwise or read at most ``DIRECT_MAX_CHANNELS`` input channels per group
     (LeNet's first layer, RGB inputs, image filtering) take ``"direct"`` (``conv_compiled``):
     there a GEMM's depth is too small to pay for copying the windows. Deeper 3×3 layers with
-    stride 1, no dilation and one group take ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)):
-    2.25 times fewer multiply-adds than a GEMM over the windows.
+    stride 1 and one group take ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)):
+    2.25 times fewer multiply-adds than a GEMM over the windows. Strided 1-D and 2-D layers
+    of one group take ``"image_gemm"`` (``conv_compiled``): im2col + GEMM image by image in
+    the ``(N, C, H, W)`` layout, without the batch-last transposes.
     """
     if _forced:
         return _forced[-1]
@@ -76,8 +77,10 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     if len(kernel) <= 2 and stride_1 and kernels.use_compiled():
         if depthwise or c_in // groups <= DIRECT_MAX_CHANNELS:
             return "direct"
-        if kernel == (3, 3) and groups == 1 and all(d == 1 for d in dilation):
+        if kernel == (3, 3) and groups == 1:
             return "winograd"
+    if len(kernel) <= 2 and not stride_1 and groups == 1 and kernels.use_compiled():
+        return "image_gemm"
     if depthwise:
         return "depthwise"
     if (groups == 1 and all(s == 1 for s in stride) and math.prod(kernel) >= FFT_MIN_TAPS
@@ -126,7 +129,8 @@ class ConvCache(NamedTuple):
     saved: np.ndarray           # gemm: cols (G, C/G*prod(k), prod(O)*N), the windows of Xp as a
     #                             matrix; fft: ℱXp (C, *F, N); depthwise, direct: Xp (N, C, *Sp);
     #                             compiled depthwise with zero padding: X (N, C, *S); winograd:
-    #                             the transformed input blocks V (16, C, tiles)
+    #                             the transformed input blocks V (16, C, tiles); image_gemm:
+    #                             cols (N, C*prod(k), prod(O)), each image's windows
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache
@@ -298,7 +302,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     nd = w.ndim - 2
     kernel = _flip(w) if flip_kernel else w
     algorithm = algorithm or choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride,
-                                              groups, x.shape[2:], dilation)
+                                              groups, x.shape[2:])
     if algorithm not in ALGORITHMS:
         raise ValueError(f"conv_forward: algorithm must be one of {ALGORITHMS} or None, "
                          f"received {algorithm!r}.")
@@ -313,10 +317,13 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
         raise ValueError(f"conv_forward: the direct algorithm needs a 1-D or 2-D kernel and "
                          f"stride 1, received kernel {w.shape[2:]} and stride {stride}.")
     if algorithm == "winograd" and (w.shape[2:] != (3, 3) or groups != 1
-                                    or any(s != 1 for s in stride + dilation)):
-        raise ValueError(f"conv_forward: the winograd algorithm needs a 3×3 kernel, stride 1, "
-                         f"no dilation and one group, received kernel {w.shape[2:]}, stride "
-                         f"{stride}, dilation {dilation} and groups {groups}.")
+                                    or any(s != 1 for s in stride)):
+        raise ValueError(f"conv_forward: the winograd algorithm needs a 3×3 kernel, stride 1 "
+                         f"and one group, received kernel {w.shape[2:]}, stride {stride} and "
+                         f"groups {groups}.")
+    if algorithm == "image_gemm" and (nd > 2 or groups != 1):
+        raise ValueError(f"conv_forward: the image_gemm algorithm needs a 1-D or 2-D kernel "
+                         f"and one group, received kernel {w.shape[2:]} and groups {groups}.")
     if algorithm == "depthwise" and not groups == x.shape[1] == w.shape[0]:
         raise ValueError(f"conv_forward: the depthwise algorithm needs groups = input "
                          f"channels = output channels, received groups {groups}, "
@@ -326,12 +333,15 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     if algorithm == "winograd":                    # in the (N, C, H, W) layout, no transposes
         pad_cache = PadCache(x.shape, pads, mode)
         padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
-        out = _valid_sizes(padded, (3, 3), stride, dilation)
+        z, u, saved = conv_winograd.forward(x, kernel, b, pads, mode, dilation)
+    elif algorithm == "image_gemm":                # in the (N, C, *S) layout, no transposes
+        pad_cache = PadCache(x.shape, pads, mode)
+        padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
         if mode == "constant":                     # the kernels pad with zeros themselves
-            z, u, saved = conv_winograd.correlate(x, kernel, b, (pads[0][0], pads[1][0]), out)
+            z, saved = conv_compiled.image_gemm_forward(x, kernel, b, pads, stride, dilation)
         else:
-            z, u, saved = conv_winograd.correlate(pad_forward(x, pads, mode)[0], kernel, b,
-                                                  (0, 0), out)
+            z, saved = conv_compiled.image_gemm_forward(pad_forward(x, pads, mode)[0], kernel,
+                                                        b, ((0, 0),) * nd, stride, dilation)
     elif _padding_fused(algorithm, groups, w.shape, mode):
         # compiled depthwise with zero padding: the kernels pad one plane at a time
         saved, pad_cache = x, PadCache(x.shape, pads, mode)         # X itself
@@ -359,7 +369,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
             z = _batch_first(zt)
         else:
             z, saved = _correlate(xt, kernel, stride, dilation, groups)    # (N, C_out, *O)
-    if b is not None and algorithm not in ("depthwise", "direct", "winograd"):  # added it
+    if b is not None and algorithm in ("gemm", "rows", "fft"):    # the others added it
         z += b.reshape((-1,) + (1,) * nd)
     cache = ConvCache(saved, kernel, padded, pad_cache, stride, dilation, groups,
                       flip_kernel, algorithm, fft, u)
@@ -394,12 +404,17 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
     algorithm, w, padded, stride, dilation = (cache.algorithm, cache.w, cache.padded,
                                               cache.stride, cache.dilation)
     if algorithm == "winograd":                    # in the (N, C, H, W) layout, no transposes
+        dx, dw = conv_winograd.backward(dz, cache.transformed, cache.saved, cache.pad_cache,
+                                        dilation, need_dx, need_dw)
+        if need_dw and cache.flip_kernel:
+            dw = np.ascontiguousarray(_flip(dw))
+        return dx, dw, db
+    if algorithm == "image_gemm":                  # in the (N, C, *S) layout, no transposes
         zero = cache.pad_cache.mode == "constant"  # then the kernels crop dXp themselves
-        pads = cache.pad_cache.pads
-        dx, dw = conv_winograd.gradients(
-            dz, cache.transformed, cache.saved,
-            cache.pad_cache.in_shape if zero else cache.pad_cache.in_shape[:2] + padded,
-            (pads[0][0], pads[1][0]) if zero else (0, 0), need_dx, need_dw)
+        x_shape = cache.pad_cache.in_shape if zero else cache.pad_cache.in_shape[:2] + padded
+        dx, dw = conv_compiled.image_gemm_backward(
+            dz, cache.saved, w, x_shape, cache.pad_cache.pads if zero else ((0, 0),) * nd,
+            stride, dilation, need_dx, need_dw)
         if need_dx and not zero:
             dx = np.ascontiguousarray(pad_backward(dx, cache.pad_cache))
         if need_dw and cache.flip_kernel:

@@ -334,3 +334,107 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
         parallel.split(c, max(1, c // (4 * parallel.num_threads()))))
     return (dx.reshape(x.shape) if need_dx else None, dk.reshape(w.shape) if need_dw else None,
             db if need_db else None)
+
+
+# --- im2col + GEMM image by image, in the (N, C, H, W) layout (strided and deeper layers) ----
+#
+# The NumPy path's im2col works batch-last, which costs a transpose of X, of Z, of dZ and of dX
+# around every layer. Here the window matrix is built for one image at a time,
+# ``cols[n] (C·k_h·k_w, O_h·O_w)``, from a zero-bordered scratch plane, so that
+# ``Z[n] = K @ cols[n]`` lands in ``Z``'s own layout; the GEMMs of the batch run as a stack.
+
+
+@jit
+def _im2col_images(x, cols, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
+    """``cols[n, (c·k_h + a)·k_w + e, i·O_w + j] = Xp[n, c, i·s_h + a·d_h, j·s_w + e·d_w]`` for
+    the images ``start .. stop-1``; ``Xp`` is ``X`` placed at ``(p_h, p_w)`` in zeros."""
+    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    xs = np.zeros((max(hp, ph + h), max(wp, pw + w)), dtype=x.dtype)
+    for n in range(start, stop):
+        for c in range(channels):
+            for i in range(h):
+                xs[ph + i, pw:pw + w] = x[n, c, i]
+            for a in range(kh):
+                for e in range(kw):
+                    dst = cols[n, (c * kh + a) * kw + e]
+                    for i in range(oh):
+                        src = xs[i * sh + a * dh, e * dw:e * dw + (ow - 1) * sw + 1:sw]
+                        row = dst[i * ow:(i + 1) * ow]
+                        for j in range(ow):
+                            row[j] = src[j]
+
+
+@jit
+def _col2im_images(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
+    """``dXp[n, c, i·s_h + a·d_h, j·s_w + e·d_w] += dcols[n, (c·k_h + a)·k_w + e, i·O_w + j]``,
+    then ``dX = dXp`` cut at ``(p_h, p_w)``, for the images ``start .. stop-1``."""
+    channels, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    acc = np.empty((max(hp, ph + h), max(wp, pw + w)), dtype=dx.dtype)
+    for n in range(start, stop):
+        for c in range(channels):
+            acc[:, :] = 0
+            for a in range(kh):
+                for e in range(kw):
+                    src = dcols[n, (c * kh + a) * kw + e]
+                    for i in range(oh):
+                        dst = acc[i * sh + a * dh, e * dw:e * dw + (ow - 1) * sw + 1:sw]
+                        row = src[i * ow:(i + 1) * ow]
+                        for j in range(ow):
+                            dst[j] += row[j]
+            for i in range(h):
+                dx[n, c, i] = acc[ph + i, pw:pw + w]
+
+
+def _images(kernel, n: int, *args) -> None:
+    """``kernel(*args, start, stop)`` over the ``n`` images, a few blocks a thread."""
+    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
+                        parallel.split(n, max(1, n // (4 * parallel.num_threads()))))
+
+
+def _geometry(x_shape, w_shape, pads, stride, dilation) -> tuple[int, ...]:
+    """``(k_h, k_w, p_h, p_w, s_h, s_w, d_h, d_w, O_h, O_w)`` of a 1-D or 2-D layer (1-D as
+    height 1), the pads as zeros before the first row and column."""
+    if len(w_shape) == 3:
+        pads, stride, dilation = ((0, 0),) + tuple(pads), (1,) + stride, (1,) + dilation
+    kh, kw = w_shape[-2:] if len(w_shape) == 4 else (1, w_shape[-1])
+    sizes = x_shape[2:] if len(x_shape) == 4 else (1, x_shape[-1])
+    out = tuple((n + pb + pe - d * (k - 1) - 1) // s + 1
+                for n, (pb, pe), k, s, d in zip(sizes, pads, (kh, kw), stride, dilation))
+    return kh, kw, pads[0][0], pads[1][0], *stride, *dilation, *out
+
+
+def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
+                       stride: tuple[int, ...], dilation: tuple[int, ...]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``Z = K @ cols`` image by image, one group, zero padding: ``X (N, C, *S)``,
+    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), cols (N, C·prod(k), prod(O)))``, 1-D or 2-D."""
+    geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
+    kh, kw, *_, oh, ow = geometry
+    n, c = x.shape[:2]
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    _images(_im2col_images, n, _as_2d(np.ascontiguousarray(x)), cols, *geometry)
+    z = parallel.matmul(w.reshape(w.shape[0], -1).astype(x.dtype, copy=False), cols)
+    if b is not None:
+        z += b.astype(x.dtype, copy=False)[:, None]
+    return z.reshape(n, w.shape[0], *((oh, ow) if x.ndim == 4 else (ow,))), cols
+
+
+def image_gemm_backward(dz: np.ndarray, cols: np.ndarray, w: np.ndarray, x_shape, pads,
+                        stride: tuple[int, ...], dilation: tuple[int, ...], need_dx: bool,
+                        need_dw: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK)`` of :func:`image_gemm_forward`: ``dK = Σ_n dZ[n] @ cols[n]ᵀ`` (the images'
+    products summed in order) and ``dX = col2im(Kᵀ @ dZ[n])`` (each None unless asked for)."""
+    n, c_out = dz.shape[:2]
+    dz3 = np.ascontiguousarray(dz).reshape(n, c_out, -1)
+    wm = w.reshape(c_out, -1).astype(dz.dtype, copy=False)
+    dx = dk = None
+    if need_dw:
+        dk = parallel.matmul(dz3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    if need_dx:
+        dcols = parallel.matmul(wm.T, dz3)                              # (N, C·k, O)
+        dx = np.empty(x_shape, dtype=dz.dtype)
+        _images(_col2im_images, n, dcols, _as_2d(dx),
+                *_geometry(x_shape, w.shape, pads, stride, dilation))
+    return dx, dk

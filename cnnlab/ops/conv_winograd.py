@@ -30,6 +30,12 @@ its transpose):
 
 The input is padded one plane at a time in a scratch plane that stays in the cache, so zero
 padding costs no pass over the batch; other padding modes pad first (``pad.pad_forward``).
+
+**Dilation.** With dilation ``(d_h, d_w)``, output ``Z[i, j]`` reads ``Xp[i + a·d_h, j + e·d_w]``:
+rows and columns of one residue mod ``d`` only. So the outputs of residue ``(α, β)`` are an
+ordinary 3×3 convolution of the input's ``(α, β)`` phase ``Xp[α::d_h, β::d_w]``. The
+``d_h·d_w`` phases go through as extra images of the batch (:func:`to_phases`), and the
+outputs are interleaved back (:func:`from_phases`).
 Transforms run over planes ``(n, c)`` in blocks spread over cnnlab's threads; each value is
 computed by one thread, so results are the same for any number of threads.
 """
@@ -40,6 +46,7 @@ import numpy as np
 
 from . import parallel
 from .kernels import jit
+from .pad import PadCache, pad_backward, pad_forward
 
 # G: the kernel transform of F(2×2, 3×3) (see the module docstring).
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -108,7 +115,7 @@ def _input_transform(x, v, ph, pw, th, tw, start, stop):
     """``V[ξ, c, n·L + t] = (Bᵀ d B)[ξ]`` for the 4×4 block ``d`` of every tile ``t`` of the
     planes ``(n, c)`` numbered ``start .. stop-1`` (``L = T_h·(T_w + 1)``); ``x (N, C, H, W)``
     is placed at ``(p_h, p_w)`` in zeros; ``v (16, C, N·L)``."""
-    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
+    channels, h = x.shape[1], x.shape[2]
     wt = tw + 1
     length = th * wt
     phase = np.zeros((2, 2, (th + 2) * wt), dtype=x.dtype)
@@ -117,9 +124,12 @@ def _input_transform(x, v, ph, pw, th, tw, start, stop):
         n, c = item // channels, item % channels
         for i in range(h):
             r = ph + i
-            for j in range(w):
-                col = pw + j
-                phase[r % 2, col % 2, (r // 2) * wt + col // 2] = x[n, c, i, j]
+            for beta in range(2):                  # the even, then the odd columns of Xp
+                j0 = (beta - pw) % 2               # the first column of X that lands there
+                src = x[n, c, i, j0::2]
+                dst = phase[r % 2, beta, (r // 2) * wt + (pw + j0) // 2:]
+                for k in range(src.shape[0]):
+                    dst[k] = src[k]
         for beta in range(2):                      # Bᵀ d: the rows
             _bt(rows[0, beta], rows[1, beta], rows[2, beta], rows[3, beta],
                 phase[0, beta], phase[1, beta], wt, length + 1)
@@ -135,7 +145,7 @@ def _output_transform(m, b, z, th, tw, start, stop):
     """``Z[n, o, 2ti + r, 2tj + s] = B[o] + (Aᵀ M A)[r, s]`` for the planes ``(n, o)``
     numbered ``start .. stop-1`` (the parts of tiles past the output's edge are dropped);
     ``m (16, C_out, N·L)``."""
-    channels, oh, ow = z.shape[1], z.shape[2], z.shape[3]
+    channels, oh = z.shape[1], z.shape[2]
     wt = tw + 1
     length = th * wt
     rows = np.empty((2, 4, length), dtype=z.dtype)     # Aᵀ M for each column j
@@ -151,17 +161,18 @@ def _output_transform(m, b, z, th, tw, start, stop):
             _at(y[r, 0], y[r, 1], rows[r, 0], rows[r, 1], rows[r, 2], rows[r, 3], length)
         bias = b[o]
         for i in range(oh):
-            src = y[i % 2]
-            at = (i // 2) * wt
-            for j in range(ow):
-                z[n, o, i, j] = bias + src[j % 2, at + j // 2]
+            for s in range(2):                     # the even, then the odd columns of Z
+                dst = z[n, o, i, s::2]
+                src = y[i % 2, s, (i // 2) * wt:]
+                for k in range(dst.shape[0]):
+                    dst[k] = bias + src[k]
 
 
 @jit
 def _output_grad_transform(dz, dm, th, tw, start, stop):
     """``dM[ξ, o, n·L + t] = (A dY Aᵀ)[ξ]`` for the 2×2 block ``dY`` of every tile of the
     planes ``(n, o)`` numbered ``start .. stop-1`` (zeros past the output's edge)."""
-    channels, oh, ow = dz.shape[1], dz.shape[2], dz.shape[3]
+    channels, oh = dz.shape[1], dz.shape[2]
     wt = tw + 1
     length = th * wt
     g = np.zeros((2, 2, length), dtype=dz.dtype)       # the phases of dY
@@ -169,9 +180,11 @@ def _output_grad_transform(dz, dm, th, tw, start, stop):
     for item in range(start, stop):
         n, o = item // channels, item % channels
         for i in range(oh):
-            at = (i // 2) * wt
-            for j in range(ow):
-                g[i % 2, j % 2, at + j // 2] = dz[n, o, i, j]
+            for s in range(2):
+                src = dz[n, o, i, s::2]
+                dst = g[i % 2, s, (i // 2) * wt:]
+                for k in range(src.shape[0]):
+                    dst[k] = src[k]
         for s in range(2):                         # A dY: the rows
             _a(rows[0, s], rows[1, s], rows[2, s], rows[3, s], g[0, s], g[1, s], length)
         first = n * length
@@ -186,7 +199,7 @@ def _input_grad_transform(dv, dx, ph, pw, th, tw, start, stop):
     """``dXp = Σ_tiles B dV Bᵀ``, each tile's 4×4 block added where it read ``Xp``, then
     ``dX = dXp[p_h:p_h + H, p_w:p_w + W]``, for the planes ``(n, c)`` numbered
     ``start .. stop-1``; ``dv (16, C, N·L)``."""
-    channels, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    channels, h = dx.shape[1], dx.shape[2]
     wt = tw + 1
     length = th * wt
     rows = np.empty((4, 4, length), dtype=dx.dtype)    # B dV for each column j
@@ -212,11 +225,12 @@ def _input_grad_transform(dv, dx, ph, pw, th, tw, start, stop):
                     dst[q] += src[q]
         for i in range(h):
             r = ph + i
-            src = phase[r % 2]
-            at = (r // 2) * wt
-            for j in range(w):
-                col = pw + j
-                dx[n, c, i, j] = src[col % 2, at + col // 2]
+            for beta in range(2):
+                j0 = (beta - pw) % 2
+                dst = dx[n, c, i, j0::2]
+                src = phase[r % 2, beta, (r // 2) * wt + (pw + j0) // 2:]
+                for k in range(dst.shape[0]):
+                    dst[k] = src[k]
 
 
 def _planes(kernel, items: int, *args) -> None:
@@ -267,4 +281,87 @@ def gradients(dz: np.ndarray, u: np.ndarray, v: np.ndarray, x_shape: tuple[int, 
         dv = parallel.matmul(u.transpose(0, 2, 1), dm)            # (16, C, T)
         dx = np.empty(x_shape, dtype=dz.dtype)
         _planes(_input_grad_transform, x_shape[0] * x_shape[1], dv, dx, *pads, th, tw)
+    return dx, dk
+
+
+def _phase_slices(d: tuple[int, int], offset: tuple[int, int], shape: tuple[int, int]):
+    """For each phase ``(α, β)``: its image block, the slices of a ``shape`` plane placed at
+    ``offset`` that fall in it, and where they start in the phase."""
+    for alpha in range(d[0]):
+        for beta in range(d[1]):
+            r0, c0 = (alpha - offset[0]) % d[0], (beta - offset[1]) % d[1]
+            rows, cols = slice(r0, shape[0], d[0]), slice(c0, shape[1], d[1])
+            count = (len(range(shape[0])[rows]), len(range(shape[1])[cols]))
+            at = ((r0 + offset[0]) // d[0], (c0 + offset[1]) // d[1])
+            yield alpha * d[1] + beta, rows, cols, (slice(at[0], at[0] + count[0]),
+                                                    slice(at[1], at[1] + count[1]))
+
+
+def to_phases(a: np.ndarray, d: tuple[int, int], size: tuple[int, int],
+              offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``(N, C, H, W) -> (d_h·d_w·N, C, *size)``: with ``a`` placed at ``offset`` in a plane of
+    zeros, image ``(α·d_w + β)·N + n`` is that plane's phase ``[α::d_h, β::d_w]``."""
+    n = a.shape[0]
+    q = np.zeros((d[0] * d[1] * n, a.shape[1], *size), dtype=a.dtype)
+    for block, rows, cols, at in _phase_slices(d, offset, a.shape[2:]):
+        parallel.copyto(q[block * n:(block + 1) * n, :, at[0], at[1]], a[:, :, rows, cols])
+    return q
+
+
+def from_phases(q: np.ndarray, d: tuple[int, int], size: tuple[int, int],
+                offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The inverse of :func:`to_phases`: ``(d_h·d_w·N, C, h, w) -> (N, C, *size)``, the phases
+    interleaved into a plane and the part of ``size`` at ``offset`` cut out."""
+    n = q.shape[0] // (d[0] * d[1])
+    out = np.empty((n, q.shape[1], *size), dtype=q.dtype)
+    for block, rows, cols, at in _phase_slices(d, offset, size):
+        parallel.copyto(out[:, :, rows, cols], q[block * n:(block + 1) * n, :, at[0], at[1]])
+    return out
+
+
+def _phase_sizes(padded: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
+    return -(-padded[0] // d[0]), -(-padded[1] // d[1])
+
+
+def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads, mode: str,
+            dilation: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layer's forward, any padding mode and dilation: ``X (N, C, H, W)`` -> ``(Z, U, V)``.
+
+    ``pads`` is ``((p_top, p_bottom), (p_left, p_right))``, ``mode`` as ``pad.pad_forward``."""
+    padded = (x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
+    if dilation == (1, 1):
+        out = (padded[0] - 2, padded[1] - 2)
+        if mode == "constant":                     # the kernels pad with zeros themselves
+            return correlate(x, w, b, (pads[0][0], pads[1][0]), out)
+        return correlate(pad_forward(x, pads, mode)[0], w, b, (0, 0), out)
+    out = (padded[0] - 2 * dilation[0], padded[1] - 2 * dilation[1])
+    sizes = _phase_sizes(padded, dilation)
+    if mode == "constant":
+        xq = to_phases(x, dilation, sizes, (pads[0][0], pads[1][0]))
+    else:
+        xq = to_phases(pad_forward(x, pads, mode)[0], dilation, sizes)
+    zq, u, v = correlate(xq, w, b, (0, 0), (sizes[0] - 2, sizes[1] - 2))
+    return from_phases(zq, dilation, out), u, v
+
+
+def backward(dz: np.ndarray, u: np.ndarray, v: np.ndarray, pad_cache: PadCache,
+             dilation: tuple[int, int], need_dx: bool, need_dw: bool
+             ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK)`` of :func:`forward` (each None unless asked for)."""
+    (n, c, h, w), pads = pad_cache.in_shape, pad_cache.pads
+    padded = (h + sum(pads[0]), w + sum(pads[1]))
+    zero = pad_cache.mode == "constant"            # then dXp is cropped on the way out
+    if dilation == (1, 1):
+        if zero:
+            return gradients(dz, u, v, (n, c, h, w), (pads[0][0], pads[1][0]), need_dx,
+                             need_dw)
+        dxp, dk = gradients(dz, u, v, (n, c, *padded), (0, 0), need_dx, need_dw)
+    else:
+        sizes = _phase_sizes(padded, dilation)
+        dzq = to_phases(dz, dilation, (sizes[0] - 2, sizes[1] - 2))
+        dxq, dk = gradients(dzq, u, v, (dzq.shape[0], c, *sizes), (0, 0), need_dx, need_dw)
+        if need_dx and zero:
+            return from_phases(dxq, dilation, (h, w), (pads[0][0], pads[1][0])), dk
+        dxp = from_phases(dxq, dilation, padded) if need_dx else None
+    dx = np.ascontiguousarray(pad_backward(dxp, pad_cache)) if need_dx else None
     return dx, dk
