@@ -33,7 +33,7 @@ from . import parallel
 from .kernels import jit
 from .pad import pad_forward
 
-_WORK_PER_BLOCK = 1 << 16          # aim for at least this many multiply-adds per block
+_WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds per block
 
 
 @jit
@@ -85,6 +85,26 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
     kh, kw = total.shape
     for a in range(kh):
         e = 0
+        while e + 5 <= kw:                         # five taps per pass
+            q = a * dh * wp + e * dw
+            x0 = src[q:q + span]
+            x1 = src[q + dw:q + dw + span]
+            x2 = src[q + 2 * dw:q + 2 * dw + span]
+            x3 = src[q + 3 * dw:q + 3 * dw + span]
+            x4 = src[q + 4 * dw:q + 4 * dw + span]
+            s0 = s1 = s2 = s3 = s4 = g[0] * 0
+            for p in range(span):
+                s0 += g[p] * x0[p]
+                s1 += g[p] * x1[p]
+                s2 += g[p] * x2[p]
+                s3 += g[p] * x3[p]
+                s4 += g[p] * x4[p]
+            total[a, e] += s0
+            total[a, e + 1] += s1
+            total[a, e + 2] += s2
+            total[a, e + 3] += s3
+            total[a, e + 4] += s4
+            e += 5
         while e + 3 <= kw:
             q = a * dh * wp + e * dw
             x0 = src[q:q + span]
@@ -223,6 +243,17 @@ def _taps(src, k, wide, wp, dh, dw, span):
     kh, kw = k.shape
     for a in range(kh):
         e = 0
+        while e + 5 <= kw:                         # five taps per pass (5×5, 11×11 rows)
+            k0, k1, k2, k3, k4 = k[a, e], k[a, e + 1], k[a, e + 2], k[a, e + 3], k[a, e + 4]
+            q = a * dh * wp + e * dw
+            x0 = src[q:q + span]
+            x1 = src[q + dw:q + dw + span]
+            x2 = src[q + 2 * dw:q + 2 * dw + span]
+            x3 = src[q + 3 * dw:q + 3 * dw + span]
+            x4 = src[q + 4 * dw:q + 4 * dw + span]
+            for p in range(span):
+                wide[p] += k0 * x0[p] + k1 * x1[p] + k2 * x2[p] + k3 * x3[p] + k4 * x4[p]
+            e += 5
         while e + 3 <= kw:
             k0, k1, k2 = k[a, e], k[a, e + 1], k[a, e + 2]
             q = a * dh * wp + e * dw
