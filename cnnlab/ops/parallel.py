@@ -54,6 +54,17 @@ def num_threads() -> int:
     return _threads
 
 
+def _forget_pool() -> None:
+    """In a child made by ``fork``: the parent's pool threads do not exist here, so a block
+    handed to them would never run. The child starts its own pool when it needs one."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):             # not on Windows
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def set_num_threads(n: int) -> None:
     """Run element-wise blocks on ``n`` threads (1 runs them on the calling thread only)."""
     global _threads, _pool
