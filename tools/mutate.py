@@ -60,7 +60,7 @@ WORK = ROOT / "mutants"
 _CONV = ["tests/test_conv.py", "tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"]
 _AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_mutation_gaps.py"]
 _DATA = ["tests/test_data.py", "tests/test_torch_habits.py"]
-_EXPLORER = ["tests/test_explorer_api.py"]          # not the browser tests (Playwright)
+_EXPLORER = ["tests/test_explorer_api.py", "tests/test_explorer_gaps.py"]   # not the browser tests
 TESTS: dict[str, list[str]] = {
     "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv.py": _CONV,
