@@ -65,6 +65,10 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv.py": _CONV,
     "cnnlab/ops/conv_direct.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/kernels.py": ["tests/test_kernels.py", "tests/test_conv_algorithms.py",
+                              "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/conv_compiled.py": ["tests/test_conv_algorithms.py", "tests/test_kernels.py",
+                                    "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv_fft.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/parallel.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/pad.py": ["tests/test_conv.py", "tests/test_pool.py", "tests/test_shapes.py",
@@ -102,6 +106,7 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/explorer/playground.py": _EXPLORER,
     "cnnlab/explorer/filterlab.py": _EXPLORER,
     "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
+    "cnnlab/threads.py": ["tests/test_kernels.py"],
 }
 
 # test file -> seconds added to mutmut's timeout_constant for it: its fixtures' setup, which
@@ -137,7 +142,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              "this run; with --again: those of the last run of this module)")
     parser.add_argument("--again", action="store_true",
                         help="after adding tests: re-test the survivors of the last run of this "
-                             "module against the test files added since (the source unchanged)")
+                             "module against the test files added or changed since (the source "
+                             "unchanged)")
     args = parser.parse_args(argv)
     module = Path(args.module).resolve()
     try:
@@ -316,13 +322,20 @@ def _recheck(args: argparse.Namespace, work: Path, tests: list[str],
         print(f"    {name}: {status[name]}", flush=True)
 
 
+def _digest(test: str) -> str:
+    import hashlib
+
+    return hashlib.sha256((ROOT / test).read_bytes()).hexdigest()
+
+
 def _again(args: argparse.Namespace) -> int:
-    """Re-test the last run's survivors against the test files added since.
+    """Re-test the last run's survivors against the test files added or changed since.
 
     Adding tests cannot revive a killed mutant, so only the survivors need running, and only
-    against the new files: each is applied to the work copy's source in turn (``mutmut apply``)
-    and the new test files run against it, stopping at the first failure. With
-    ``--recheck-timeouts``, the last run's time-outs are re-run first (with every test file).
+    against the new or changed files (changed: their SHA-256 differs from the last run's):
+    each survivor is applied to the work copy's source in turn (``mutmut apply``) and those
+    files run against it, stopping at the first failure. With ``--recheck-timeouts``, the
+    last run's time-outs are re-run first (with every test file).
     """
     work = WORK / args.module.replace("/", "_").removesuffix(".py")
     try:
@@ -331,23 +344,27 @@ def _again(args: argparse.Namespace) -> int:
         print(f"--again: no earlier run of {args.module} in {work}; run it without --again.",
               file=sys.stderr)
         return 2
-    new = [t for t in args.tests if t not in last["tests"]]
+    digests = last.setdefault("digests", {})
+    new = [t for t in args.tests
+           if t not in last["tests"] or digests.get(t, _digest(t)) != _digest(t)]
     if not new and not args.recheck_timeouts:
-        print(f"--again: no test files added since the last run ({' '.join(last['tests'])}).",
+        print(f"--again: no test files added or changed since the last run "
+              f"({' '.join(last['tests'])}).",
               file=sys.stderr)
         return 2
     for test in new:
         shutil.copy2(ROOT / test, work / test)
     status = last["status"]
     if args.recheck_timeouts:
-        _recheck(args, work, last["tests"] + new, status)
+        _recheck(args, work, list(dict.fromkeys(last["tests"] + new)), status)
     if new:
         print(f"re-testing the {sum(v in _SURVIVED for v in status.values())} survivors of "
               f"{len(status)} mutants of {args.module} against {' '.join(new)}", flush=True)
         for name, value in status.items():
             if value in _SURVIVED and _with_mutant(work, args.module, name, new, 600) != "survived":
                 status[name] = "killed"
-    last["tests"] += new
+    last["tests"] += [t for t in new if t not in last["tests"]]
+    digests.update({t: _digest(t) for t in new})
     args.seed = last.get("seed", args.seed)
     (work / "run.json").write_text(json.dumps(last, indent=1), "utf-8")
     return _report(args, work, last["names"], list(status), status)
@@ -387,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.recheck_timeouts:
         _recheck(args, work, args.tests, status)
     (work / "run.json").write_text(json.dumps({"tests": args.tests, "names": names,
-                                               "seed": args.seed, "status": status}, indent=1),
+                                               "seed": args.seed, "status": status,
+                                               "digests": {t: _digest(t) for t in args.tests}},
+                                              indent=1),
                                    "utf-8")
     return _report(args, work, names, chosen, status)
 
