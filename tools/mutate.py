@@ -30,6 +30,12 @@ test) is not in T. ``TIMEOUT_CONSTANT`` below raises the constant for such test 
 the explorer's mutants were not that, though: they were children hung on a thread pool that
 did not survive mutmut's fork (see ``_AT_FORK``), which no limit would have cured.
 
+Two blind spots of mutmut's forked children: code that ran in the parent before the fork (a
+decorator such as ``kernels.jit`` applied at import, a value computed once and cached) is not
+run again, so its mutants survive whatever the tests; and mutmut does not mutate decorated
+functions at all (the ``@jit`` loops of ``ops/conv_compiled.py``: mutated by hand, see
+tests/MUTATION.md). ``--again`` runs each survivor in a fresh process, free of the first.
+
 The score printed is killed / (killed + survived) with time-outs left out, and the range they
 could move it to; mutants judged equivalent (no behaviour changes) are listed by hand in
 tests/MUTATION.md, which also gives each module's score.
