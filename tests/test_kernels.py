@@ -72,24 +72,57 @@ def test_both_paths_give_the_same_lenet_layer_to_float32_rounding(rng):
 
 # ------------------------------------------------------------------ threads: steady under load
 
+@pytest.fixture(autouse=True)
+def _default_thread_policy():
+    """Every test here ends with the process's own thread policy: ``cnnlab train`` run
+    in-process (below) calls ``threads.steady()`` and, owning its process, never restores it."""
+    from cnnlab import threads
+
+    yield
+    threads.restore()
+
+
 def test_steady_makes_blas_single_threaded_and_splits_gemms(monkeypatch):
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from cnnlab import threads
+    from cnnlab.ops import parallel
+
+    def counts(api: str) -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == api]
+
+    monkeypatch.delenv("CNNLAB_BLAS_THREADS", raising=False)
+    threads.restore()                          # whatever an earlier test (or process) left
+    with threadpool_limits(limits=2):          # two threads everywhere, so that 1 shows
+        before, openmp = counts("blas"), counts("openmp")
+        assert before and set(before) == {2}
+        try:
+            assert threads.steady() is True
+            assert set(counts("blas")) == {1}
+            assert counts("openmp") == openmp              # only BLAS is limited
+            assert parallel._split_gemms
+        finally:
+            threads.restore()
+        assert counts("blas") == before
+        assert not parallel._split_gemms
+        threads.restore()                      # a second restore changes nothing
+        assert counts("blas") == before and not parallel._split_gemms
+    monkeypatch.setenv("CNNLAB_BLAS_THREADS", "default")
+    assert threads.steady() is False and not parallel._split_gemms
+
+
+@pytest.mark.parametrize("pools", [[], [{"user_api": "openmp", "num_threads": 2}]])
+def test_steady_does_nothing_without_a_blas_library(pools, monkeypatch):
+    import threadpoolctl
 
     from cnnlab import threads
     from cnnlab.ops import parallel
 
     monkeypatch.delenv("CNNLAB_BLAS_THREADS", raising=False)
-    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-    try:
-        assert threads.steady() is True
-        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
-        assert parallel._split_gemms
-    finally:
-        threads.restore()
-    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
-    assert not parallel._split_gemms
-    monkeypatch.setenv("CNNLAB_BLAS_THREADS", "default")
-    assert threads.steady() is False and not parallel._split_gemms
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: pools)
+    threads.restore()
+    assert threads.steady() is False
+    assert threads._limiter is None and not parallel._split_gemms
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [
@@ -131,3 +164,68 @@ def test_the_command_refuses_a_wrong_kernels_setting_in_one_sentence(monkeypatch
     assert err == ('cnnlab train: error: CNNLAB_KERNELS=compiled needs numba, which is not '
                    'installed (pip install "cnnlab[fast]").\n')
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ the switch and the compiler
+def test_an_unset_variable_means_auto(monkeypatch):
+    monkeypatch.delenv("CNNLAB_KERNELS", raising=False)
+    assert kernels.requested() == "auto"
+
+
+def test_numba_installed_is_whether_numba_can_be_imported(monkeypatch):
+    import importlib.util
+
+    try:
+        import numba  # noqa: F401
+        importable = True
+    except ImportError:
+        importable = False
+    assert kernels.numba_installed() is importable
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "numba" else find_spec(name, *args))
+    assert kernels.numba_installed() is False
+    monkeypatch.setattr(kernels, "_installed", None)          # checked once, then remembered
+    assert kernels._available() is False and kernels._installed is False
+
+
+def _add_bias(z, b):
+    """Adds ``b`` to every entry of ``z``, in place."""
+    for i in range(z.shape[0]):
+        z[i] += b
+
+
+def _dispatcher(kernel):
+    """The numba dispatcher behind a :func:`kernels.jit` kernel (there once it has run)."""
+    return next(c.cell_contents for c in kernel.__closure__
+                if isinstance(c.cell_contents, list))[0]
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_jit_compiles_once_without_the_gil_cached_with_fastmath_and_keeps_the_loops():
+    kernel = kernels.jit(_add_bias)
+    assert kernel.__name__ == "_add_bias" and kernel.__doc__ == _add_bias.__doc__
+    assert kernel.py_func is _add_bias
+    z = np.zeros(3)
+    kernel(z, 1.5)
+    kernel(z, 1.0)                                   # the second call reuses the compiled code
+    np.testing.assert_array_equal(z, [2.5, 2.5, 2.5])
+    compiled = _dispatcher(kernel)
+    assert compiled.py_func is _add_bias
+    assert compiled.targetoptions["nogil"] is True            # threads run kernels side by side
+    assert compiled.targetoptions["fastmath"] == {"reassoc", "contract"}
+    assert type(compiled._cache).__name__ == "FunctionCache"  # cached on disk, not NullCache
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_the_compiled_loops_are_the_python_loops(rng):
+    """``py_func``: the plain-Python loops of a compiled kernel give its numbers."""
+    from cnnlab.ops import conv_compiled
+
+    x = rng.standard_normal((2, 2, 5, 6))
+    w = rng.standard_normal((3, 2, 2, 4))
+    b = rng.standard_normal(3)
+    z = conv_compiled.correlate(x, w, b, (1, 1))
+    loops = np.empty_like(z)
+    conv_compiled._correlate_flat.py_func(x.reshape(2, 2, 30), w, b, loops, 6, 1, 1, 0, 6)
+    np.testing.assert_allclose(loops, z, rtol=1e-12, atol=1e-12)

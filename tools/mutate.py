@@ -13,10 +13,32 @@ pyproject whose ``[tool.mutmut]`` adds ``only_mutate = [<module>]`` and the modu
 (``TESTS`` below) as the test selection, optionally picks a random sample of the mutants, runs
 mutmut, and prints the score and every surviving mutant with its line and diff.
 
-A mutant is *killed* when a test fails (or it runs past its time limit); it *survives* when every
-test passes, or when no test calls the mutated function ("no tests"). The score printed is
-killed / (killed + survived); mutants judged equivalent (no behaviour changes) are listed by hand
-in tests/MUTATION.md, which also gives each module's score.
+A mutant is *killed* when a test fails; it *survives* when every test passes, or when no test
+calls the mutated function ("no tests"). A mutant that runs past mutmut's time limit is a
+*timeout*: mutmut counts it as killed, but a timeout is no proof that a test noticed anything
+(a limit too tight for the test file's own setup "kills" every mutant). So the driver reports
+time-outs apart, and ``--recheck-timeouts`` re-runs each one without mutmut's limit (the mutant
+applied to the work copy, the test files run with ``pytest -x`` under a wall-clock limit of ten
+times a clean run of them plus a minute): a test failing makes it killed, every test passing
+makes it survived, and a run past even that limit makes it a *hang*, which counts as killed.
+
+mutmut's limit per mutant is ``(T + timeout_constant) × timeout_multiplier`` seconds of wall time
+(twice that of CPU time), where T is the time the mutant's tests took in the clean run, counting
+only their call phase: a slow fixture (the explorer's test file spends ~5 s setting up its first
+test) is not in T. ``TIMEOUT_CONSTANT`` below raises the constant for such test files;
+``--timeout-multiplier`` and ``--timeout-constant`` set either for one run. The time-outs of
+the explorer's mutants were not that, though: they were children hung on a thread pool that
+did not survive mutmut's fork (see ``_AT_FORK``), which no limit would have cured.
+
+Two blind spots of mutmut's forked children: code that ran in the parent before the fork (a
+decorator such as ``kernels.jit`` applied at import, a value computed once and cached) is not
+run again, so its mutants survive whatever the tests; and mutmut does not mutate decorated
+functions at all (the ``@jit`` loops of ``ops/conv_compiled.py``: mutated by hand, see
+tests/MUTATION.md). ``--again`` runs each survivor in a fresh process, free of the first.
+
+The score printed is killed / (killed + survived) with time-outs left out, and the range they
+could move it to; mutants judged equivalent (no behaviour changes) are listed by hand in
+tests/MUTATION.md, which also gives each module's score.
 """
 
 from __future__ import annotations
@@ -44,11 +66,15 @@ WORK = ROOT / "mutants"
 _CONV = ["tests/test_conv.py", "tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"]
 _AUTOGRAD = ["tests/test_tensor.py", "tests/test_gradcheck.py", "tests/test_mutation_gaps.py"]
 _DATA = ["tests/test_data.py", "tests/test_torch_habits.py"]
-_EXPLORER = ["tests/test_explorer_api.py"]          # not the browser tests (Playwright)
+_EXPLORER = ["tests/test_explorer_api.py", "tests/test_explorer_gaps.py"]   # not the browser tests
 TESTS: dict[str, list[str]] = {
     "cnnlab/ops/activation.py": ["tests/test_activation.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv.py": _CONV,
     "cnnlab/ops/conv_direct.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/kernels.py": ["tests/test_kernels.py", "tests/test_conv_algorithms.py",
+                              "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/conv_compiled.py": ["tests/test_conv_algorithms.py", "tests/test_kernels.py",
+                                    "tests/test_mutation_gaps.py"],
     "cnnlab/ops/conv_fft.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/parallel.py": ["tests/test_conv_algorithms.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/pad.py": ["tests/test_conv.py", "tests/test_pool.py", "tests/test_shapes.py",
@@ -86,9 +112,16 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/explorer/playground.py": _EXPLORER,
     "cnnlab/explorer/filterlab.py": _EXPLORER,
     "cnnlab/train/checkpoint.py": ["tests/test_checkpoint.py"],
+    "cnnlab/threads.py": ["tests/test_kernels.py"],
 }
 
-_KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+# test file -> seconds added to mutmut's timeout_constant for it: its fixtures' setup, which
+# mutmut does not count in a test's time. test_explorer_api.py builds a checkpoint and an app
+# (~5 s on an idle machine, twice that under load) before its first test.
+TIMEOUT_CONSTANT: dict[str, float] = {"tests/test_explorer_api.py": 10.0}
+
+_KILLED = {"killed", "hang", "segfault", "caught by type check"}
+_TIMEOUT = {"timeout"}                       # unverified: neither killed nor survived
 _SURVIVED = {"survived", "no tests"}
 
 
@@ -105,9 +138,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--list", action="store_true",
                         help="only generate the mutants and print how many there are")
+    parser.add_argument("--timeout-multiplier", type=float, metavar="X",
+                        help="mutmut's timeout_multiplier for this run (default: pyproject.toml's)")
+    parser.add_argument("--timeout-constant", type=float, metavar="S",
+                        help="mutmut's timeout_constant in seconds (default: pyproject.toml's, "
+                             "1, plus TIMEOUT_CONSTANT's entry for the test files)")
+    parser.add_argument("--recheck-timeouts", action="store_true",
+                        help="re-run the mutants that timed out without mutmut's limit (after "
+                             "this run; with --again: those of the last run of this module)")
     parser.add_argument("--again", action="store_true",
                         help="after adding tests: re-test the survivors of the last run of this "
-                             "module against the test files added since (the source unchanged)")
+                             "module against the test files added or changed since (the source "
+                             "unchanged)")
     args = parser.parse_args(argv)
     module = Path(args.module).resolve()
     try:
@@ -126,7 +168,29 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--sample: expected a positive count, received {args.sample}.")
     if args.jobs < 1:
         parser.error(f"--jobs: expected a positive count, received {args.jobs}.")
+    for name in ("timeout_multiplier", "timeout_constant"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            parser.error(f"--{name.replace('_', '-')}: expected a positive number, "
+                         f"received {value}.")
     return args
+
+
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    """The project's [tool.mutmut] table, restricted to the module and its tests."""
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    settings = dict(tomllib.loads(text).get("tool", {}).get("mutmut", {}))
+    settings["only_mutate"] = [args.module]
+    settings["pytest_add_cli_args_test_selection"] = list(args.tests)
+    if args.timeout_multiplier is not None:
+        settings["timeout_multiplier"] = args.timeout_multiplier
+    settings.setdefault("timeout_multiplier", 15.0)          # mutmut's own defaults
+    if args.timeout_constant is not None:
+        settings["timeout_constant"] = args.timeout_constant
+    else:
+        settings["timeout_constant"] = float(settings.get("timeout_constant", 1.0)) + max(
+            (TIMEOUT_CONSTANT.get(t, 0.0) for t in args.tests), default=0.0)
+    return settings
 
 
 def _toml_value(value: object) -> str:
@@ -139,6 +203,25 @@ def _toml_value(value: object) -> str:
     return json.dumps(str(value))
 
 
+# mutmut runs each mutant in a child forked from the process that ran the clean tests. A thread
+# pool does not survive a fork (its threads stay in the parent), and cnnlab.ops.parallel keeps
+# its pool in a module global: in the child, run_blocks hands blocks to the dead pool and waits
+# for them forever, so every mutant whose tests reach it "timed out" (the explorer's, the
+# convolutions'). The work copy's tests/conftest.py forgets the pool in each forked child.
+_AT_FORK = """
+
+# Added by tools/mutate.py (work copy only): forget cnnlab's thread pool in a forked child.
+def _mutate_forget_thread_pool():
+    import sys
+    parallel = sys.modules.get("cnnlab.ops.parallel")
+    if parallel is not None:
+        parallel._pool = None
+
+
+__import__("os").register_at_fork(after_in_child=_mutate_forget_thread_pool)
+"""
+
+
 def _prepare(args: argparse.Namespace) -> Path:
     """A fresh copy of the package and tests, with a pyproject restricted to this module."""
     work = WORK / args.module.replace("/", "_").removesuffix(".py")
@@ -146,10 +229,10 @@ def _prepare(args: argparse.Namespace) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
     shutil.copytree(ROOT / "cnnlab", work / "cnnlab", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    with open(work / "tests" / "conftest.py", "a", encoding="utf-8") as conftest:
+        conftest.write(_AT_FORK)
     text = (ROOT / "pyproject.toml").read_text("utf-8")
-    settings = dict(tomllib.loads(text).get("tool", {}).get("mutmut", {}))
-    settings["only_mutate"] = [args.module]
-    settings["pytest_add_cli_args_test_selection"] = list(args.tests)
+    settings = _settings(args)
     # The project's own [tool.mutmut] table is replaced by the restricted one.
     text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
     text += "\n[tool.mutmut]\n" + "".join(f"{k} = {_toml_value(v)}\n"
@@ -199,12 +282,66 @@ def _location(module: str, name: str, diff: str) -> int | None:
     return None
 
 
+def _pytest(work: Path, tests: list[str], timeout: float) -> str:
+    """Run the test files on the work copy as it stands: killed, survived or hang."""
+    settings = tomllib.loads((work / "pyproject.toml").read_text("utf-8"))["tool"]["mutmut"]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+               *settings.get("pytest_add_cli_args", []), *tests]
+    try:
+        run = subprocess.run(command, cwd=work, capture_output=True, timeout=timeout,
+                             env={**os.environ, "PYTHONPATH": str(work)})
+    except subprocess.TimeoutExpired:
+        return "hang"
+    return "killed" if run.returncode != 0 else "survived"
+
+
+def _with_mutant(work: Path, module: str, name: str, tests: list[str], timeout: float) -> str:
+    """Apply one mutant to the work copy's source, run the tests, restore the source."""
+    source = (work / module).read_text("utf-8")
+    subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, check=True,
+                   capture_output=True)
+    try:
+        return _pytest(work, tests, timeout)
+    finally:
+        (work / module).write_text(source, "utf-8")
+
+
+def _recheck(args: argparse.Namespace, work: Path, tests: list[str],
+             status: dict[str, str]) -> None:
+    """Re-run each mutant that timed out under mutmut's limit, without that limit."""
+    names = [n for n, v in status.items() if v in _TIMEOUT]
+    if not names:
+        return
+    import time
+
+    start = time.monotonic()
+    if _pytest(work, tests, 3600) != "survived":
+        print("--recheck-timeouts: the test files fail on the unmutated copy; time-outs left "
+              "as they are.", file=sys.stderr)
+        return
+    clean = time.monotonic() - start
+    limit = 10 * clean + 60
+    print(f"re-checking {len(names)} time-outs without mutmut's limit (a clean run takes "
+          f"{clean:.0f} s; limit {limit:.0f} s each)", flush=True)
+    for name in names:
+        status[name] = _with_mutant(work, args.module, name, tests, limit)
+        print(f"    {name}: {status[name]}", flush=True)
+
+
+def _digest(test: str) -> str:
+    import hashlib
+
+    return hashlib.sha256((ROOT / test).read_bytes()).hexdigest()
+
+
 def _again(args: argparse.Namespace) -> int:
-    """Re-test the last run's survivors against the test files added since.
+    """Re-test the last run's survivors against the test files added or changed since.
 
     Adding tests cannot revive a killed mutant, so only the survivors need running, and only
-    against the new files: each is applied to the work copy's source in turn (``mutmut apply``)
-    and the new test files run against it, stopping at the first failure.
+    against the new or changed files (changed: their SHA-256 differs from the last run's):
+    each survivor is applied to the work copy's source in turn (``mutmut apply``) and those
+    files run against it, stopping at the first failure. With ``--recheck-timeouts``, the
+    last run's time-outs are re-run first (with every test file).
     """
     work = WORK / args.module.replace("/", "_").removesuffix(".py")
     try:
@@ -213,34 +350,27 @@ def _again(args: argparse.Namespace) -> int:
         print(f"--again: no earlier run of {args.module} in {work}; run it without --again.",
               file=sys.stderr)
         return 2
-    new = [t for t in args.tests if t not in last["tests"]]
-    if not new:
-        print(f"--again: no test files added since the last run ({' '.join(last['tests'])}).",
+    digests = last.setdefault("digests", {})
+    new = [t for t in args.tests
+           if t not in last["tests"] or digests.get(t, _digest(t)) != _digest(t)]
+    if not new and not args.recheck_timeouts:
+        print(f"--again: no test files added or changed since the last run "
+              f"({' '.join(last['tests'])}).",
               file=sys.stderr)
         return 2
     for test in new:
         shutil.copy2(ROOT / test, work / test)
-    source = (work / args.module).read_text("utf-8")
     status = last["status"]
-    print(f"re-testing the {sum(v in _SURVIVED for v in status.values())} survivors of "
-          f"{len(status)} mutants of {args.module} against {' '.join(new)}", flush=True)
-    for name, value in status.items():
-        if value not in _SURVIVED:
-            continue
-        subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, check=True,
-                       capture_output=True)
-        try:
-            run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                                  "no:cacheprovider", *new], cwd=work, capture_output=True,
-                                 env={**os.environ, "PYTHONPATH": str(work)}, timeout=600)
-            failed = run.returncode != 0
-        except subprocess.TimeoutExpired:
-            failed = True
-        finally:
-            (work / args.module).write_text(source, "utf-8")
-        if failed:
-            status[name] = "killed"
-    last["tests"] += new
+    if args.recheck_timeouts:
+        _recheck(args, work, list(dict.fromkeys(last["tests"] + new)), status)
+    if new:
+        print(f"re-testing the {sum(v in _SURVIVED for v in status.values())} survivors of "
+              f"{len(status)} mutants of {args.module} against {' '.join(new)}", flush=True)
+        for name, value in status.items():
+            if value in _SURVIVED and _with_mutant(work, args.module, name, new, 600) != "survived":
+                status[name] = "killed"
+    last["tests"] += [t for t in new if t not in last["tests"]]
+    digests.update({t: _digest(t) for t in new})
     args.seed = last.get("seed", args.seed)
     (work / "run.json").write_text(json.dumps(last, indent=1), "utf-8")
     return _report(args, work, last["names"], list(status), status)
@@ -252,8 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         return _again(args)
     work = _prepare(args)
     mutmut = [sys.executable, "-m", "mutmut"]
+    limits = tomllib.loads((work / "pyproject.toml").read_text("utf-8"))["tool"]["mutmut"]
     print(f"mutating {args.module}; tests: {' '.join(args.tests)}; work dir "
-          f"{work.relative_to(ROOT)}", flush=True)
+          f"{work.relative_to(ROOT)}; time limit per mutant (T + {limits['timeout_constant']:g} s)"
+          f" × {limits['timeout_multiplier']:g} wall, twice that in CPU time", flush=True)
     subprocess.run([sys.executable, "-c", _GENERATE.format(jobs=args.jobs)], cwd=work,
                    check=True, stdout=subprocess.DEVNULL)
     names = sorted(_meta(work, args.module), key=lambda n: (n.rsplit("_", 1)[0],
@@ -271,12 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     results = _meta(work, args.module)
     from mutmut.stats import status_by_exit_code
     status = {name: status_by_exit_code[results.get(name)] for name in chosen}
-    if not any(value in _KILLED | _SURVIVED for value in status.values()):
+    if not any(value in _KILLED | _TIMEOUT | _SURVIVED for value in status.values()):
         print(run.stdout[-3000:])
         print(f"mutmut checked no mutant (exit status {run.returncode}); its output is above.")
         return 1
+    if args.recheck_timeouts:
+        _recheck(args, work, args.tests, status)
     (work / "run.json").write_text(json.dumps({"tests": args.tests, "names": names,
-                                               "seed": args.seed, "status": status}, indent=1),
+                                               "seed": args.seed, "status": status,
+                                               "digests": {t: _digest(t) for t in args.tests}},
+                                              indent=1),
                                    "utf-8")
     return _report(args, work, names, chosen, status)
 
@@ -289,19 +425,30 @@ def _report(args: argparse.Namespace, work: Path, names: list[str], chosen: list
         counts[value] = counts.get(value, 0) + 1
     killed = sum(n for s, n in counts.items() if s in _KILLED)
     survived = sum(n for s, n in counts.items() if s in _SURVIVED)
-    for name in (n for n in chosen if status[n] in _SURVIVED):
+    timeouts = sum(n for s, n in counts.items() if s in _TIMEOUT)
+    for name in (n for n in chosen if status[n] in _SURVIVED | _TIMEOUT):
         shown = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True,
                                text=True).stdout
         diff = shown.split("\n", 1)[1] if "\n" in shown else shown
         line = _location(args.module, name, diff)
         changed = [t for t in diff.split("\n") if t[:1] in "+-" and t[:3] not in ("---", "+++")]
-        print(f"\nSURVIVED ({status[name]}) {args.module}:{line or '?'}  {name}")
+        label = "TIMEOUT (unverified)" if status[name] in _TIMEOUT else f"SURVIVED ({status[name]})"
+        print(f"\n{label} {args.module}:{line or '?'}  {name}")
         print("\n".join("    " + t for t in changed))
-    print(f"\n{args.module}: {killed} of {killed + survived} mutants killed "
-          f"({100 * killed / (killed + survived):.0f}%)"
-          + (f", sample of {len(chosen)} of {len(names)} (seed {args.seed})"
-             if len(chosen) < len(names) else "")
-          + "; " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+    sample = (f", sample of {len(chosen)} of {len(names)} (seed {args.seed})"
+              if len(chosen) < len(names) else "")
+    details = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+    if killed + survived:
+        print(f"\n{args.module}: {killed} of {killed + survived} mutants killed "
+              f"({100 * killed / (killed + survived):.0f}%){sample}; {details}")
+    else:
+        print(f"\n{args.module}: no mutant killed or survived{sample}; {details}")
+    if timeouts:
+        total = killed + survived + timeouts
+        print(f"{timeouts} time-outs left out above (mutmut counts them as killed, but no test "
+              f"was seen to fail): with them the score lies between {100 * killed / total:.0f}% "
+              f"and {100 * (killed + timeouts) / total:.0f}%. Re-run them: python "
+              f"tools/mutate.py {args.module} --again --recheck-timeouts")
     return 0
 
 
