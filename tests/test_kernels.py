@@ -195,10 +195,18 @@ def _add_bias(z, b):
         z[i] += b
 
 
+_add_bias_kernel = kernels.jit(_add_bias)
+
+
+def _add_twice(z, b):
+    """Calls another kernel of its module (compiled code calling compiled code)."""
+    _add_bias_kernel(z, b)
+    _add_bias_kernel(z, b)
+
+
 def _dispatcher(kernel):
-    """The numba dispatcher behind a :func:`kernels.jit` kernel (there once it has run)."""
-    return next(c.cell_contents for c in kernel.__closure__
-                if isinstance(c.cell_contents, list))[0]
+    """The numba dispatcher behind a :func:`kernels.jit` kernel."""
+    return kernel.dispatcher()
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
@@ -211,10 +219,21 @@ def test_jit_compiles_once_without_the_gil_cached_with_fastmath_and_keeps_the_lo
     kernel(z, 1.0)                                   # the second call reuses the compiled code
     np.testing.assert_array_equal(z, [2.5, 2.5, 2.5])
     compiled = _dispatcher(kernel)
-    assert compiled.py_func is _add_bias
+    assert compiled.py_func.__code__ is _add_bias.__code__   # the same loops, compiled
+    assert compiled is _dispatcher(kernel)                    # once
     assert compiled.targetoptions["nogil"] is True            # threads run kernels side by side
     assert compiled.targetoptions["fastmath"] == {"reassoc", "contract"}
     assert type(compiled._cache).__name__ == "FunctionCache"  # cached on disk, not NullCache
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_a_kernel_calls_another_kernel_as_compiled_code():
+    outer = kernels.jit(_add_twice)
+    z = np.zeros(2)
+    outer(z, 1.5)
+    np.testing.assert_array_equal(z, [3.0, 3.0])
+    assert _add_twice.__globals__["_add_bias_kernel"] is _add_bias_kernel   # module untouched
+    assert outer.dispatcher().signatures                                     # it compiled
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
