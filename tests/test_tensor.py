@@ -642,6 +642,31 @@ def test_gradients_never_alias():
     a.grad = None
     a.backward(seed)                    # a leaf as the root
     assert not np.shares_memory(a.grad, seed)
+    fresh = np.array([5.0, 6.0], dtype=np.float32)     # one new array for two leaves
+    a.grad = b.grad = None
+    record(a.data + b.data, (a, b), lambda dy: (fresh, fresh)).backward(seed)
+    assert not np.shares_memory(a.grad, b.grad)
+    c = tensor([1.0, 2.0], requires_grad=True)
+    record(c.data * 2, (c,), lambda dy: (fresh[::-1],)).backward(seed)    # a view: copied
+    assert not np.shares_memory(c.grad, fresh)
+    d = tensor(np.zeros(2), requires_grad=True, dtype=np.float64)
+    record(d.data, (d,), lambda dy: (fresh,)).backward(seed.astype(np.float32))
+    assert d.grad.dtype == np.float64          # cast to the leaf's dtype
+    e, seed32 = tensor([0.0, 0.0], requires_grad=True), np.ones(2, dtype=np.float32)
+    e.backward(seed32)                         # a leaf as the root, dy in its own dtype
+    assert not np.shares_memory(e.grad, seed32)
+
+
+def test_a_new_gradient_array_becomes_the_leafs_without_a_copy():
+    x = tensor([1.0, 2.0], requires_grad=True)
+    made = []
+
+    def step(dy):
+        made.append(dy * 3)
+        return (made[0],)
+
+    record(x.data * 3, (x,), step).backward(np.ones(2))
+    assert x.grad is made[0]            # the step's own new array: no copy of a large dX
 
 
 def test_backward_steps_get_a_read_only_dy():
