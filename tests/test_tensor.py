@@ -647,8 +647,13 @@ def test_gradients_never_alias():
     record(a.data + b.data, (a, b), lambda dy: (fresh, fresh)).backward(seed)
     assert not np.shares_memory(a.grad, b.grad)
     c = tensor([1.0, 2.0], requires_grad=True)
-    record(c.data * 2, (c,), lambda dy: (fresh[::-1],)).backward(seed)    # a view: copied
-    assert not np.shares_memory(c.grad, fresh)
+    record(c.data * 2, (c,), lambda dy: (dy[::-1],)).backward(seed)     # a view of dy: copied
+    assert not np.shares_memory(c.grad, seed)
+    block = np.arange(4, dtype=np.float32)      # two views of one new array: one is copied
+    a.grad = b.grad = None
+    record(a.data + b.data, (a, b), lambda dy: (block[:2], block[1:3])).backward(seed)
+    assert not np.shares_memory(a.grad, b.grad)
+    np.testing.assert_array_equal(b.grad, [1.0, 2.0])
     d = tensor(np.zeros(2), requires_grad=True, dtype=np.float64)
     record(d.data, (d,), lambda dy: (fresh,)).backward(seed.astype(np.float32))
     assert d.grad.dtype == np.float64          # cast to the leaf's dtype

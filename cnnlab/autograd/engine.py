@@ -21,18 +21,20 @@ def freed(dy: np.ndarray):
 def run_backward(root, seed: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``seed = dL/d root`` to every leaf that requires a gradient."""
     grads: dict[int, np.ndarray] = {id(root): seed}
-    given: set[int] = set()                 # the arrays handed to leaves (alive as their .grad)
+    given: set[int] = set()       # the memory handed to leaves (alive as their .grad)
     for node in reversed(_topological_order(root)):
         g = grads.pop(id(node), None)
         if g is None:
             continue
         if node._backward is None:                        # a leaf: accumulate
-            # Never alias the caller's dy, a dy a step passed through (a view), or another
-            # leaf's gradient; an array a step has just made is the leaf's own.
-            if (g is seed or id(g) in given or g.dtype != node.data.dtype
-                    or not g.flags.owndata):
-                g = g.astype(node.data.dtype, copy=True)
-            given.add(id(g))
+            # Never alias the caller's dy, a dy a step passed through (read-only, as every
+            # view of it), or memory another leaf holds; what a step has just made (a new
+            # array or a view of one) becomes the leaf's own.
+            owner = g if g.base is None else g.base
+            if (g is seed or not g.flags.writeable or id(owner) in given
+                    or g.dtype != node.data.dtype):
+                g = owner = g.astype(node.data.dtype, copy=True)
+            given.add(id(owner))
             node.grad = g if node.grad is None else np.asarray(node.grad + g)
             continue
         if node._backward is freed:
