@@ -164,3 +164,10 @@ def test_keep_freed_memory_checks_its_limit():
         assert cnnlab.memory.keep_freed_memory(64) is True
     with pytest.raises(ValueError, match="limit_mib must be a positive int, received 0"):
         cnnlab.memory.keep_freed_memory(0)
+
+
+def test_the_help_names_every_part(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ", ".join(bench.PARTS) + " (default: all)" in text

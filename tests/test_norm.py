@@ -10,6 +10,7 @@ import cnnlab
 from cnnlab import functional as F
 from cnnlab import nn
 from cnnlab.autograd import gradcheck
+from cnnlab.ops import kernels
 from cnnlab.ops import norm as norm_ops
 
 SHAPES = [(5, 3), (4, 2, 6), (2, 3, 4, 3), (2, 2, 3, 2, 2)]    # (N, C), 1-D, 2-D, 3-D
@@ -360,3 +361,37 @@ def test_functional_bad_input_rank():
 def test_layer_bad_arguments(args, kwargs, error, message):
     with pytest.raises(error, match=message):
         nn.BatchNorm2d(*args, **kwargs)
+
+
+needs_numba = pytest.mark.skipif(not kernels.numba_installed(),
+                                 reason="the compiled kernels need numba (cnnlab[fast])")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (2, 5, 7), (3, 2, 2, 3, 4)])
+@pytest.mark.parametrize("affine", ["both", "weight", "none"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("need", [(True, True, True), (False, True, False), (True, False, True)])
+def test_the_compiled_loops_give_the_numpy_paths_numbers(dtype, tol, shape, affine, training,
+                                                         need, rng):
+    """Statistics, running estimates, output, x̂ and every gradient asked for, both paths."""
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    weight = rng.uniform(0.5, 1.5, c).astype(dtype) if affine != "none" else None
+    bias = rng.standard_normal(c).astype(dtype) if affine == "both" else None
+    dy = rng.standard_normal(shape).astype(dtype)
+    results = {}
+    for path in ("numpy", "compiled"):
+        running = [rng.standard_normal(c) * 0 + 0.5, np.full(c, 2.0)]
+        with kernels.forced_kernels(path):
+            y, cache = norm_ops.batch_norm_forward(x, *running, weight, bias, training, 0.1,
+                                                   1e-3)
+            grads = norm_ops.batch_norm_backward(dy, cache, *need)
+        results[path] = (y, cache.x_hat, cache.inv_std, *running, *grads)
+    for ours, theirs in zip(results["compiled"], results["numpy"]):
+        if theirs is None:
+            assert ours is None
+            continue
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * 10)

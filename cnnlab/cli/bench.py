@@ -12,11 +12,12 @@ from ._common import check_writable, positive_int
 def add_parser(commands) -> None:
     bench = commands.add_parser("bench", help="time cnnlab against PyTorch on the same work",
                                 description="Conv2d forward+backward suite, LeNet-5 training "
-                                "and inference throughput, peak memory and a scaling table; "
-                                "with PyTorch installed, each against the identical torch work "
-                                "(ratio = torch time / cnnlab time).")
+                                "and inference throughput, peak memory, a scaling table, the "
+                                "compiled kernels' first-run compile time and training with "
+                                "one core busy; with PyTorch installed, each against the "
+                                "identical torch work (ratio = torch time / cnnlab time).")
     bench.add_argument("--only", type=_parts, default=None, metavar="PART[,PART...]",
-                       help="conv, train, infer, memory, scaling (default: all)")
+                       help="conv, train, infer, memory, scaling, compile, load (default: all)")
     bench.add_argument("--rounds", type=positive_int, default=5,
                        help="alternating rounds per measurement; the median is reported")
     bench.add_argument("--batch-size", type=positive_int, default=64,

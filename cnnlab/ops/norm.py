@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import kernels, norm_compiled
+
 
 class BatchNormCache(NamedTuple):
     x_hat: np.ndarray           # (N, C, *S): the normalised input
@@ -52,16 +54,16 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
     -> ``(N, C, *S)``.
     """
     axes = _reduce_axes(x.ndim)
+    if x.ndim >= 3 and kernels.use_compiled():
+        return _forward_compiled(x, running_mean, running_var, weight, bias, training,
+                                 momentum, eps)
     if training:
         mean = x.mean(axis=axes)                                   # (C,)
         x_hat = x - _per_channel(mean, x.ndim)                     # (N, C, *S): x - μ
         var = np.square(x_hat).mean(axis=axes)                     # (C,), biased
         if running_mean is not None:
             m = values_per_channel(x.shape)
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += momentum * var * (m / (m - 1))
+            _update_running(running_mean, running_var, mean, var, momentum, m)
     else:
         mean = running_mean.astype(x.dtype, copy=False)
         var = running_var.astype(x.dtype, copy=False)
@@ -78,6 +80,30 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
     return y, BatchNormCache(x_hat, inv_std, weight, training)
 
 
+def _update_running(running_mean: np.ndarray, running_var: np.ndarray, mean: np.ndarray,
+                    var: np.ndarray, momentum: float, m: int) -> None:
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (m / (m - 1))
+
+
+def _forward_compiled(x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """:func:`batch_norm_forward` by the compiled loops of ``norm_compiled`` (same formulas)."""
+    if training:
+        mean, var = norm_compiled.statistics(x)
+        if running_mean is not None:
+            _update_running(running_mean, running_var, mean, var, momentum,
+                            values_per_channel(x.shape))
+    else:
+        mean = running_mean.astype(x.dtype, copy=False)
+        var = running_var.astype(x.dtype, copy=False)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    y, x_hat = norm_compiled.normalize(x, mean, inv_std, weight, bias)
+    weight = None if weight is None else weight.astype(x.dtype, copy=False)
+    return y, BatchNormCache(x_hat, inv_std, weight, training)
+
+
 def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache, need_dx: bool = True,
                         need_dweight: bool = True, need_dbias: bool = True):
     """Gradients of :func:`batch_norm_forward` (sums over the ``m`` values of each channel):
@@ -91,6 +117,10 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache, need_dx: bool = T
     """
     x_hat, inv_std, weight, training = cache
     axes, nd = _reduce_axes(dy.ndim), dy.ndim
+    if nd >= 3 and kernels.use_compiled():
+        scale = inv_std if weight is None else inv_std * weight
+        dx, dweight, dbias = norm_compiled.gradients(dy, x_hat, scale, training, need_dx)
+        return dx, dweight if need_dweight else None, dbias if need_dbias else None
     batch_terms = need_dx and training
     dbias = dy.sum(axis=axes) if need_dbias or batch_terms else None           # (C,)
     dweight = (dy * x_hat).sum(axis=axes) if need_dweight or batch_terms else None
