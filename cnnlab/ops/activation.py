@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
+
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``y = max(x, 0)``; the cache is ``y`` (``y > 0`` exactly where ``x > 0``)."""
-    y = np.maximum(x, 0)
+    """``y = max(x, 0)``; the cache is ``y`` (``y > 0`` exactly where ``x > 0``). Large arrays
+    are done in blocks on cnnlab's threads."""
+    y = np.empty(x.shape, dtype=np.result_type(x, 0))
+    parallel.split_map(lambda out, a: np.maximum(a, 0, out=out), y, x)
     return y, y
 
 
@@ -24,7 +28,9 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     A multiply by the boolean mask (measured 12× faster than ``np.where`` on LeNet's maps).
     """
-    return dy * (y > 0)
+    dx = np.empty(dy.shape, dtype=np.result_type(dy, np.bool_))
+    parallel.split_map(lambda out, g, a: np.multiply(g, a > 0, out=out), dx, dy, y)
+    return dx
 
 
 def leaky_relu_forward(x: np.ndarray, negative_slope: float = 0.01

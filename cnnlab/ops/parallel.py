@@ -152,7 +152,7 @@ def split(n: int, block: int) -> list[int]:
 
 def copyto(dst: np.ndarray, src: np.ndarray) -> None:
     """``dst[...] = src`` (``src`` may be any strided view of the same shape), on the threads."""
-    _split(np.copyto, dst, src)
+    split_map(np.copyto, dst, src)
 
 
 def add(dst: np.ndarray, src: np.ndarray) -> None:
@@ -162,12 +162,13 @@ def add(dst: np.ndarray, src: np.ndarray) -> None:
 
 def add_into(dst: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """``dst[...] = a + b`` (``b`` broadcast to ``dst``'s shape), on the threads."""
-    _split(lambda d, x, y: np.add(x, y, out=d), dst, a, np.broadcast_to(b, dst.shape))
+    split_map(lambda d, x, y: np.add(x, y, out=d), dst, a, np.broadcast_to(b, dst.shape))
 
 
-def _split(fn: Callable[..., object], dst: np.ndarray, *srcs: np.ndarray) -> None:
-    """``fn(dst part, *src parts)`` over blocks of the first axis with at least as many items
-    as threads (all arrays have ``dst``'s shape)."""
+def split_map(fn: Callable[..., object], dst: np.ndarray, *srcs: np.ndarray) -> None:
+    """``fn(dst part, *src parts)`` for an element-wise ``fn`` writing into ``dst``: over blocks
+    of the first axis with at least as many items as threads when the arrays are large (all
+    arrays have ``dst``'s shape)."""
     threads = num_threads()
     axis = next((i for i, n in enumerate(dst.shape) if n >= threads), None)
     if threads == 1 or axis is None or dst.size < _MIN_PARALLEL:
