@@ -86,6 +86,8 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/ops/linear.py": ["tests/test_linear.py"],
     "cnnlab/ops/loss.py": ["tests/test_loss.py"],
     "cnnlab/ops/norm.py": ["tests/test_norm.py", "tests/test_mutation_gaps.py"],
+    "cnnlab/ops/norm_compiled.py": ["tests/test_norm.py"],
+    "cnnlab/ops/conv_winograd.py": ["tests/test_conv_algorithms.py"],
     "cnnlab/ops/pool.py": ["tests/test_pool.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/shapes.py": ["tests/test_shapes.py", "tests/test_mutation_gaps.py"],
     "cnnlab/autograd/engine.py": _AUTOGRAD,
