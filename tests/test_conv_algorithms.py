@@ -417,3 +417,24 @@ def test_image_gemm_refuses_groups_and_3d():
     with pytest.raises(ValueError, match=r"received kernel \(3, 3\) and groups 2"):
         conv_forward(x[..., 0], np.ones((2, 1, 3, 3)), None, (1, 1), ((0, 0),) * 2, (1, 1),
                      groups=2, algorithm="image_gemm")
+
+
+@needs_numba
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+@pytest.mark.parametrize("dilation", [(3, 2), (2, 3), (4, 1)])
+def test_winograd_phases_of_any_dilation_and_uneven_padding(mode, dilation, rng):
+    """Dilated layers go through as ``d_h·d_w`` phase images; with padding that is not a
+    multiple of the dilation each phase starts at a different row and column of X."""
+    x = rng.standard_normal((2, 4, 11, 10))
+    w = rng.standard_normal((3, 4, 3, 3))
+    b = rng.standard_normal(3)
+    pads = ((2, 1), (1, 3))
+    z, cache = conv_forward(x, w, b, (1, 1), pads, dilation, padding_mode=mode,
+                            algorithm="winograd")
+    np.testing.assert_allclose(z, reference.conv_nd(x, w, b, (1, 1), pads, dilation, 1, mode),
+                               rtol=1e-12, atol=1e-12)
+    dz = rng.standard_normal(z.shape)
+    expected = conv_backward(dz, conv_forward(x, w, b, (1, 1), pads, dilation,
+                                              padding_mode=mode, algorithm="gemm")[1])
+    for ours, theirs in zip(conv_backward(dz, cache), expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-11, atol=1e-11)
