@@ -330,24 +330,22 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                          f"{x.shape[1]} input and {w.shape[0]} output channels.")
     mode = "constant" if padding_mode == "zeros" else padding_mode
     fft = u = None
-    if algorithm == "winograd":                    # in the (N, C, H, W) layout, no transposes
+    fused = _padding_fused(algorithm, groups, w.shape, mode)
+    if algorithm in ("winograd", "image_gemm") or fused:
+        # compiled, in the (N, C, *S) layout: the kernels pad with zeros as they go
         pad_cache = PadCache(x.shape, pads, mode)
         padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
-        z, u, saved = conv_winograd.forward(x, kernel, b, pads, mode, dilation)
-    elif algorithm == "image_gemm":                # in the (N, C, *S) layout, no transposes
-        pad_cache = PadCache(x.shape, pads, mode)
-        padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
-        if mode == "constant":                     # the kernels pad with zeros themselves
+        if algorithm == "winograd":
+            z, u, saved = conv_winograd.forward(x, kernel, b, pads, mode, dilation)
+        elif fused:                                # depthwise: ConvCache.saved is X itself
+            saved = x
+            out = _valid_sizes(padded, w.shape[2:], stride, dilation)
+            z = conv_compiled.depthwise_forward(x, kernel, b, pads, out, dilation)
+        elif mode == "constant":                   # image_gemm
             z, saved = conv_compiled.image_gemm_forward(x, kernel, b, pads, stride, dilation)
-        else:
+        else:                                      # other padding modes pad first
             z, saved = conv_compiled.image_gemm_forward(pad_forward(x, pads, mode)[0], kernel,
                                                         b, ((0, 0),) * nd, stride, dilation)
-    elif _padding_fused(algorithm, groups, w.shape, mode):
-        # compiled depthwise with zero padding: the kernels pad one plane at a time
-        saved, pad_cache = x, PadCache(x.shape, pads, mode)         # X itself
-        padded = tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads))
-        out = _valid_sizes(padded, w.shape[2:], stride, dilation)
-        z = conv_compiled.depthwise_forward(x, kernel, b, pads, out, dilation)
     elif algorithm in ("depthwise", "direct"):     # in the (N, C, *S) layout, no transposes
         saved, pad_cache = pad_forward(x, pads, mode)              # Xp (N, C, *S_padded)
         padded = saved.shape[2:]
