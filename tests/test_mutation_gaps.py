@@ -383,3 +383,34 @@ def test_max_pool_backward_keeps_float32(stride):
     dx = max_pool_backward(np.ones_like(y), cache)
     assert dx.dtype == np.float32 and dx.shape == x.shape
     assert dx.sum() == y.size
+
+
+# ------------------------- the survivors of parallel.py's fresh sample (seed 4), after the fork fix
+def test_zero_threads_in_the_environment_falls_back_to_the_default(monkeypatch):
+    from cnnlab.ops import parallel
+
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "0")
+    assert parallel._default_threads() >= 1
+
+
+def test_gemms_are_split_only_when_asked_and_only_when_large(monkeypatch):
+    from cnnlab.ops import parallel
+
+    calls = []
+
+    def spy(fn, bounds):
+        calls.append(list(bounds))
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            fn(start, stop)
+
+    monkeypatch.setattr(parallel, "run_blocks", spy)
+    a = np.ones((96, 700), dtype=np.float32)
+    b = np.ones((700, 640), dtype=np.float32)
+    monkeypatch.setattr(parallel, "_split_gemms", False)
+    np.testing.assert_array_equal(parallel.matmul(a, b), 700.0)
+    assert calls == []                                    # off: one np.matmul, however large
+    monkeypatch.setattr(parallel, "_split_gemms", True)
+    np.testing.assert_array_equal(parallel.matmul(a[:4, :5], b[:5, :6]), 5.0)
+    assert calls == []                                    # on, but too small to split
+    np.testing.assert_array_equal(parallel.matmul(a, b), 700.0)
+    assert calls == [list(range(0, 641, 32))]             # 20 blocks of 32 columns
