@@ -1,4 +1,5 @@
-"""cnnlab's thread pool across ``fork`` (DataLoader workers, test runners that fork)."""
+"""cnnlab's thread pool: across ``fork`` (DataLoader workers, test runners that fork), and how
+the compiled kernels deal out their ranges."""
 
 from __future__ import annotations
 
@@ -36,3 +37,26 @@ def test_a_forked_child_runs_blocks_on_its_own_threads():
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     finally:
         parallel.set_num_threads(parallel._default_threads())
+
+
+@pytest.mark.parametrize("items, per_block, per_thread, expected", [
+    (40, None, 4, 5),            # 2 threads × 4 blocks: ranges of 5
+    (40, 2, 4, 2),               # a smaller block asked for wins
+    (40, 0, 4, 1),               # never empty ranges
+    (40, None, 8, 2),
+    (3, None, 4, 1),
+])
+def test_run_ranges_covers_every_item_once_in_ranges_of_the_block(items, per_block, per_thread,
+                                                                 expected):
+    from cnnlab.ops import parallel
+
+    parallel.set_num_threads(2)
+    try:
+        seen = []
+        parallel.run_ranges(lambda tag, start, stop: seen.append((tag, start, stop)), items,
+                            "t", per_block=per_block, per_thread=per_thread)
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+    assert sorted(i for _, start, stop in seen for i in range(start, stop)) == list(range(items))
+    assert {tag for tag, _, _ in seen} == {"t"}
+    assert max(stop - start for _, start, stop in seen) == expected

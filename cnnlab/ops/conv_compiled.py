@@ -132,10 +132,8 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
 def _run(kernel, items: int, work_per_item: int, *args) -> None:
     """``kernel(*args, start, stop)`` over ``items`` in blocks spread over the threads: blocks
     of at least ``_WORK_PER_BLOCK`` multiply-adds, at least four blocks a thread."""
-    per_block = max(1, _WORK_PER_BLOCK // max(work_per_item, 1))
-    per_block = min(per_block, max(1, items // (4 * parallel.num_threads())))
-    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
-                        parallel.split(items, per_block))
+    parallel.run_ranges(kernel, items, *args,
+                        per_block=_WORK_PER_BLOCK // max(work_per_item, 1))
 
 
 def _as_2d(a: np.ndarray) -> np.ndarray:
@@ -359,10 +357,8 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
     dx = np.zeros(x4.shape, dtype=dz.dtype) if need_dx else empty.reshape(0, 0, 0, 0)
     dk = np.empty(w4.shape, dtype=dz.dtype) if need_dw else empty.reshape(0, 0, 0, 0)
     db = np.empty(c, dtype=dz.dtype) if need_db else empty
-    parallel.run_blocks(
-        lambda start, stop: _depthwise_backward(x4, d4, w4, dx, dk, db, *_zero_pads_2d(pads),
-                                                *_dilation_2d(dilation), start, stop),
-        parallel.split(c, max(1, c // (4 * parallel.num_threads()))))
+    parallel.run_ranges(_depthwise_backward, c, x4, d4, w4, dx, dk, db, *_zero_pads_2d(pads),
+                        *_dilation_2d(dilation))
     return (dx.reshape(x.shape) if need_dx else None, dk.reshape(w.shape) if need_dw else None,
             db if need_db else None)
 
@@ -418,12 +414,6 @@ def _col2im_images(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, sto
                 dx[n, c, i] = acc[ph + i, pw:pw + w]
 
 
-def _images(kernel, n: int, *args) -> None:
-    """``kernel(*args, start, stop)`` over the ``n`` images, a few blocks a thread."""
-    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
-                        parallel.split(n, max(1, n // (4 * parallel.num_threads()))))
-
-
 def _geometry(x_shape, w_shape, pads, stride, dilation) -> tuple[int, ...]:
     """``(k_h, k_w, p_h, p_w, s_h, s_w, d_h, d_w, O_h, O_w)`` of a 1-D or 2-D layer (1-D as
     height 1), the pads as zeros before the first row and column."""
@@ -445,7 +435,7 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
     kh, kw, *_, oh, ow = geometry
     n, c = x.shape[:2]
     cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-    _images(_im2col_images, n, _as_2d(np.ascontiguousarray(x)), cols, *geometry)
+    parallel.run_ranges(_im2col_images, n, _as_2d(np.ascontiguousarray(x)), cols, *geometry)
     z = parallel.matmul(w.reshape(w.shape[0], -1).astype(x.dtype, copy=False), cols)
     if b is not None:
         z += b.astype(x.dtype, copy=False)[:, None]
@@ -466,6 +456,6 @@ def image_gemm_backward(dz: np.ndarray, cols: np.ndarray, w: np.ndarray, x_shape
     if need_dx:
         dcols = parallel.matmul(wm.T, dz3)                              # (N, C·k, O)
         dx = np.empty(x_shape, dtype=dz.dtype)
-        _images(_col2im_images, n, dcols, _as_2d(dx),
+        parallel.run_ranges(_col2im_images, n, dcols, _as_2d(dx),
                 *_geometry(x_shape, w.shape, pads, stride, dilation))
     return dx, dk

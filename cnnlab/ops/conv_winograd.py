@@ -235,8 +235,7 @@ def _input_grad_transform(dv, dx, ph, pw, th, tw, start, stop):
 
 def _planes(kernel, items: int, *args) -> None:
     """``kernel(*args, start, stop)`` over ``items`` planes, eight blocks a thread or more."""
-    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
-                        parallel.split(items, max(1, items // (8 * parallel.num_threads()))))
+    parallel.run_ranges(kernel, items, *args, per_thread=8)
 
 
 def kernel_transform(w: np.ndarray) -> np.ndarray:

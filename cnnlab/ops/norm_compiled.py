@@ -95,12 +95,6 @@ def _gradients(dy, x_hat, scale, dweight, dbias, dx, training, start, stop):
                 out[p] = k * (g[p] - shift - h[p] * slope)
 
 
-def _channels(kernel, channels: int, *args) -> None:
-    """``kernel(*args, start, stop)`` over the channels, about four blocks a thread."""
-    parallel.run_blocks(lambda start, stop: kernel(*args, start, stop),
-                        parallel.split(channels, max(1, channels // (4 * parallel.num_threads()))))
-
-
 def _planes(a: np.ndarray) -> np.ndarray:
     """``(N, C, *S) -> (N, C, prod(S))``, contiguous."""
     return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
@@ -110,7 +104,7 @@ def statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(μ, σ²)`` per channel of ``x (N, C, *S)``, in ``x``'s dtype."""
     c = x.shape[1]
     mean, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
-    _channels(_statistics, c, _planes(x), mean, var)
+    parallel.run_ranges(_statistics, c, _planes(x), mean, var)
     return mean, var
 
 
@@ -120,11 +114,12 @@ def normalize(x: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, weight: np.n
     c, dtype = x.shape[1], x.dtype
     ones, zeros = np.ones(c, dtype=dtype), np.zeros(c, dtype=dtype)
     x_hat, y = np.empty(x.shape, dtype=dtype), np.empty(x.shape, dtype=dtype)
-    _channels(_normalize, c, _planes(x), mean.astype(dtype, copy=False),
-              inv_std.astype(dtype, copy=False),
-              ones if weight is None else weight.astype(dtype, copy=False),
-              zeros if bias is None else bias.astype(dtype, copy=False),
-              x_hat.reshape(_planes(x).shape), y.reshape(_planes(x).shape))
+    planes = _planes(x)
+    parallel.run_ranges(_normalize, c, planes, mean.astype(dtype, copy=False),
+                        inv_std.astype(dtype, copy=False),
+                        ones if weight is None else weight.astype(dtype, copy=False),
+                        zeros if bias is None else bias.astype(dtype, copy=False),
+                        x_hat.reshape(planes.shape), y.reshape(planes.shape))
     return y, x_hat
 
 
@@ -135,6 +130,7 @@ def gradients(dy: np.ndarray, x_hat: np.ndarray, scale: np.ndarray, training: bo
     dweight, dbias = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
     dx = np.empty(dy.shape, dtype=dtype) if need_dx else np.empty(0, dtype=dtype)
     planes = _planes(dy)
-    _channels(_gradients, c, planes, _planes(x_hat), scale.astype(dtype, copy=False), dweight,
-              dbias, dx.reshape(planes.shape) if need_dx else dx.reshape(0, 0, 0), training)
+    out = dx.reshape(planes.shape) if need_dx else dx.reshape(0, 0, 0)
+    parallel.run_ranges(_gradients, c, planes, _planes(x_hat), scale.astype(dtype, copy=False),
+                        dweight, dbias, out, training)
     return (dx if need_dx else None), dweight, dbias

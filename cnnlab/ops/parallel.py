@@ -105,6 +105,17 @@ def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
             future.result()
 
 
+def run_ranges(kernel: Callable[..., None], items: int, *args, per_block: int | None = None,
+               per_thread: int = 4) -> None:
+    """``kernel(*args, start, stop)`` over ranges of ``items`` (planes, channels, images) on the
+    threads: blocks of ``per_block`` items, or at most as many as give each thread
+    ``per_thread`` blocks. How the compiled kernels spread their outer loops."""
+    block = max(1, items // (per_thread * num_threads()))
+    if per_block is not None:
+        block = max(1, min(per_block, block))
+    run_blocks(lambda start, stop: kernel(*args, start, stop), split(items, block))
+
+
 def split_gemms(on: bool) -> None:
     """Run large GEMMs of :func:`matmul` as column (or row) blocks on cnnlab's threads."""
     global _split_gemms
