@@ -11,11 +11,19 @@ import reference
 from cnnlab import functional as F
 from cnnlab import nn, tensor
 from cnnlab.autograd import gradcheck
+from cnnlab.ops import kernels
 
 MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 ADAPTIVE = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
 SPATIAL = {1: (9,), 2: (7, 6), 3: (5, 4, 5)}
+
+
+@pytest.fixture(params=["numpy", "compiled"] if kernels.numba_installed() else ["numpy"])
+def kernel_path(request):
+    """Max pooling runs on both paths: the NumPy reference and the compiled loops."""
+    with kernels.forced_kernels(request.param):
+        yield request.param
 
 
 def _t(value, nd):
@@ -96,7 +104,7 @@ def _max_args(nd, k, s, p, d):
 # ------------------------------------------------------------------------------ loop reference
 
 @pytest.mark.parametrize("nd, spatial, k, s, p, d, ceil", MAX_CASES)
-def test_max_pool_matches_loop_reference(rng, nd, spatial, k, s, p, d, ceil):
+def test_max_pool_matches_loop_reference(rng, kernel_path, nd, spatial, k, s, p, d, ceil):
     x = tensor(_distinct(rng, (2, 3, *spatial)), requires_grad=True)
     y, indices = MAX[nd](x, k, s, p, d, ceil, return_indices=True)
     y_ref, idx_ref = reference.max_pool_nd(x.data, *_max_args(nd, k, s, p, d), ceil)
@@ -154,7 +162,7 @@ GRAD_AVG = [c for c in AVG_CASES if c[0] < 3 or c[7] is not None or (c[5] and c[
 
 
 @pytest.mark.parametrize("nd, spatial, k, s, p, d, ceil", GRAD_MAX)
-def test_max_pool_gradcheck(rng, nd, spatial, k, s, p, d, ceil):
+def test_max_pool_gradcheck(rng, kernel_path, nd, spatial, k, s, p, d, ceil):
     x = _distinct(rng, (1, 1, *spatial))
     result = gradcheck(lambda t: MAX[nd](t, k, s, p, d, ceil), [x])
     assert result, str(result)
@@ -195,7 +203,7 @@ def _torch_check(torch, ours, theirs, x, rng):
 
 
 @pytest.mark.parametrize("nd, spatial, k, s, p, d, ceil", MAX_CASES)
-def test_max_pool_matches_torch(rng, nd, spatial, k, s, p, d, ceil):
+def test_max_pool_matches_torch(rng, kernel_path, nd, spatial, k, s, p, d, ceil):
     torch = pytest.importorskip("torch")
     theirs = getattr(torch.nn.functional, f"max_pool{nd}d")
     _torch_check(torch, lambda t: MAX[nd](t, k, s, p, d, ceil, return_indices=True),
@@ -221,7 +229,7 @@ def test_adaptive_avg_pool_matches_torch(rng, nd, spatial, size):
                  rng.standard_normal((2, 3, *spatial)), rng)
 
 
-def test_max_pool_nan_and_minus_inf_match_torch():
+def test_max_pool_nan_and_minus_inf_match_torch(kernel_path):
     torch = pytest.importorskip("torch")
     inf, nan = np.inf, np.nan
     for row, k, s, p, ceil in [([1, nan, 3, nan, 2], 5, 5, 0, False),
@@ -236,12 +244,46 @@ def test_max_pool_nan_and_minus_inf_match_torch():
         np.testing.assert_array_equal(F.max_pool1d(x, k, s, p, 1, ceil).data, y_t.numpy())
 
 
+def test_max_pool_2x2_nan_and_ties_match_torch(kernel_path):
+    """LeNet's pooling (2×2, stride 2, the compiled loops' shape): NaN anywhere in a window
+    wins, the last NaN's position is kept; a window without NaN keeps its first maximum."""
+    torch = pytest.importorskip("torch")
+    nan = np.nan
+    x = np.array([[[[1, nan, 2, 2, 0], [nan, 3, 2, 1, 0], [5, 5, 7, 7, 0], [5, 5, 7, 8, 0],
+                    [9, 9, 9, 9, 9]]]], dtype=np.float32)
+    y, idx = F.max_pool2d(tensor(x), 2, return_indices=True)
+    y_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y.data, y_t.numpy())
+    np.testing.assert_array_equal(idx, idx_t.numpy())
+    xc = tensor(x, requires_grad=True)
+    F.max_pool2d(xc, 2).backward(np.ones((1, 1, 2, 2), dtype=np.float32))
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt, 2).backward(torch.ones(1, 1, 2, 2))
+    np.testing.assert_array_equal(xc.grad, xt.grad.numpy())
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="the compiled kernels need numba")
+def test_compiled_loops_take_2x2_stride_2_only_and_leave_nan_to_numpy(rng):
+    from cnnlab.ops import pool as pool_ops
+    x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+    with kernels.forced_kernels("compiled"):
+        assert pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))[1].compiled
+        for args in [((2, 2), (1, 1), (0, 0), (1, 1)), ((3, 3), (2, 2), (0, 0), (1, 1)),
+                     ((2, 2), (2, 2), (1, 1), (1, 1)), ((2, 2), (2, 2), (0, 0), (2, 2))]:
+            assert not pool_ops.max_pool_forward(x, *args)[1].compiled
+        assert not pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), True)[1].compiled
+        x[1, 2, 5, 6] = np.nan                     # in no window (the odd last column)
+        assert pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))[1].compiled
+        x[1, 2, 3, 3] = np.nan
+        assert not pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))[1].compiled
+
+
 # ------------------------------------------------------------------------------ worked cases
 
 LECTURE = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]], dtype=np.float32)
 
 
-def test_lecture_max_pool_4x4_to_2x2():
+def test_lecture_max_pool_4x4_to_2x2(kernel_path):
     x = tensor(LECTURE[None, None], requires_grad=True)
     y = F.max_pool2d(x, 2)                        # stride defaults to the kernel size
     np.testing.assert_array_equal(y.data[0, 0], [[9, 2], [6, 3]])
@@ -252,7 +294,7 @@ def test_lecture_max_pool_4x4_to_2x2():
                                                  [0, 30, 0, 0]])
 
 
-def test_max_pool_ties_go_to_the_first_maximum():
+def test_max_pool_ties_go_to_the_first_maximum(kernel_path):
     x = tensor(np.array([[[3.0, 3.0, 1.0, 1.0, 7.0, 7.0]]]), requires_grad=True)
     y, idx = F.max_pool1d(x, 2, return_indices=True)
     np.testing.assert_array_equal(idx, [[[0, 2, 4]]])
@@ -260,7 +302,7 @@ def test_max_pool_ties_go_to_the_first_maximum():
     np.testing.assert_array_equal(x.grad, [[[1, 0, 1, 0, 1, 0]]])
 
 
-def test_max_pool_2x2_stride_2_literal_and_indices():
+def test_max_pool_2x2_stride_2_literal_and_indices(kernel_path):
     x = np.array([[0, 0, 14, 82], [149, 32, 0, 0], [28, 53, 64, 44], [39, 120, 133, 99]],
                  dtype=np.float32)
     y, idx = F.max_pool2d(x[None], 2, stride=2, return_indices=True)     # unbatched (C, H, W)
@@ -269,14 +311,14 @@ def test_max_pool_2x2_stride_2_literal_and_indices():
     assert y.dtype == np.float32
 
 
-def test_max_pool_3x3_stride_2_padding_1_literal():
+def test_max_pool_3x3_stride_2_padding_1_literal(kernel_path):
     x = np.array([[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2],
                   [2, 0, 0, 0, 1]], dtype=np.float32)
     y = F.max_pool2d(x[None, None], 3, stride=2, padding=1)
     np.testing.assert_array_equal(y.data[0, 0], [[3, 3, 3], [3, 3, 3], [2, 2, 2]])
 
 
-def test_max_pool_overlapping_windows_accumulate_gradient():
+def test_max_pool_overlapping_windows_accumulate_gradient(kernel_path):
     x = tensor(np.array([[[1.0, 5.0, 2.0, 0.0]]]), requires_grad=True)
     y = F.max_pool1d(x, 3, stride=1)               # both windows pick the 5
     np.testing.assert_array_equal(y.data, [[[5, 5]]])
@@ -284,7 +326,7 @@ def test_max_pool_overlapping_windows_accumulate_gradient():
     np.testing.assert_array_equal(x.grad, [[[0, 3, 0, 0]]])
 
 
-def test_ceil_mode_literal():
+def test_ceil_mode_literal(kernel_path):
     x = np.array([[[1, 2, 3, 4, 5]]], dtype=np.float32)
     np.testing.assert_array_equal(F.max_pool1d(x, 2).data, [[[2, 4]]])
     np.testing.assert_array_equal(F.max_pool1d(x, 2, ceil_mode=True).data, [[[2, 4, 5]]])
@@ -333,7 +375,7 @@ def test_adaptive_avg_pool_literal():
     lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True, count_include_pad=False),
     lambda t: F.adaptive_avg_pool2d(t, (3, 2)),
 ])
-def test_float32_stays_float32_and_unbatched_matches_batched(rng, fn):
+def test_float32_stays_float32_and_unbatched_matches_batched(rng, kernel_path, fn):
     data = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
     x = tensor(data, requires_grad=True)
     y = fn(x)
@@ -352,14 +394,14 @@ def test_float32_stays_float32_and_unbatched_matches_batched(rng, fn):
     lambda t: F.max_pool2d(t, 2), lambda t: F.max_pool2d(t, 3, 1, 1),
     lambda t: F.avg_pool2d(t, 2), lambda t: F.adaptive_avg_pool2d(t, 3),
 ])
-def test_empty_batch_passes_through(fn):
+def test_empty_batch_passes_through(kernel_path, fn):
     x = tensor(np.zeros((0, 3, 4, 4), dtype=np.float32), requires_grad=True)
     y = fn(x)
     y.backward(np.zeros(y.shape, dtype=np.float32))
     assert y.shape[:2] == (0, 3) and x.grad.shape == (0, 3, 4, 4)
 
 
-def test_unbatched_indices_have_the_unbatched_shape(rng):
+def test_unbatched_indices_have_the_unbatched_shape(rng, kernel_path):
     y, idx = F.max_pool3d(rng.standard_normal((2, 4, 4, 4)), 2, return_indices=True)
     assert y.shape == idx.shape == (2, 2, 2, 2)
 
@@ -381,7 +423,7 @@ def test_layers_shapes_and_no_parameters(rng):
     assert nn.MaxPool2d(2).state_dict() == {} and list(nn.AvgPool2d(2).parameters()) == []
 
 
-def test_layer_return_indices_and_matches_functional(rng):
+def test_layer_return_indices_and_matches_functional(rng, kernel_path):
     x = rng.standard_normal((1, 2, 6, 6))
     y, idx = nn.MaxPool2d(3, stride=2, padding=1, return_indices=True)(x)
     y_f, idx_f = F.max_pool2d(x, 3, 2, 1, return_indices=True)

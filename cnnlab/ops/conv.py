@@ -74,17 +74,19 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
         return _forced[-1]
     depthwise = groups == c_in == c_out > 1
     stride_1 = all(s == 1 for s in stride)
-    if len(kernel) <= 2 and stride_1 and kernels.use_compiled():
+    fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
+           and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS)
+    compiled = len(kernel) <= 2 and kernels.use_compiled()
+    if compiled and stride_1:
         if depthwise or c_in // groups <= DIRECT_MAX_CHANNELS:
             return "direct"
         if kernel == (3, 3) and groups == 1:
             return "winograd"
-    if len(kernel) <= 2 and not stride_1 and groups == 1 and kernels.use_compiled():
+    if compiled and groups == 1 and not fft:
         return "image_gemm"
     if depthwise:
         return "depthwise"
-    if (groups == 1 and all(s == 1 for s in stride) and math.prod(kernel) >= FFT_MIN_TAPS
-            and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
+    if fft:
         return "fft"
     if (groups == 1 and len(kernel) == 2 and all(s == 1 for s in stride)
             and c_in * kernel[-1] >= ROWS_MIN_DEPTH and len(size) == 2

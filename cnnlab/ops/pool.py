@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import kernels, pool_compiled
 from .pad import pad_forward
 from .shapes import Pairs, pool_output_size, windows_overlap
 from .windows import col2im, sliding_windows
@@ -77,6 +78,7 @@ class MaxPoolCache(NamedTuple):
     pads: Pairs
     in_sizes: tuple[int, ...]
     overlap: bool               # can two windows read the same input position?
+    compiled: bool = False      # made by pool_compiled's 2×2 loops, which also run the backward
 
 
 def max_pool_forward(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
@@ -98,6 +100,14 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, 
     """
     in_sizes = x.shape[2:]
     out, pads = _geometry(in_sizes, kernel, stride, padding, dilation, ceil_mode)
+    compiled = (pool_compiled.max_pool(x, out, keep_index)            # 2×2, stride 2
+                if pool_compiled.handles(kernel, stride, dilation, pads)
+                and kernels.use_compiled() else None)                   # (None: NaN in X)
+    if compiled is not None:
+        best, index = compiled
+        if not keep_index:
+            return best, None
+        return best, MaxPoolCache(index, in_sizes, pads, in_sizes, False, compiled=True)
     xp, _ = pad_forward(x, pads, "constant", value=-np.inf)              # (N, C, *S_padded)
     padded = xp.shape[2:]
     windows = sliding_windows(xp, kernel, stride, dilation, out)        # (N, C, *k, *O) view
@@ -183,6 +193,8 @@ def max_pool_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
 
     Shapes: ``dy (N, C, *O)`` -> ``dx (N, C, *S)``.
     """
+    if cache.compiled:
+        return pool_compiled.max_pool_backward(dy, cache.index, cache.in_sizes)
     planes = dy.shape[0] * dy.shape[1]
     plane = math.prod(cache.padded)
     outputs = math.prod(dy.shape[2:])
