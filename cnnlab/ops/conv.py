@@ -67,26 +67,28 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     there a GEMM's depth is too small to pay for copying the windows. Deeper 3×3 layers with
     stride 1 and one group take ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)):
     2.25 times fewer multiply-adds than a GEMM over the windows. Strided 1-D and 2-D layers
-    of one group take ``"image_gemm"`` (``conv_compiled``): im2col + GEMM image by image in
-    the ``(N, C, H, W)`` layout, without the batch-last transposes.
+    of one group, and 1×1 layers, take ``"image_gemm"`` (``conv_compiled``): im2col + GEMM in
+    the ``(N, C, H, W)`` layout, without the batch-last transposes. Other stride-1 layers keep
+    the NumPy rules below: for them ``image_gemm``'s wide rows make every GEMM ``W_p/O_w``
+    times larger (1.4 for LeNet's second layer), which cost more than the transposes saved
+    (4.3 ms against 6.6 ms forward and backward, benchmarks/RESULTS.md).
     """
     if _forced:
         return _forced[-1]
     depthwise = groups == c_in == c_out > 1
     stride_1 = all(s == 1 for s in stride)
-    fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
-           and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS)
     compiled = len(kernel) <= 2 and kernels.use_compiled()
     if compiled and stride_1:
         if depthwise or c_in // groups <= DIRECT_MAX_CHANNELS:
             return "direct"
         if kernel == (3, 3) and groups == 1:
             return "winograd"
-    if compiled and groups == 1 and not fft:
+    if compiled and groups == 1 and (not stride_1 or kernel in ((1, 1), (1,))):
         return "image_gemm"
     if depthwise:
         return "depthwise"
-    if fft:
+    if (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
+            and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
         return "fft"
     if (groups == 1 and len(kernel) == 2 and all(s == 1 for s in stride)
             and c_in * kernel[-1] >= ROWS_MIN_DEPTH and len(size) == 2

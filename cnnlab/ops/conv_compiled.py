@@ -529,10 +529,8 @@ def _narrow_rows(zw, b, z, wp, start, stop):
         for o in range(c_out):
             bias = b[o]
             for i in range(oh):
-                src = zw[o, n, i * wp:i * wp + ow]
-                dst = z[n, o, i]
                 for j in range(ow):
-                    dst[j] = src[j] + bias
+                    z[n, o, i, j] = zw[o, n, i * wp + j] + bias
 
 
 @jit
@@ -542,11 +540,12 @@ def _widen_rows(dz, dzw, wp, start, stop):
     c_out, oh, ow = dz.shape[1], dz.shape[2], dz.shape[3]
     for n in range(start, stop):
         for o in range(c_out):
-            dst = dzw[o, n]
             for i in range(oh):
-                dst[i * wp:i * wp + ow] = dz[n, o, i]
+                for j in range(ow):
+                    dzw[o, n, i * wp + j] = dz[n, o, i, j]
                 if i < oh - 1:
-                    dst[i * wp + ow:(i + 1) * wp] = 0
+                    for j in range(ow, wp):
+                        dzw[o, n, i * wp + j] = 0
 
 
 def _wide_geometry(x_shape, w_shape, pads, dilation) -> tuple[tuple[int, ...], int]:
