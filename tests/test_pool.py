@@ -267,7 +267,16 @@ def test_compiled_loops_take_2x2_stride_2_only_and_leave_nan_to_numpy(rng):
     from cnnlab.ops import pool as pool_ops
     x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
     with kernels.forced_kernels("compiled"):
-        assert pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))[1].compiled
+        y, cache = pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))
+        assert cache.compiled and cache.index.dtype == np.int32
+        y_only, none = pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1),
+                                                 keep_index=False)
+        assert none is None
+        np.testing.assert_array_equal(y_only, y)
+        with kernels.forced_kernels("numpy"):
+            y_numpy, cache_numpy = pool_ops.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))
+        np.testing.assert_array_equal(y, y_numpy)
+        np.testing.assert_array_equal(cache.index, cache_numpy.index)
         for args in [((2, 2), (1, 1), (0, 0), (1, 1)), ((3, 3), (2, 2), (0, 0), (1, 1)),
                      ((2, 2), (2, 2), (1, 1), (1, 1)), ((2, 2), (2, 2), (0, 0), (2, 2))]:
             assert not pool_ops.max_pool_forward(x, *args)[1].compiled
