@@ -80,8 +80,10 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
 
 @jit
 def _tap_sums(g, src, total, wp, dh, dw, span):
-    """``total[a, e] += Σ_{p < span} g[p] · src[p + a·d_h·Wp + e·d_w]``, three taps of a kernel
-    row per pass (the sum of each pass in the working precision)."""
+    """``total[a, e] += Σ_{p < span} g[p] · src[p + a·d_h·Wp + e·d_w]``, five or three taps of
+    a kernel row per pass (the sum of each pass in the working precision: ``g.dtype.type(0)``,
+    not ``g[0] * 0``, which numba types as float64 for float32 ``g`` and which ran the sums
+    at half the vector width, 2 times slower)."""
     kh, kw = total.shape
     for a in range(kh):
         e = 0
@@ -92,7 +94,7 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
             x2 = src[q + 2 * dw:q + 2 * dw + span]
             x3 = src[q + 3 * dw:q + 3 * dw + span]
             x4 = src[q + 4 * dw:q + 4 * dw + span]
-            s0 = s1 = s2 = s3 = s4 = g[0] * 0
+            s0 = s1 = s2 = s3 = s4 = g.dtype.type(0)
             for p in range(span):
                 s0 += g[p] * x0[p]
                 s1 += g[p] * x1[p]
@@ -110,7 +112,7 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
             x0 = src[q:q + span]
             x1 = src[q + dw:q + dw + span]
             x2 = src[q + 2 * dw:q + 2 * dw + span]
-            s0 = s1 = s2 = g[0] * 0                # zeros in the working precision
+            s0 = s1 = s2 = g.dtype.type(0)         # zeros in the working precision
             for p in range(span):
                 s0 += g[p] * x0[p]
                 s1 += g[p] * x1[p]
@@ -122,7 +124,7 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
         while e < kw:
             q = a * dh * wp + e * dw
             x0 = src[q:q + span]
-            s0 = g[0] * 0
+            s0 = g.dtype.type(0)
             for p in range(span):
                 s0 += g[p] * x0[p]
             total[a, e] += s0
@@ -226,12 +228,14 @@ def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
     wide = np.empty(span, dtype=z.dtype)
     for t in range(start, stop):
         n, c = t // channels, t % channels
-        for i in range(h):
-            xs[(i + ph) * wp + pw:(i + ph) * wp + pw + wd] = x[n, c, i]
+        for i in range(h):                        # (element by element: a slice per row
+            for j in range(wd):                   # costs more than its copy, measured)
+                xs[(i + ph) * wp + pw + j] = x[n, c, i, j]
         wide[:] = b[c]
         _taps(xs, w[c, 0], wide, wp, dh, dw, span)
         for i in range(oh):
-            z[n, c, i, :] = wide[i * wp:i * wp + ow]
+            for j in range(ow):
+                z[n, c, i, j] = wide[i * wp + j]
 
 
 @jit
@@ -278,6 +282,10 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
     - ``dB[c] = Σ_n Σ_{i,j} dZ[n, c, i, j]``
     - ``dX[n, c] = crop((dZ[n, c] zero-padded by d·(k-1)) ⋆ rot180(K[c, 0]))``
 
+    One scratch copy of each plane serves both gradients: dZ padded by ``r = d·(k-1)`` on
+    every side, and ``Xp``, both on rows of the padded dZ's width ``W_q = O_w + 2·r_w``. Read
+    from its first real value, the padded dZ is dZ on wide rows with zeros in the extra
+    columns (what dK's tap sums need); read whole, it is the input of dX's correlation.
     ``dx``, ``dk`` or ``db`` of size 0 are not computed. Sums over an image are taken in the
     working precision, over images in float64."""
     n_images, h, wd = x.shape[0], x.shape[2], x.shape[3]
@@ -285,13 +293,13 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
     oh, ow = dz.shape[2], dz.shape[3]
     rh, rw = dh * (kh - 1), dw * (kw - 1)
     hp, wp = oh + rh, ow + rw                      # Xp's size
-    wq = wp + rw                                   # rows of dZ padded by (r_h, r_w) each side
-    span = (oh - 1) * wp + ow                      # wide positions of Z over Xp
+    wq = wp + rw                                   # the rows of both scratch planes
+    span = (oh - 1) * wq + ow                      # wide positions of Z over Xp
     span_dx = (hp - 1) * wq + wp                   # wide positions of dXp over padded dZ
     want_dx, want_dk, want_db = dx.size > 0, dk.size > 0, db.size > 0
-    xs = np.zeros(hp * wp, dtype=x.dtype)
-    dzw = np.zeros(oh * wp, dtype=dz.dtype)        # dZ on rows of width Wp (for dK)
-    dzp = np.zeros((oh + 2 * rh) * wq, dtype=dz.dtype)
+    xs = np.zeros(hp * wq, dtype=x.dtype)
+    dzq = np.zeros((oh + 2 * rh) * wq, dtype=dz.dtype)
+    g = dzq[rh * wq + rw:rh * wq + rw + span]      # dZ on wide rows, zeros between them
     wide = np.empty(span_dx, dtype=dz.dtype)
     rot = np.empty((kh, kw), dtype=w.dtype)
     total = np.zeros((kh, kw))
@@ -302,26 +310,25 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
         total[:, :] = 0.0
         bias = 0.0
         for n in range(n_images):
+            s = dz.dtype.type(0)
             for i in range(oh):
-                row = dz[n, c, i]
-                if want_dk:
-                    dzw[i * wp:i * wp + ow] = row
-                if want_dx:
-                    dzp[(i + rh) * wq + rw:(i + rh) * wq + rw + ow] = row
-                if want_db:
-                    s = row[0] * 0
-                    for j in range(ow):
-                        s += row[j]
-                    bias += s
+                for j in range(ow):
+                    v = dz[n, c, i, j]
+                    dzq[(i + rh) * wq + rw + j] = v
+                    s += v
+            if want_db:
+                bias += s
             if want_dk:
                 for i in range(h):
-                    xs[(i + ph) * wp + pw:(i + ph) * wp + pw + wd] = x[n, c, i]
-                _tap_sums(dzw, xs, total, wp, dh, dw, span)
+                    for j in range(wd):
+                        xs[(i + ph) * wq + pw + j] = x[n, c, i, j]
+                _tap_sums(g, xs, total, wq, dh, dw, span)
             if want_dx:
                 wide[:] = 0
-                _taps(dzp, rot, wide, wq, dh, dw, span_dx)
+                _taps(dzq, rot, wide, wq, dh, dw, span_dx)
                 for i in range(h):
-                    dx[n, c, i] = wide[(i + ph) * wq + pw:(i + ph) * wq + pw + wd]
+                    for j in range(wd):
+                        dx[n, c, i, j] = wide[(i + ph) * wq + pw + j]
         if want_dk:
             for a in range(kh):
                 for e in range(kw):

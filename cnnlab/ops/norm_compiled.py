@@ -30,7 +30,7 @@ def _statistics(x, mean, var, start, stop):
         total = 0.0
         for i in range(n):
             row = x[i, c]
-            s = row[0] * 0
+            s = 0.0                                # float64, as PyTorch's CPU sums
             for p in range(plane):
                 s += row[p]
             total += s
@@ -39,7 +39,7 @@ def _statistics(x, mean, var, start, stop):
         total = 0.0
         for i in range(n):
             row = x[i, c]
-            s = row[0] * 0
+            s = 0.0                                # float64, as PyTorch's CPU sums
             for p in range(plane):
                 d = row[p] - mu
                 s += d * d
@@ -73,8 +73,7 @@ def _gradients(dy, x_hat, scale, dweight, dbias, dx, training, start, stop):
         sum_dy_xhat = 0.0
         for i in range(n):
             g, h = dy[i, c], x_hat[i, c]
-            s = g[0] * 0
-            t = g[0] * 0
+            s = t = 0.0                            # float64, as PyTorch's CPU sums
             for p in range(plane):
                 s += g[p]
                 t += g[p] * h[p]
