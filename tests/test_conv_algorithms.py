@@ -212,14 +212,15 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
     (4, 8, (3, 3), (1, 1), 1, "winograd"),            # 4 input channels, 3×3
     (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
-    (4, 8, (5, 5), (1, 1), 1, "gemm"),                # not 3×3
-    (64, 128, (1, 1), (1, 1), 1, "image_gemm"),       # 1×1: windows as wide rows
+    (4, 8, (5, 5), (1, 1), 1, "image_gemm"),          # not 3×3: the batch's window matrix
+    (64, 128, (1, 1), (1, 1), 1, "image_gemm"),       # 1×1
     (8, 16, (1,), (1,), 1, "image_gemm"),             # 1×1, 1-D
-    (4, 4, (7, 7), (1, 1), 1, "fft"),                 # 16 channel pairs, 7×7
+    (4, 4, (7, 7), (1, 1), 1, "fft"),                 # 16 channel pairs, 7×7: the FFT's rule
+    (4, 5, (7, 7), (1, 1), 1, "image_gemm"),          # 20 channel pairs
     (32, 64, (3, 3), (2, 2), 1, "image_gemm"),        # strided: im2col image by image
     (4, 4, (3, 3), (2, 2), 2, "gemm"),                # strided and grouped
     (4, 4, (3, 3, 3), (2, 2, 2), 1, "gemm"),          # strided 3-D
-    (6, 16, (5, 5), (1, 1), 1, "gemm"),               # LeNet's second layer
+    (6, 16, (5, 5), (1, 1), 1, "image_gemm"),         # LeNet's second layer
     (8, 8, (5, 5), (2, 2), 8, "depthwise"),           # strided: the NumPy taps
     (1, 6, (5, 5), (2, 2), 1, "image_gemm"),
     (1, 1, (4, 4, 4), (1, 1, 1), 1, "fft"),           # 3-D

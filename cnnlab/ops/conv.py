@@ -66,12 +66,12 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     (LeNet's first layer, RGB inputs, image filtering) take ``"direct"`` (``conv_compiled``):
     there a GEMM's depth is too small to pay for copying the windows. Deeper 3×3 layers with
     stride 1 and one group take ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)):
-    2.25 times fewer multiply-adds than a GEMM over the windows. Strided 1-D and 2-D layers
-    of one group, and 1×1 layers, take ``"image_gemm"`` (``conv_compiled``): im2col + GEMM in
-    the ``(N, C, H, W)`` layout, without the batch-last transposes. Other stride-1 layers keep
-    the NumPy rules below: for them ``image_gemm``'s wide rows make every GEMM ``W_p/O_w``
-    times larger (1.4 for LeNet's second layer), which cost more than the transposes saved
-    (4.3 ms against 6.6 ms forward and backward, benchmarks/RESULTS.md).
+    2.25 times fewer multiply-adds than a GEMM over the windows. Other 1-D and 2-D layers of
+    one group (strided ones, LeNet's second layer, 1×1) take ``"image_gemm"``
+    (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
+    transposes and, with stride 1, without keeping the window matrix for the backward pass
+    (as fast as ``"gemm"`` for LeNet's second layer, with 3.8 MB less memory at batch 64);
+    the FFT keeps the layers of its rule.
     """
     if _forced:
         return _forced[-1]
@@ -83,12 +83,13 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
             return "direct"
         if kernel == (3, 3) and groups == 1:
             return "winograd"
-    if compiled and groups == 1 and (not stride_1 or kernel in ((1, 1), (1,))):
+    fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
+           and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS)
+    if compiled and groups == 1 and not fft:
         return "image_gemm"
     if depthwise:
         return "depthwise"
-    if (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
-            and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
+    if fft:
         return "fft"
     if (groups == 1 and len(kernel) == 2 and all(s == 1 for s in stride)
             and c_in * kernel[-1] >= ROWS_MIN_DEPTH and len(size) == 2
