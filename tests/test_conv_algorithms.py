@@ -412,6 +412,14 @@ def test_image_gemm_matches_loop_reference_and_gradcheck(nd, padding, stride, di
 
 
 @needs_numba
+@pytest.mark.parametrize("stride", [(1, 2), (2, 1)])
+def test_image_gemm_strided_along_one_axis_only(stride, rng):
+    """A layer strided along one axis only keeps its window matrix like any strided one."""
+    _matches_reference("image_gemm", 2, (1, 2), stride, (1, 1), "zeros", rng, 1e-12)
+    _passes_gradcheck("image_gemm", 2, (1, 2), stride, (1, 1), "zeros", rng)
+
+
+@needs_numba
 def test_image_gemm_refuses_groups_and_3d():
     x = np.ones((1, 2, 6, 6, 6))
     with pytest.raises(ValueError, match=r"image_gemm algorithm needs a 1-D or 2-D kernel and "

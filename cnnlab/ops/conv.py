@@ -135,7 +135,8 @@ class ConvCache(NamedTuple):
     #                             matrix; fft: ℱXp (C, *F, N); depthwise, direct: Xp (N, C, *Sp);
     #                             compiled depthwise with zero padding: X (N, C, *S); winograd:
     #                             the transformed input blocks V (16, C, tiles); image_gemm:
-    #                             cols (N, C*prod(k), prod(O)), each image's windows
+    #                             stride 1: X (N, C, *S) (Xp when the padding is not
+    #                             zeros), else cols (C*prod(k), N, prod(O)), the windows
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache

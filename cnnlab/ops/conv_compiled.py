@@ -372,131 +372,31 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
             db if need_db else None)
 
 
-# --- im2col + GEMM image by image, in the (N, C, H, W) layout (strided and deeper layers) ----
+# --- im2col + GEMM in the (N, C, H, W) layout: one GEMM for the batch ------------------------
 #
 # The NumPy path's im2col works batch-last, which costs a transpose of X, of Z, of dZ and of dX
-# around every layer. Here the window matrix is built for one image at a time,
-# ``cols[n] (C·k_h·k_w, O_h·O_w)``, from a zero-bordered scratch plane, so that
-# ``Z[n] = K @ cols[n]`` lands in ``Z``'s own layout; the GEMMs of the batch run as a stack.
-
-
-@jit
-def _im2col_images(x, cols, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
-    """``cols[n, (c·k_h + a)·k_w + e, i·O_w + j] = Xp[n, c, i·s_h + a·d_h, j·s_w + e·d_w]`` for
-    the images ``start .. stop-1``; ``Xp`` is ``X`` placed at ``(p_h, p_w)`` in zeros."""
-    channels, h, w = x.shape[1], x.shape[2], x.shape[3]
-    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-    xs = np.zeros((max(hp, ph + h), max(wp, pw + w)), dtype=x.dtype)
-    for n in range(start, stop):
-        for c in range(channels):
-            for i in range(h):
-                xs[ph + i, pw:pw + w] = x[n, c, i]
-            for a in range(kh):
-                for e in range(kw):
-                    dst = cols[n, (c * kh + a) * kw + e]
-                    for i in range(oh):
-                        src = xs[i * sh + a * dh, e * dw:e * dw + (ow - 1) * sw + 1:sw]
-                        row = dst[i * ow:(i + 1) * ow]
-                        for j in range(ow):
-                            row[j] = src[j]
-
-
-@jit
-def _col2im_images(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
-    """``dXp[n, c, i·s_h + a·d_h, j·s_w + e·d_w] += dcols[n, (c·k_h + a)·k_w + e, i·O_w + j]``,
-    then ``dX = dXp`` cut at ``(p_h, p_w)``, for the images ``start .. stop-1``."""
-    channels, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-    acc = np.empty((max(hp, ph + h), max(wp, pw + w)), dtype=dx.dtype)
-    for n in range(start, stop):
-        for c in range(channels):
-            acc[:, :] = 0
-            for a in range(kh):
-                for e in range(kw):
-                    src = dcols[n, (c * kh + a) * kw + e]
-                    for i in range(oh):
-                        dst = acc[i * sh + a * dh, e * dw:e * dw + (ow - 1) * sw + 1:sw]
-                        row = src[i * ow:(i + 1) * ow]
-                        for j in range(ow):
-                            dst[j] += row[j]
-            for i in range(h):
-                dx[n, c, i] = acc[ph + i, pw:pw + w]
-
-
-def _geometry(x_shape, w_shape, pads, stride, dilation) -> tuple[int, ...]:
-    """``(k_h, k_w, p_h, p_w, s_h, s_w, d_h, d_w, O_h, O_w)`` of a 1-D or 2-D layer (1-D as
-    height 1), the pads as zeros before the first row and column."""
-    if len(w_shape) == 3:
-        pads, stride, dilation = ((0, 0),) + tuple(pads), (1,) + stride, (1,) + dilation
-    kh, kw = w_shape[-2:] if len(w_shape) == 4 else (1, w_shape[-1])
-    sizes = x_shape[2:] if len(x_shape) == 4 else (1, x_shape[-1])
-    out = tuple((n + pb + pe - d * (k - 1) - 1) // s + 1
-                for n, (pb, pe), k, s, d in zip(sizes, pads, (kh, kw), stride, dilation))
-    return kh, kw, pads[0][0], pads[1][0], *stride, *dilation, *out
-
-
-def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
-                       stride: tuple[int, ...], dilation: tuple[int, ...]
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """``Z = K @ cols`` image by image, one group, zero padding: ``X (N, C, *S)``,
-    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), saved)``, 1-D or 2-D. ``saved`` is what the
-    backward needs: the window matrices ``cols (N, C·prod(k), prod(O))`` of a strided layer;
-    ``X`` itself with stride 1, whose window matrix is built for the whole batch (below)."""
-    if all(s == 1 for s in stride):
-        x = np.ascontiguousarray(x)
-        return _stride_1_forward(x, w, b, pads, dilation), x
-    geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
-    kh, kw, *_, oh, ow = geometry
-    n, c = x.shape[:2]
-    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-    parallel.run_ranges(_im2col_images, n, _as_2d(np.ascontiguousarray(x)), cols, *geometry)
-    z = parallel.matmul(w.reshape(w.shape[0], -1).astype(x.dtype, copy=False), cols)
-    if b is not None:
-        z += b.astype(x.dtype, copy=False)[:, None]
-    return z.reshape(n, w.shape[0], *((oh, ow) if x.ndim == 4 else (ow,))), cols
-
-
-def image_gemm_backward(dz: np.ndarray, saved: np.ndarray, w: np.ndarray, x_shape, pads,
-                        stride: tuple[int, ...], dilation: tuple[int, ...], need_dx: bool,
-                        need_dw: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dX, dK)`` of :func:`image_gemm_forward`: ``dK = Σ_n dZ[n] @ cols[n]ᵀ`` (the images'
-    products summed in order) and ``dX = col2im(Kᵀ @ dZ[n])`` (each None unless asked for)."""
-    if all(s == 1 for s in stride):
-        return _stride_1_backward(dz, saved, w, pads, dilation, need_dx, need_dw)
-    cols = saved
-    n, c_out = dz.shape[:2]
-    dz3 = np.ascontiguousarray(dz).reshape(n, c_out, -1)
-    wm = w.reshape(c_out, -1).astype(dz.dtype, copy=False)
-    dx = dk = None
-    if need_dw:
-        dk = parallel.matmul(dz3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    if need_dx:
-        dcols = parallel.matmul(wm.T, dz3)                              # (N, C·k, O)
-        dx = np.empty(x_shape, dtype=dz.dtype)
-        parallel.run_ranges(_col2im_images, n, dcols, _as_2d(dx),
-                *_geometry(x_shape, w.shape, pads, stride, dilation))
-    return dx, dk
-
-
-# --- Stride 1: the batch's window matrix, channels first --------------------------------------
-#
-# For stride 1 the window matrix of the whole batch is built as ``cols (C·k_h·k_w, N, O_h·O_w)``
-# (row ``(c, a, e)``, then image, then output position), so that the forward is one GEMM,
+# around every layer. Here the window matrix of the whole batch is built channels first,
+# ``cols (C·k_h·k_w, N, O_h·O_w)`` (row ``(c, a, e)``, then image, then output position), from
+# a zero-bordered scratch plane per image and channel, so that the forward is one GEMM,
 # ``Zc = K @ cols`` (``(C_out, N, O)``, which one pass turns into ``(N, C_out, O)`` with the
 # bias), and so are both gradients: ``dK = dZc @ colsᵀ`` sums over the images and positions in
-# one product, and ``dcols = Kᵀ @ dZc`` goes back through the col2im. The window matrix is
-# built again for dK rather than kept from the forward pass: it is ``k_h·k_w`` times the size of
-# ``X`` (3.8 MB of LeNet-5's 8 MB of activations at batch 64), and building it costs less than a
-# GEMM. Indices are unsigned in the copy loops: numba checks a signed index for wrap-around,
-# which keeps LLVM from vectorising (measured 2.5× slower).
+# one product, and ``dcols = Kᵀ @ dZc`` goes back through the col2im. With stride 1 the window
+# matrix is built again for dK rather than kept from the forward pass: it is ``k_h·k_w`` times
+# the size of ``X`` (3.8 MB of LeNet-5's 8 MB of activations at batch 64), and building it
+# costs about half a GEMM; a strided layer's (``k_h·k_w / (s_h·s_w)`` times ``X``, 2.25 for
+# 3×3 with stride 2) is kept, as building it again made the backward a third slower.
+# Indices are unsigned in the copy loops: numba checks a signed index for wrap-around, which
+# keeps LLVM from vectorising (measured 2.5× slower).
 
 
 @jit
-def _windows(x, cols, kh, kw, ph, pw, dh, dw, hp, wp, start, stop):
-    """``cols[(c·k_h + a)·k_w + e, n, i·O_w + j] = Xp[n, c, i + a·d_h, j + e·d_w]`` for the
-    images ``start .. stop-1``; ``Xp (H_p, W_p)`` is ``X`` placed at ``(p_h, p_w)`` in zeros."""
+def _windows(x, cols, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
+    """``cols[(c·k_h + a)·k_w + e, n, i·O_w + j] = Xp[n, c, i·s_h + a·d_h, j·s_w + e·d_w]`` for
+    the images ``start .. stop-1``; ``Xp`` is ``X`` placed at ``(p_h, p_w)`` in zeros."""
     channels, h, wd = x.shape[1], x.shape[2], x.shape[3]
-    oh, ow = hp - dh * (kh - 1), wp - dw * (kw - 1)
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, pw + wd)
+    step = np.uint64(sw)
     xs = np.zeros(hp * wp, dtype=x.dtype)         # the padded plane; its border stays zero
     for n in range(start, stop):
         for c in range(channels):
@@ -508,17 +408,20 @@ def _windows(x, cols, kh, kw, ph, pw, dh, dw, hp, wp, start, stop):
                 for e in range(kw):
                     dst = cols[(c * kh + a) * kw + e, n]
                     for i in range(oh):
-                        src, out = np.uint64((i + a * dh) * wp + e * dw), np.uint64(i * ow)
+                        src = np.uint64((i * sh + a * dh) * wp + e * dw)
+                        out = np.uint64(i * ow)
                         for j in range(np.uint64(ow)):
-                            dst[out + j] = xs[src + j]
+                            dst[out + j] = xs[src + j * step]
 
 
 @jit
-def _col2im(dcols, dx, kh, kw, ph, pw, dh, dw, hp, wp, start, stop):
-    """``dXp[n, c, i + a·d_h, j + e·d_w] += dcols[(c·k_h + a)·k_w + e, n, i·O_w + j]``, then
-    ``dX = dXp`` cut at ``(p_h, p_w)``, for the images ``start .. stop-1``."""
+def _col2im(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
+    """``dXp[n, c, i·s_h + a·d_h, j·s_w + e·d_w] += dcols[(c·k_h + a)·k_w + e, n, i·O_w + j]``,
+    then ``dX = dXp`` cut at ``(p_h, p_w)``, for the images ``start .. stop-1``."""
     channels, h, wd = dx.shape[1], dx.shape[2], dx.shape[3]
-    oh, ow = hp - dh * (kh - 1), wp - dw * (kw - 1)
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, pw + wd)
+    step = np.uint64(sw)
     acc = np.empty(hp * wp, dtype=dx.dtype)
     for n in range(start, stop):
         for c in range(channels):
@@ -527,9 +430,10 @@ def _col2im(dcols, dx, kh, kw, ph, pw, dh, dw, hp, wp, start, stop):
                 for e in range(kw):
                     src = dcols[(c * kh + a) * kw + e, n]
                     for i in range(oh):
-                        dst, out = np.uint64((i + a * dh) * wp + e * dw), np.uint64(i * ow)
+                        dst = np.uint64((i * sh + a * dh) * wp + e * dw)
+                        out = np.uint64(i * ow)
                         for j in range(np.uint64(ow)):
-                            acc[dst + j] += src[out + j]
+                            acc[dst + j * step] += src[out + j]
             for i in range(h):
                 row = np.uint64((i + ph) * wp + pw)
                 for j in range(np.uint64(wd)):
@@ -558,42 +462,51 @@ def _channels_first(dz, dzc, start, stop):
                 dst[p] = src[p]
 
 
-def _stride_1_geometry(x_shape, w_shape, pads, dilation) -> tuple[int, ...]:
-    """``(k_h, k_w, p_h, p_w, d_h, d_w, H_p, W_p)`` of a stride-1 layer: the padded plane is the
-    part the windows read, ``H_p = O_h + d_h·(k_h - 1)`` (likewise ``W_p``)."""
-    kh, kw, ph, pw, _, _, dh, dw, oh, ow = _geometry(x_shape, w_shape, pads,
-                                                     (1,) * (len(w_shape) - 2), dilation)
-    return kh, kw, ph, pw, dh, dw, oh + dh * (kh - 1), ow + dw * (kw - 1)
+def _geometry(x_shape, w_shape, pads, stride, dilation) -> tuple[int, ...]:
+    """``(k_h, k_w, p_h, p_w, s_h, s_w, d_h, d_w, O_h, O_w)`` of a 1-D or 2-D layer (1-D as
+    height 1), the pads as zeros before the first row and column."""
+    if len(w_shape) == 3:
+        pads, stride, dilation = ((0, 0),) + tuple(pads), (1,) + stride, (1,) + dilation
+    kh, kw = w_shape[-2:] if len(w_shape) == 4 else (1, w_shape[-1])
+    sizes = x_shape[2:] if len(x_shape) == 4 else (1, x_shape[-1])
+    out = tuple((n + pb + pe - d * (k - 1) - 1) // s + 1
+                for n, (pb, pe), k, s, d in zip(sizes, pads, (kh, kw), stride, dilation))
+    return kh, kw, pads[0][0], pads[1][0], *stride, *dilation, *out
 
 
-def _batch_cols(x4: np.ndarray, rows: int, geometry, size: int) -> np.ndarray:
+def _batch_cols(x4: np.ndarray, rows: int, geometry) -> np.ndarray:
     """The window matrix ``(C·k_h·k_w, N, O_h·O_w)`` of ``X (N, C, H, W)``."""
-    cols = np.empty((rows, x4.shape[0], size), dtype=x4.dtype)
+    cols = np.empty((rows, x4.shape[0], geometry[-2] * geometry[-1]), dtype=x4.dtype)
     parallel.run_ranges(_windows, x4.shape[0], x4, cols, *geometry)
     return cols
 
 
-def _stride_1_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
-                      dilation: tuple[int, ...]) -> np.ndarray:
-    """:func:`image_gemm_forward` of a stride-1 layer (``X`` C-contiguous)."""
-    geometry = _stride_1_geometry(x.shape, w.shape, pads, dilation)
-    kh, kw, _, _, dh, dw, hp, wp = geometry
-    oh, ow = hp - dh * (kh - 1), wp - dw * (kw - 1)
+def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
+                       stride: tuple[int, ...], dilation: tuple[int, ...]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``Z = K @ cols`` for the batch, one group, zero padding: ``X (N, C, *S)``,
+    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), saved)``, 1-D or 2-D. ``saved`` is what the
+    backward pass needs: ``X`` (C-contiguous) with stride 1, else the window matrix."""
+    geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
+    out = geometry[-2:] if x.ndim == 4 else geometry[-1:]
+    x = np.ascontiguousarray(x)
     n, c_out = x.shape[0], w.shape[0]
     wm = w.reshape(c_out, -1).astype(x.dtype, copy=False)
-    cols = _batch_cols(_as_2d(x), wm.shape[1], geometry, oh * ow)
-    zc = parallel.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, n, oh * ow)
-    z = np.empty((n, c_out, oh * ow), dtype=x.dtype)
+    cols = _batch_cols(_as_2d(x), wm.shape[1], geometry)
+    zc = parallel.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, n, -1)
+    z = np.empty((n, c_out, zc.shape[2]), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
     parallel.run_ranges(_images_first, n, zc, bias, z)
-    return z.reshape(n, c_out, oh, ow) if x.ndim == 4 else z
+    return z.reshape(n, c_out, *out), (x if all(s == 1 for s in stride) else cols)
 
 
-def _stride_1_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
-                       dilation: tuple[int, ...], need_dx: bool, need_dw: bool
-                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """:func:`image_gemm_backward` of a stride-1 layer, from ``X`` itself."""
-    geometry = _stride_1_geometry(x.shape, w.shape, pads, dilation)
+def image_gemm_backward(dz: np.ndarray, saved: np.ndarray, w: np.ndarray, x_shape, pads,
+                        stride: tuple[int, ...], dilation: tuple[int, ...], need_dx: bool,
+                        need_dw: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK)`` of :func:`image_gemm_forward`: ``dK = dZc @ colsᵀ`` (with stride 1 the
+    window matrix built again from ``X``) and ``dX = col2im(Kᵀ @ dZc)`` (each None unless asked
+    for); ``X`` has the shape ``x_shape``."""
+    geometry = _geometry(x_shape, w.shape, pads, stride, dilation)
     n, c_out = dz.shape[:2]
     size = math.prod(dz.shape[2:])
     wm = w.reshape(c_out, -1).astype(dz.dtype, copy=False)
@@ -603,11 +516,12 @@ def _stride_1_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
     dzc = dzc.reshape(c_out, n * size)
     dx = dk = None
     if need_dw:
-        cols = _batch_cols(_as_2d(x), wm.shape[1], geometry, size).reshape(wm.shape[1], -1)
-        dk = parallel.matmul(dzc, cols.T).reshape(w.shape)
+        cols = (_batch_cols(_as_2d(saved), wm.shape[1], geometry)
+                if all(s == 1 for s in stride) else saved)
+        dk = parallel.matmul(dzc, cols.reshape(wm.shape[1], -1).T).reshape(w.shape)
         del cols
     if need_dx:
         dcols = parallel.matmul(wm.T, dzc).reshape(wm.shape[1], n, size)
-        dx = np.empty(x.shape, dtype=dz.dtype)
+        dx = np.empty(x_shape, dtype=dz.dtype)
         parallel.run_ranges(_col2im, n, dcols, _as_2d(dx), *geometry)
     return dx, dk
