@@ -613,3 +613,45 @@ def test_run_backward_frees_the_graph_unless_asked_to_retain_it():
     run_backward(y, np.ones(()))
     assert y._backward is freed
     np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+
+
+# ------------------------------------------------- ops/parallel.py, third pass (fresh seed 6)
+def test_one_thread_from_the_environment_is_one_thread(monkeypatch):
+    from cnnlab.ops import parallel
+
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "1")
+    assert parallel._default_threads() == 1
+
+
+def test_a_stack_of_gemms_is_dealt_in_groups_of_whole_gemms(spy_blocks, two_threads,
+                                                            monkeypatch):
+    monkeypatch.setattr(two_threads, "_split_gemms", True)
+    a, b = np.ones((8, 32, 64)), np.ones((64, 128))
+    np.testing.assert_array_equal(two_threads.matmul(a, b), 64.0)
+    assert spy_blocks == [[0, 4, 8]]          # 2 blocks' work (2 × 2**20 multiply-adds): 4 + 4
+
+
+def test_callers_on_two_threads_share_the_pool_of_one_helper(two_threads):
+    """With 2 threads the pool has one helper thread, even when two threads call run_blocks at
+    once: both calls' helper tasks run on that one thread, one after the other."""
+    import threading
+    import time
+
+    helpers, start = set(), threading.Barrier(2, timeout=5)
+
+    def block(first, stop):
+        name = threading.current_thread().name
+        if name.startswith("cnnlab-blocks"):
+            helpers.add(name)
+        time.sleep(0.1)
+
+    def call():
+        start.wait()
+        two_threads.run_blocks(block, [0, 1, 2, 3])
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(10)
+    assert len(helpers) == 1
