@@ -1,5 +1,5 @@
-"""Gaps the mutation test found in ops/conv.py (tests/MUTATION.md): each test here fails on a
-mutant that the older tests let through.
+"""Gaps the mutation test found (tests/MUTATION.md): each test here fails on a mutant that the
+older tests let through. The sections below name their module; the first is ops/conv.py's:
 
 Nested ``forced_algorithm`` blocks (the inner one wins, the outer one comes back), and the
 boundaries of the rule that picks the algorithm: exactly 16 channel pairs with a 7×7 kernel is
@@ -414,3 +414,244 @@ def test_gemms_are_split_only_when_asked_and_only_when_large(monkeypatch):
     assert calls == []                                    # on, but too small to split
     np.testing.assert_array_equal(parallel.matmul(a, b), 700.0)
     assert calls == [list(range(0, 641, 32))]             # 20 blocks of 32 columns
+
+
+# ------------------ the survivors of the third pass (seed 5): ops/conv_fft.py, ops/pool.py
+def test_the_fft_path_keeps_a_half_precision_layer_in_half_precision():
+    """NumPy's FFT of float16 data is complex64, so dK comes back float32 unless cast."""
+    from cnnlab.ops.conv import conv_backward, conv_forward
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 8, 8)).astype(np.float16)
+    w = rng.standard_normal((3, 2, 5, 5)).astype(np.float16)
+    grads = {}
+    for algorithm in ("fft", "gemm"):
+        z, cache = conv_forward(x, w, None, (1, 1), VALID, (1, 1), algorithm=algorithm)
+        grads[algorithm] = conv_backward(np.ones_like(z), cache)
+    assert [g.dtype for g in grads["fft"]] == [np.float16] * 3
+    for fft, gemm in zip(grads["fft"], grads["gemm"]):
+        np.testing.assert_allclose(fft.astype(np.float32), gemm, rtol=2e-2, atol=2e-2)
+
+
+def test_an_average_window_all_in_the_padding_is_zero():
+    """Per-side padding as large as the kernel: the first window holds no input position, so
+    without ``count_include_pad`` it averages nothing (0, not 0/0) and passes no gradient."""
+    from cnnlab.ops.pool import avg_pool_backward, avg_pool_forward
+
+    x = np.array([[[1.0, 2.0, 3.0]]], dtype=np.float32)
+    y, cache = avg_pool_forward(x, (2,), (2,), ((2, 0),), count_include_pad=False)
+    np.testing.assert_array_equal(y, [[[0.0, 1.5]]])
+    np.testing.assert_array_equal(avg_pool_backward(np.ones_like(y), cache), [[[0.5, 0.5, 0.0]]])
+
+
+# ------------------------------------------------- ops/parallel.py, third pass (seed 5)
+@pytest.fixture
+def two_threads():
+    from cnnlab.ops import parallel
+
+    previous = parallel.num_threads()
+    parallel.set_num_threads(2)
+    yield parallel
+    parallel.set_num_threads(previous)
+
+
+def test_the_thread_count_is_read_from_the_environment_once(monkeypatch):
+    from cnnlab.ops import parallel
+
+    monkeypatch.setattr(parallel, "_threads", 0)          # not yet known
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "3")
+    assert parallel.num_threads() == 3
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "5")
+    assert parallel.num_threads() == 3                     # remembered
+
+
+def test_two_blocks_on_two_threads_run_side_by_side(two_threads):
+    """Each block waits for the other at a barrier: only two threads at once get past it."""
+    import threading
+
+    barrier, names = threading.Barrier(2, timeout=5), set()
+
+    def block(start, stop):
+        names.add(threading.current_thread().name)
+        barrier.wait()
+
+    two_threads.run_blocks(block, [0, 1, 2])
+    assert len(names) == 2 and any(n.startswith("cnnlab-blocks") for n in names)
+
+
+def test_a_new_thread_count_ends_the_old_pool_threads_first(two_threads):
+    import threading
+
+    two_threads.run_blocks(lambda start, stop: None, [0, 1, 2, 3])
+    two_threads.set_num_threads(1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("cnnlab-blocks")]
+
+
+@pytest.fixture
+def spy_blocks(monkeypatch, two_threads):
+    calls = []
+
+    def spy(fn, bounds):
+        calls.append(list(bounds))
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            fn(start, stop)
+
+    monkeypatch.setattr(two_threads, "run_blocks", spy)
+    return calls
+
+
+def test_large_element_wise_copies_are_split_over_the_threads(spy_blocks, two_threads):
+    src = np.arange(1 << 20, dtype=np.float32)
+    for shape, bounds in [((4, 1 << 18), [0, 2, 4]), ((1, 1 << 20), [0, 1 << 19, 1 << 20])]:
+        dst = np.empty(shape, dtype=np.float32)
+        two_threads.copyto(dst, src.reshape(shape))             # the first axis of >= 2 items
+        np.testing.assert_array_equal(dst, src.reshape(shape))
+        assert spy_blocks.pop() == bounds
+    two_threads.copyto(np.empty(1000), np.ones(1000))           # small: one call
+    assert spy_blocks == []
+
+
+def test_a_stack_of_gemms_is_split_into_whole_gemms(spy_blocks, two_threads, monkeypatch):
+    monkeypatch.setattr(two_threads, "_split_gemms", True)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 64, 128)), rng.standard_normal((128, 512))
+    for left, right in [(a, b), (b.T, a.transpose(0, 2, 1))]:   # (4, m, k) @ (k, n) and back
+        np.testing.assert_allclose(two_threads.matmul(left, right), np.matmul(left, right),
+                                   rtol=1e-12)
+        assert spy_blocks.pop() == [0, 1, 2, 3, 4]              # 16.8 M multiply-adds: 4 blocks
+    one = two_threads.matmul(np.ones((1, 96, 700)), np.ones((1, 700, 640)))
+    np.testing.assert_array_equal(one, 700.0)
+    assert spy_blocks.pop() == list(range(0, 641, 32))          # a stack of one: its columns
+
+
+@pytest.mark.parametrize("cpus, expected", [(3, 3), (None, 1), (64, 8)])
+def test_without_sched_getaffinity_the_cpu_count_is_the_default(monkeypatch, cpus, expected):
+    import os
+
+    from cnnlab.ops import parallel
+
+    monkeypatch.delenv("CNNLAB_NUM_THREADS", raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)     # not Linux
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert parallel._default_threads() == expected
+
+
+# ---------------------------------------------- autograd/engine.py, third pass (seed 5)
+def test_a_second_backward_through_a_freed_graph_says_so_in_one_sentence():
+    import cnnlab
+
+    x = cnnlab.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match=r"^backward\(\) reached a tensor whose graph an "
+                                           r"earlier backward\(\) already freed; pass "
+                                           r"retain_graph=True to the first backward\(\) to go "
+                                           r"through the graph twice\.$"):
+        y.backward()
+
+
+def test_a_step_may_give_no_gradient_to_an_input_that_requires_one():
+    import cnnlab
+    from cnnlab.autograd.tensor import record
+
+    x = cnnlab.tensor(np.ones(2), requires_grad=True)
+    w = cnnlab.tensor(np.full(2, 3.0), requires_grad=True)
+    y = record(x.data * w.data, (x, w), lambda dy: (dy * w.data, None))   # none for w
+    y.backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+    assert w.grad is None
+
+
+def test_a_step_may_give_no_gradient_to_its_first_input():
+    import cnnlab
+    from cnnlab.autograd.tensor import record
+
+    x = cnnlab.tensor(np.ones(2), requires_grad=True)
+    w = cnnlab.tensor(np.full(2, 3.0), requires_grad=True)
+    y = record(x.data * w.data, (x, w), lambda dy: (None, dy * x.data))
+    y.backward(np.ones(2))                    # the input without a gradient comes first
+    assert x.grad is None
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0])
+
+
+def test_two_leaves_each_keep_the_new_array_their_step_made():
+    """Not only the first leaf: each new array becomes its leaf's .grad without a copy."""
+    import cnnlab
+    from cnnlab.autograd.tensor import record
+
+    a = cnnlab.tensor(np.ones(2), requires_grad=True)
+    b = cnnlab.tensor(np.ones(2), requires_grad=True)
+    made = []
+
+    def step(dy):
+        made[:] = [dy * 2, dy * 3]
+        return tuple(made)
+
+    record(a.data + b.data, (a, b), step).backward(np.ones(2))
+    assert a.grad is made[0] and b.grad is made[1]
+
+
+def test_a_tensor_used_beside_a_function_of_itself():
+    """``y + 3y``: y sits twice on the search stack; ordering it twice would run (and free)
+    its step before the ``3y`` branch has handed it its part of the gradient."""
+    import cnnlab
+
+    x = cnnlab.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * 2
+    (y + y * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [8.0, 8.0])
+
+
+def test_run_backward_frees_the_graph_unless_asked_to_retain_it():
+    import cnnlab
+    from cnnlab.autograd.engine import freed, run_backward
+
+    x = cnnlab.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    run_backward(y, np.ones(()), retain_graph=True)
+    assert y._backward is not freed
+    run_backward(y, np.ones(()))
+    assert y._backward is freed
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+
+
+# ------------------------------------------------- ops/parallel.py, third pass (fresh seed 6)
+def test_one_thread_from_the_environment_is_one_thread(monkeypatch):
+    from cnnlab.ops import parallel
+
+    monkeypatch.setenv("CNNLAB_NUM_THREADS", "1")
+    assert parallel._default_threads() == 1
+
+
+def test_a_stack_of_gemms_is_dealt_in_groups_of_whole_gemms(spy_blocks, two_threads,
+                                                            monkeypatch):
+    monkeypatch.setattr(two_threads, "_split_gemms", True)
+    a, b = np.ones((8, 32, 64)), np.ones((64, 128))
+    np.testing.assert_array_equal(two_threads.matmul(a, b), 64.0)
+    assert spy_blocks == [[0, 4, 8]]          # 2 blocks' work (2 × 2**20 multiply-adds): 4 + 4
+
+
+def test_callers_on_two_threads_share_the_pool_of_one_helper(two_threads):
+    """With 2 threads the pool has one helper thread, even when two threads call run_blocks at
+    once: both calls' helper tasks run on that one thread, one after the other."""
+    import threading
+    import time
+
+    helpers, start = set(), threading.Barrier(2, timeout=5)
+
+    def block(first, stop):
+        name = threading.current_thread().name
+        if name.startswith("cnnlab-blocks"):
+            helpers.add(name)
+        time.sleep(0.1)
+
+    def call():
+        start.wait()
+        two_threads.run_blocks(block, [0, 1, 2, 3])
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(10)
+    assert len(helpers) == 1

@@ -331,10 +331,10 @@ def _recheck(args: argparse.Namespace, work: Path, tests: list[str],
         print(f"    {name}: {status[name]}", flush=True)
 
 
-def _digest(test: str) -> str:
+def _digest(test: str, root: Path = ROOT) -> str:
     import hashlib
 
-    return hashlib.sha256((ROOT / test).read_bytes()).hexdigest()
+    return hashlib.sha256((root / test).read_bytes()).hexdigest()
 
 
 def _again(args: argparse.Namespace) -> int:
@@ -363,6 +363,7 @@ def _again(args: argparse.Namespace) -> int:
         return 2
     for test in new:
         shutil.copy2(ROOT / test, work / test)
+    tested = {t: _digest(t, work) for t in new}       # the files as copied, not as edited later
     status = last["status"]
     if args.recheck_timeouts:
         _recheck(args, work, list(dict.fromkeys(last["tests"] + new)), status)
@@ -373,7 +374,7 @@ def _again(args: argparse.Namespace) -> int:
             if value in _SURVIVED and _with_mutant(work, args.module, name, new, 600) != "survived":
                 status[name] = "killed"
     last["tests"] += [t for t in new if t not in last["tests"]]
-    digests.update({t: _digest(t) for t in new})
+    digests.update(tested)
     args.seed = last.get("seed", args.seed)
     (work / "run.json").write_text(json.dumps(last, indent=1), "utf-8")
     return _report(args, work, last["names"], list(status), status)
@@ -384,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.again:
         return _again(args)
     work = _prepare(args)
+    # The test files as copied: one edited while mutmut runs counts as changed for --again.
+    digests = {t: _digest(t, work) for t in args.tests}
     mutmut = [sys.executable, "-m", "mutmut"]
     limits = tomllib.loads((work / "pyproject.toml").read_text("utf-8"))["tool"]["mutmut"]
     print(f"mutating {args.module}; tests: {' '.join(args.tests)}; work dir "
@@ -414,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         _recheck(args, work, args.tests, status)
     (work / "run.json").write_text(json.dumps({"tests": args.tests, "names": names,
                                                "seed": args.seed, "status": status,
-                                               "digests": {t: _digest(t) for t in args.tests}},
+                                               "digests": digests},
                                               indent=1),
                                    "utf-8")
     return _report(args, work, names, chosen, status)
