@@ -60,3 +60,54 @@ def test_run_ranges_covers_every_item_once_in_ranges_of_the_block(items, per_blo
     assert sorted(i for _, start, stop in seen for i in range(start, stop)) == list(range(items))
     assert {tag for tag, _, _ in seen} == {"t"}
     assert max(stop - start for _, start, stop in seen) == expected
+
+
+@pytest.mark.parametrize("size, calls", [(None, 8), ((1 << 20) - 1, 1), (1 << 20, 8)])
+def test_run_ranges_keeps_a_small_job_on_the_calling_thread(size, calls):
+    """Below about a megabyte of data, one call on the calling thread: waking a pool thread
+    costs more than it saves."""
+    import threading
+
+    from cnnlab.ops import parallel
+
+    parallel.set_num_threads(2)
+    try:
+        seen = []
+        parallel.run_ranges(lambda start, stop: seen.append((start, stop,
+                                                             threading.current_thread())),
+                            40, size=size)
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+    assert sorted(i for start, stop, _ in seen for i in range(start, stop)) == list(range(40))
+    assert len(seen) == calls
+    if calls == 1:
+        assert seen[0][2] is threading.main_thread()
+
+
+def test_a_pool_thread_not_started_is_cancelled_not_waited_for(monkeypatch):
+    """When the calling thread has taken every block, a helper still queued is cancelled."""
+    from cnnlab.ops import parallel
+
+    cancelled = []
+
+    class Queued:
+        def cancel(self):
+            cancelled.append(True)
+            return True
+
+        def result(self):
+            raise AssertionError("a cancelled helper must not be waited for")
+
+    class Pool:
+        def submit(self, fn):
+            return Queued()
+
+    parallel.set_num_threads(2)
+    monkeypatch.setattr(parallel, "_pool", Pool())
+    try:
+        seen = []
+        parallel.run_blocks(lambda start, stop: seen.append((start, stop)), [0, 1, 2])
+    finally:
+        monkeypatch.setattr(parallel, "_pool", None)
+        parallel.set_num_threads(parallel._default_threads())
+    assert seen == [(0, 1), (1, 2)] and cancelled == [True]

@@ -404,6 +404,7 @@ def test_gemms_are_split_only_when_asked_and_only_when_large(monkeypatch):
             fn(start, stop)
 
     monkeypatch.setattr(parallel, "run_blocks", spy)
+    monkeypatch.setattr(parallel, "_GEMM_BLOCK", 1 << 20)    # the rule, not the tuned size
     a = np.ones((96, 700), dtype=np.float32)
     b = np.ones((700, 640), dtype=np.float32)
     monkeypatch.setattr(parallel, "_split_gemms", False)
@@ -513,6 +514,7 @@ def test_large_element_wise_copies_are_split_over_the_threads(spy_blocks, two_th
 
 def test_a_stack_of_gemms_is_split_into_whole_gemms(spy_blocks, two_threads, monkeypatch):
     monkeypatch.setattr(two_threads, "_split_gemms", True)
+    monkeypatch.setattr(two_threads, "_GEMM_BLOCK", 1 << 20)   # the rule, not the tuned size
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((4, 64, 128)), rng.standard_normal((128, 512))
     for left, right in [(a, b), (b.T, a.transpose(0, 2, 1))]:   # (4, m, k) @ (k, n) and back
@@ -626,6 +628,7 @@ def test_one_thread_from_the_environment_is_one_thread(monkeypatch):
 def test_a_stack_of_gemms_is_dealt_in_groups_of_whole_gemms(spy_blocks, two_threads,
                                                             monkeypatch):
     monkeypatch.setattr(two_threads, "_split_gemms", True)
+    monkeypatch.setattr(two_threads, "_GEMM_BLOCK", 1 << 20)   # the rule, not the tuned size
     a, b = np.ones((8, 32, 64)), np.ones((64, 128))
     np.testing.assert_array_equal(two_threads.matmul(a, b), 64.0)
     assert spy_blocks == [[0, 4, 8]]          # 2 blocks' work (2 × 2**20 multiply-adds): 4 + 4

@@ -496,7 +496,7 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
     zc = parallel.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, n, -1)
     z = np.empty((n, c_out, zc.shape[2]), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
-    parallel.run_ranges(_images_first, n, zc, bias, z)
+    parallel.run_ranges(_images_first, n, zc, bias, z, size=2 * z.size)
     return z.reshape(n, c_out, *out), (x if all(s == 1 for s in stride) else cols)
 
 
@@ -512,7 +512,7 @@ def image_gemm_backward(dz: np.ndarray, saved: np.ndarray, w: np.ndarray, x_shap
     wm = w.reshape(c_out, -1).astype(dz.dtype, copy=False)
     dzc = np.empty((c_out, n, size), dtype=dz.dtype)
     parallel.run_ranges(_channels_first, n, np.ascontiguousarray(dz).reshape(n, c_out, size),
-                        dzc)
+                        dzc, size=2 * dzc.size)
     dzc = dzc.reshape(c_out, n * size)
     dx = dk = None
     if need_dw:

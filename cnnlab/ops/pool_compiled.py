@@ -101,7 +101,8 @@ def max_pool(x: np.ndarray, out: tuple[int, ...], keep_index: bool
     index_type = np.int32 if x.shape[2] * x.shape[3] < 2**31 else np.int64
     index = np.empty((n, c, *out) if keep_index else (0, 0, 0, 0), dtype=index_type)
     nan = np.empty(n * c, dtype=np.bool_)
-    parallel.run_ranges(_max_pool_2x2, n * c, np.ascontiguousarray(x), y, index, nan)
+    parallel.run_ranges(_max_pool_2x2, n * c, np.ascontiguousarray(x), y, index, nan,
+                        size=x.size + 2 * y.size)
     if nan.any():
         return None
     return y, (index if keep_index else None)
@@ -112,5 +113,6 @@ def max_pool_backward(dy: np.ndarray, index: np.ndarray, in_sizes: tuple[int, ..
     """``dX (N, C, H, W)`` of :func:`max_pool`."""
     n, c = dy.shape[:2]
     dx = np.empty((n, c, *in_sizes), dtype=dy.dtype)
-    parallel.run_ranges(_max_unpool, n * c, np.ascontiguousarray(dy), index, dx)
+    parallel.run_ranges(_max_unpool, n * c, np.ascontiguousarray(dy), index, dx,
+                        size=dx.size + 2 * dy.size)
     return dx
