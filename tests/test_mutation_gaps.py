@@ -393,17 +393,9 @@ def test_zero_threads_in_the_environment_falls_back_to_the_default(monkeypatch):
     assert parallel._default_threads() >= 1
 
 
-def test_gemms_are_split_only_when_asked_and_only_when_large(monkeypatch):
-    from cnnlab.ops import parallel
-
-    calls = []
-
-    def spy(fn, bounds):
-        calls.append(list(bounds))
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            fn(start, stop)
-
-    monkeypatch.setattr(parallel, "run_blocks", spy)
+def test_gemms_are_split_only_when_asked_and_only_when_large(monkeypatch, spy_blocks,
+                                                              two_threads):
+    parallel, calls = two_threads, spy_blocks
     monkeypatch.setattr(parallel, "_GEMM_BLOCK", 1 << 20)    # the rule, not the tuned size
     a = np.ones((96, 700), dtype=np.float32)
     b = np.ones((700, 640), dtype=np.float32)
