@@ -112,10 +112,12 @@ def test_direct_matches_loop_reference_and_gradcheck(nd, padding, stride, dilati
 @needs_numba
 @pytest.mark.parametrize("c_in, c_out, groups, kernel", [
     (6, 4, 2, (5, 5)), (4, 8, 4, (3, 3)), (2, 3, 1, (1, 1)), (3, 2, 1, (2, 7)), (2, 2, 1, (6, 4)),
+    (6, 6, 2, (2, 9)), (4, 5, 1, (3, 11)), (3, 1, 1, (2, 8)),
 ])
 def test_direct_handles_groups_and_every_kernel_width(c_in, c_out, groups, kernel, rng):
-    """Kernel rows are applied three taps at a time, then one by one: widths 1 to 7 and
-    grouped layers whose groups read different input channels."""
+    """Kernel rows are applied five taps at a time, then three, then one by one (widths 1 to
+    11), to pairs of output channels, the last channel of a group with an odd count alone
+    (3 a group, 5, 1), in grouped layers whose groups read different input channels."""
     x = rng.standard_normal((3, c_in, 9, 11))
     w = rng.standard_normal((c_out, c_in // groups, *kernel))
     b = rng.standard_normal(c_out)
@@ -210,7 +212,9 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (2, 2, (9,), (1,), 1, "direct"),                  # 1-D
     (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise
     (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
-    (4, 8, (3, 3), (1, 1), 1, "winograd"),            # 4 input channels, 3×3
+    (4, 8, (3, 3), (1, 1), 1, "image_gemm"),          # 4 input channels, 3×3
+    (11, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
+    (12, 8, (3, 3), (1, 1), 1, "winograd"),
     (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
     (4, 8, (5, 5), (1, 1), 1, "image_gemm"),          # not 3×3: the batch's window matrix
     (64, 128, (1, 1), (1, 1), 1, "image_gemm"),       # 1×1

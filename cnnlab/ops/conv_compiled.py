@@ -11,14 +11,15 @@ for tap ``(a, e)``. Number the positions of a plane of width ``Wp`` as ``p = i·
 So each tap is one pass over a long contiguous range, ``Zw[p] += K[a, e] · Xp[p + shift]``,
 computed over the "wide" output ``Zw`` whose rows have ``Wp`` entries (the ``Wp - O_w`` extra
 columns are computed and dropped). LLVM compiles each pass to vector instructions; the taps of
-a kernel row are applied three at a time, so each store of ``Zw`` carries three
-multiply-adds. A plane of ``Zw`` (a few KiB) stays in the L1 cache through all its taps.
+a kernel row are applied five (or three) at a time, to two output channels at once, so each
+store of ``Zw`` carries five multiply-adds and each load of ``Xp`` serves two. A plane of
+``Zw`` (a few KiB) stays in the L1 cache through all its taps.
 
 - forward: ``Z[n, o] = B[o] + Σ_{c ∈ group(o)} Σ_{a,e} K[o, c, a, e] · shift(Xp[n, c])``
 - dX: the lecture's ``(dZ padded by d·(k-1)) ⋆ rot180(K)``, input and output channels swapped:
   the same forward kernel, run on the padded ``dZ``.
 - dK: ``dK[o, c, a, e] = Σ_n Σ_p dZw[n, o, p] · Xp[n, c, p + shift(a, e)]`` with ``dZw`` the
-  wide ``dZ`` whose extra columns are zero (three taps per pass again).
+  wide ``dZ`` whose extra columns are zero (five taps and two output channels per pass again).
 
 Each kernel computes a range of *items* (output planes ``(n, o)`` or kernel rows ``(o, c)``), and
 ``parallel.run_blocks`` deals the ranges out to the threads, so every value is computed by one
@@ -41,43 +42,93 @@ _WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds pe
 @jit
 def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
     """``Z[n, o] = B[o] + Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]``
-    for the output planes ``(n, o)`` numbered ``start .. stop-1``.
+    for the items ``start .. stop-1``: item ``t`` is image ``t // P`` and its ``t % P``-th pair
+    of output channels ``(o, o + 1)`` of one group (``P`` pairs an image; the last channel of
+    a group with an odd count goes alone).
 
     ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``."""
     c_out, c_group, kh, kw = w.shape
     oh, ow = z.shape[2], z.shape[3]
     span = (oh - 1) * wp + ow                      # wide positions up to the last output
     per_group = c_out // (xf.shape[1] // c_group)
-    wide = np.empty(span, dtype=z.dtype)
+    pairs = (per_group + 1) // 2                   # pairs of output channels a group
+    per_image = pairs * (xf.shape[1] // c_group)
+    wide = np.empty((2, span), dtype=z.dtype)
+    dense = dh == 1 and dw == 1
     for t in range(start, stop):
-        n, o = t // c_out, t % c_out
-        first = (o // per_group) * c_group         # first input channel of o's group
-        wide[:] = b[o]
-        for c in range(c_group):
-            _taps(xf[n, first + c], w[o, c], wide, wp, dh, dw, span)
-        for i in range(oh):                        # drop the extra columns of each row
-            z[n, o, i, :] = wide[i * wp:i * wp + ow]
+        n, u = t // per_image, t % per_image
+        o = (u // pairs) * per_group + 2 * (u % pairs)
+        first = (u // pairs) * c_group             # first input channel of o's group
+        two = 2 * (u % pairs) + 1 < per_group
+        wide[0, :] = b[o]
+        if two:
+            wide[1, :] = b[o + 1]
+            for c in range(c_group):
+                if dense:                          # (see "Dilation 1" below)
+                    _taps_pair(xf[n, first + c], w[o, c], w[o + 1, c], wide[0], wide[1], wp,
+                               1, 1, span)
+                else:
+                    _taps_pair(xf[n, first + c], w[o, c], w[o + 1, c], wide[0], wide[1], wp,
+                               dh, dw, span)
+        else:
+            for c in range(c_group):
+                if dense:
+                    _taps(xf[n, first + c], w[o, c], wide[0], wp, 1, 1, span)
+                else:
+                    _taps(xf[n, first + c], w[o, c], wide[0], wp, dh, dw, span)
+        for r in range(2 if two else 1):           # drop the extra columns of each row
+            for i in range(oh):
+                for j in range(ow):
+                    z[n, o + r, i, j] = wide[r, i * wp + j]
 
 
 @jit
 def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
     """``dK[o, c, a, e] = Σ_n Σ_p dZw[n, o, p] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]`` for the
-    kernel rows ``(o, c)`` numbered ``start .. stop-1``.
+    items ``start .. stop-1``: item ``t`` is the kernel rows ``(o, c)`` and ``(o + 1, c)`` of
+    the ``t // (C/G)``-th pair of output channels (numbered as in :func:`_correlate_flat`)
+    and ``c = t % (C/G)``.
 
     ``dzw (N, C_out, O_h·Wp)`` is dZ on rows of width ``Wp``, zeros in the extra columns. Each
     image's sum is taken in the working precision, the sum over images in float64."""
     c_out, c_group, kh, kw = dk.shape
     per_group = c_out // (xf.shape[1] // c_group)
-    total = np.zeros((kh, kw))
+    pairs = (per_group + 1) // 2
+    total = np.zeros((2, kh, kw))
+    dense = dh == 1 and dw == 1
     for t in range(start, stop):
-        o, c = t // c_group, t % c_group
-        channel = (o // per_group) * c_group + c
-        total[:, :] = 0.0
+        u, c = t // c_group, t % c_group
+        o = (u // pairs) * per_group + 2 * (u % pairs)
+        channel = (u // pairs) * c_group + c
+        two = 2 * (u % pairs) + 1 < per_group
+        total[:, :, :] = 0.0
         for n in range(dzw.shape[0]):
-            _tap_sums(dzw[n, o], xf[n, channel], total, wp, dh, dw, span)
-        for a in range(kh):
-            for e in range(kw):
-                dk[o, c, a, e] = total[a, e]
+            if two:
+                if dense:
+                    _tap_sums_pair(dzw[n, o], dzw[n, o + 1], xf[n, channel], total[0],
+                                   total[1], wp, 1, 1, span)
+                else:
+                    _tap_sums_pair(dzw[n, o], dzw[n, o + 1], xf[n, channel], total[0],
+                                   total[1], wp, dh, dw, span)
+            else:
+                if dense:
+                    _tap_sums(dzw[n, o], xf[n, channel], total[0], wp, 1, 1, span)
+                else:
+                    _tap_sums(dzw[n, o], xf[n, channel], total[0], wp, dh, dw, span)
+        for r in range(2 if two else 1):
+            for a in range(kh):
+                for e in range(kw):
+                    dk[o + r, c, a, e] = total[r, a, e]
+
+
+# Dilation 1: the kernels call the tap loops with the literal steps ``1, 1`` when the dilation
+# is 1, so that LLVM, inlining them, knows the offsets of a pass's taps are 1, 2, 3, 4 apart
+# (LeNet's second layer: 0.97 -> 0.83 ms on one core).
+#
+# The tap loops below index with unsigned offsets (``q + p``) rather than slicing: a slice
+# costs a reference count and a bounds computation each, which on 14-wide planes cost as much
+# as the arithmetic (LeNet's second layer: 2.1 -> 1.2 ms one plane at a time); and a signed
+# index is checked for Python's wrap-around, which keeps LLVM from vectorising.
 
 
 @jit
@@ -87,50 +138,91 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
     not ``g[0] * 0``, which numba types as float64 for float32 ``g`` and which ran the sums
     at half the vector width, 2 times slower)."""
     kh, kw = total.shape
+    width, step = np.uint64(span), np.uint64(dw)
+    five = kw - kw % 5                             # taps in passes of five, then three
+    three = five + (kw - five) // 3 * 3
     for a in range(kh):
-        e = 0
-        while e + 5 <= kw:                         # five taps per pass
-            q = a * dh * wp + e * dw
-            x0 = src[q:q + span]
-            x1 = src[q + dw:q + dw + span]
-            x2 = src[q + 2 * dw:q + 2 * dw + span]
-            x3 = src[q + 3 * dw:q + 3 * dw + span]
-            x4 = src[q + 4 * dw:q + 4 * dw + span]
+        for e in range(0, five, 5):                # five taps per pass
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2, q3, q4 = q1 + step, q1 + step + step, q1 + step + step + step
             s0 = s1 = s2 = s3 = s4 = g.dtype.type(0)
-            for p in range(span):
-                s0 += g[p] * x0[p]
-                s1 += g[p] * x1[p]
-                s2 += g[p] * x2[p]
-                s3 += g[p] * x3[p]
-                s4 += g[p] * x4[p]
+            for p in range(width):
+                s0 += g[p] * src[q0 + p]
+                s1 += g[p] * src[q1 + p]
+                s2 += g[p] * src[q2 + p]
+                s3 += g[p] * src[q3 + p]
+                s4 += g[p] * src[q4 + p]
             total[a, e] += s0
             total[a, e + 1] += s1
             total[a, e + 2] += s2
             total[a, e + 3] += s3
             total[a, e + 4] += s4
-            e += 5
-        while e + 3 <= kw:
-            q = a * dh * wp + e * dw
-            x0 = src[q:q + span]
-            x1 = src[q + dw:q + dw + span]
-            x2 = src[q + 2 * dw:q + 2 * dw + span]
+        for e in range(five, three, 3):
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2 = q1 + step
             s0 = s1 = s2 = g.dtype.type(0)         # zeros in the working precision
-            for p in range(span):
-                s0 += g[p] * x0[p]
-                s1 += g[p] * x1[p]
-                s2 += g[p] * x2[p]
+            for p in range(width):
+                s0 += g[p] * src[q0 + p]
+                s1 += g[p] * src[q1 + p]
+                s2 += g[p] * src[q2 + p]
             total[a, e] += s0
             total[a, e + 1] += s1
             total[a, e + 2] += s2
-            e += 3
-        while e < kw:
-            q = a * dh * wp + e * dw
-            x0 = src[q:q + span]
+        for e in range(three, kw):
+            q0 = np.uint64(a * dh * wp + e * dw)
             s0 = g.dtype.type(0)
-            for p in range(span):
-                s0 += g[p] * x0[p]
+            for p in range(width):
+                s0 += g[p] * src[q0 + p]
             total[a, e] += s0
-            e += 1
+
+
+@jit
+def _tap_sums_pair(g, h, src, total_g, total_h, wp, dh, dw, span):
+    """:func:`_tap_sums` for two output channels at once (``g`` into ``total_g``, ``h`` into
+    ``total_h``): each load of ``src`` serves two sums. Five taps or one per pass (ten
+    running sums fill the vector registers; three-tap passes measured no faster)."""
+    kh, kw = total_g.shape
+    width, step = np.uint64(span), np.uint64(dw)
+    five = kw - kw % 5                             # taps in passes of five, then one
+    for a in range(kh):
+        for e in range(0, five, 5):
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2, q3, q4 = q1 + step, q1 + step + step, q1 + step + step + step
+            s0 = s1 = s2 = s3 = s4 = t0 = t1 = t2 = t3 = t4 = g.dtype.type(0)
+            for p in range(width):
+                x0, x1, x2, x3, x4 = src[q0 + p], src[q1 + p], src[q2 + p], src[q3 + p], src[q4 + p]
+                s0 += g[p] * x0
+                s1 += g[p] * x1
+                s2 += g[p] * x2
+                s3 += g[p] * x3
+                s4 += g[p] * x4
+                t0 += h[p] * x0
+                t1 += h[p] * x1
+                t2 += h[p] * x2
+                t3 += h[p] * x3
+                t4 += h[p] * x4
+            total_g[a, e] += s0
+            total_g[a, e + 1] += s1
+            total_g[a, e + 2] += s2
+            total_g[a, e + 3] += s3
+            total_g[a, e + 4] += s4
+            total_h[a, e] += t0
+            total_h[a, e + 1] += t1
+            total_h[a, e + 2] += t2
+            total_h[a, e + 3] += t3
+            total_h[a, e + 4] += t4
+        for e in range(five, kw):
+            q0 = np.uint64(a * dh * wp + e * dw)
+            s0 = t0 = g.dtype.type(0)
+            for p in range(width):
+                x0 = src[q0 + p]
+                s0 += g[p] * x0
+                t0 += h[p] * x0
+            total_g[a, e] += s0
+            total_h[a, e] += t0
 
 
 def _run(kernel, items: int, work_per_item: int, *args) -> None:
@@ -143,6 +235,12 @@ def _run(kernel, items: int, work_per_item: int, *args) -> None:
 def _as_2d(a: np.ndarray) -> np.ndarray:
     """``(N, C, L) -> (N, C, 1, L)`` (1-D runs as 2-D of height 1); 2-D arrays as they are."""
     return a[:, :, None, :] if a.ndim == 3 else a
+
+
+def _channel_pairs(c_out: int, groups: int) -> int:
+    """How many pairs of output channels the direct kernels take (within each group; a group
+    with an odd count ends with a channel alone)."""
+    return groups * ((c_out // groups + 1) // 2)
 
 
 def _dilation_2d(dilation: tuple[int, ...]) -> tuple[int, int]:
@@ -158,7 +256,7 @@ def _correlate_2d(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     z = np.empty((n, c_out, oh, ow), dtype=xp.dtype)
     bias = np.zeros(c_out, dtype=xp.dtype) if b is None else b.astype(xp.dtype, copy=False)
     xf = np.ascontiguousarray(xp).reshape(n, c, hp * wp)
-    _run(_correlate_flat, n * c_out, c_group * kh * kw * oh * wp,
+    _run(_correlate_flat, n * _channel_pairs(c_out, c // c_group), 2 * c_group * kh * kw * oh * wp,
          xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, wp, *dilation)
     return z
 
@@ -200,8 +298,9 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
         parallel.copyto(dzw.reshape(n, c_out, oh, wp)[..., :ow], d4)
         dk = np.empty(w4.shape, dtype=dz.dtype)
         xf = np.ascontiguousarray(x4).reshape(n, x4.shape[1], hp * wp)
-        _run(_weight_grad_flat, c_out * w4.shape[1], n * kh * kw * span,
-             dzw, xf, dk, wp, span, dh, dw)
+        c_group = w4.shape[1]
+        items = _channel_pairs(c_out, x4.shape[1] // c_group) * c_group
+        _run(_weight_grad_flat, items, 2 * n * kh * kw * span, dzw, xf, dk, wp, span, dh, dw)
         dk = dk.reshape(w.shape)
     return dxp, dk
 
@@ -234,7 +333,10 @@ def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
             for j in range(wd):                   # costs more than its copy, measured)
                 xs[(i + ph) * wp + pw + j] = x[n, c, i, j]
         wide[:] = b[c]
-        _taps(xs, w[c, 0], wide, wp, dh, dw, span)
+        if dh == 1 and dw == 1:
+            _taps(xs, w[c, 0], wide, wp, 1, 1, span)
+        else:
+            _taps(xs, w[c, 0], wide, wp, dh, dw, span)
         for i in range(oh):
             for j in range(ow):
                 z[n, c, i, j] = wide[i * wp + j]
@@ -242,38 +344,73 @@ def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
 
 @jit
 def _taps(src, k, wide, wp, dh, dw, span):
-    """``wide[p] += Σ_{a,e} k[a, e] · src[p + a·d_h·Wp + e·d_w]`` for ``p < span``, three taps of
-    a kernel row per pass."""
+    """``wide[p] += Σ_{a,e} k[a, e] · src[p + a·d_h·Wp + e·d_w]`` for ``p < span``, five or
+    three taps of a kernel row per pass."""
     kh, kw = k.shape
+    width, step = np.uint64(span), np.uint64(dw)
+    five = kw - kw % 5                             # taps in passes of five, then three
+    three = five + (kw - five) // 3 * 3
     for a in range(kh):
-        e = 0
-        while e + 5 <= kw:                         # five taps per pass (5×5, 11×11 rows)
+        for e in range(0, five, 5):                # five taps per pass (5×5, 11×11 rows)
             k0, k1, k2, k3, k4 = k[a, e], k[a, e + 1], k[a, e + 2], k[a, e + 3], k[a, e + 4]
-            q = a * dh * wp + e * dw
-            x0 = src[q:q + span]
-            x1 = src[q + dw:q + dw + span]
-            x2 = src[q + 2 * dw:q + 2 * dw + span]
-            x3 = src[q + 3 * dw:q + 3 * dw + span]
-            x4 = src[q + 4 * dw:q + 4 * dw + span]
-            for p in range(span):
-                wide[p] += k0 * x0[p] + k1 * x1[p] + k2 * x2[p] + k3 * x3[p] + k4 * x4[p]
-            e += 5
-        while e + 3 <= kw:
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2, q3, q4 = q1 + step, q1 + step + step, q1 + step + step + step
+            for p in range(width):
+                wide[p] += (k0 * src[q0 + p] + k1 * src[q1 + p] + k2 * src[q2 + p]
+                            + k3 * src[q3 + p] + k4 * src[q4 + p])
+        for e in range(five, three, 3):
             k0, k1, k2 = k[a, e], k[a, e + 1], k[a, e + 2]
-            q = a * dh * wp + e * dw
-            x0 = src[q:q + span]
-            x1 = src[q + dw:q + dw + span]
-            x2 = src[q + 2 * dw:q + 2 * dw + span]
-            for p in range(span):
-                wide[p] += k0 * x0[p] + k1 * x1[p] + k2 * x2[p]
-            e += 3
-        while e < kw:
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2 = q1 + step
+            for p in range(width):
+                wide[p] += k0 * src[q0 + p] + k1 * src[q1 + p] + k2 * src[q2 + p]
+        for e in range(three, kw):
             k0 = k[a, e]
-            q = a * dh * wp + e * dw
-            x0 = src[q:q + span]
-            for p in range(span):
-                wide[p] += k0 * x0[p]
-            e += 1
+            q0 = np.uint64(a * dh * wp + e * dw)
+            for p in range(width):
+                wide[p] += k0 * src[q0 + p]
+
+
+@jit
+def _taps_pair(src, k, m, wide_k, wide_m, wp, dh, dw, span):
+    """:func:`_taps` for two output channels at once (kernel ``k`` into ``wide_k``, ``m`` into
+    ``wide_m``): each load of ``src`` serves both, so a pass does two multiply-adds per load
+    instead of one (LeNet's second layer: 1.2 -> 0.7 ms on one core). Five taps or three
+    per pass."""
+    kh, kw = k.shape
+    width, step = np.uint64(span), np.uint64(dw)
+    five = kw - kw % 5                             # taps in passes of five, then three
+    three = five + (kw - five) // 3 * 3
+    for a in range(kh):
+        for e in range(0, five, 5):
+            k0, k1, k2, k3, k4 = k[a, e], k[a, e + 1], k[a, e + 2], k[a, e + 3], k[a, e + 4]
+            m0, m1, m2, m3, m4 = m[a, e], m[a, e + 1], m[a, e + 2], m[a, e + 3], m[a, e + 4]
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2, q3, q4 = q1 + step, q1 + step + step, q1 + step + step + step
+            for p in range(width):
+                x0, x1, x2, x3, x4 = src[q0 + p], src[q1 + p], src[q2 + p], src[q3 + p], src[q4 + p]
+                wide_k[p] += k0 * x0 + k1 * x1 + k2 * x2 + k3 * x3 + k4 * x4
+                wide_m[p] += m0 * x0 + m1 * x1 + m2 * x2 + m3 * x3 + m4 * x4
+        for e in range(five, three, 3):
+            k0, k1, k2 = k[a, e], k[a, e + 1], k[a, e + 2]
+            m0, m1, m2 = m[a, e], m[a, e + 1], m[a, e + 2]
+            q0 = np.uint64(a * dh * wp + e * dw)
+            q1 = q0 + step
+            q2 = q1 + step
+            for p in range(width):
+                x0, x1, x2 = src[q0 + p], src[q1 + p], src[q2 + p]
+                wide_k[p] += k0 * x0 + k1 * x1 + k2 * x2
+                wide_m[p] += m0 * x0 + m1 * x1 + m2 * x2
+        for e in range(three, kw):
+            k0, m0 = k[a, e], m[a, e]
+            q0 = np.uint64(a * dh * wp + e * dw)
+            for p in range(width):
+                x0 = src[q0 + p]
+                wide_k[p] += k0 * x0
+                wide_m[p] += m0 * x0
 
 
 @jit
@@ -305,6 +442,7 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
     wide = np.empty(span_dx, dtype=dz.dtype)
     rot = np.empty((kh, kw), dtype=w.dtype)
     total = np.zeros((kh, kw))
+    dense = dh == 1 and dw == 1
     for c in range(start, stop):
         for a in range(kh):
             for e in range(kw):
@@ -324,10 +462,16 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
                 for i in range(h):
                     for j in range(wd):
                         xs[(i + ph) * wq + pw + j] = x[n, c, i, j]
-                _tap_sums(g, xs, total, wq, dh, dw, span)
+                if dense:
+                    _tap_sums(g, xs, total, wq, 1, 1, span)
+                else:
+                    _tap_sums(g, xs, total, wq, dh, dw, span)
             if want_dx:
                 wide[:] = 0
-                _taps(dzq, rot, wide, wq, dh, dw, span_dx)
+                if dense:
+                    _taps(dzq, rot, wide, wq, 1, 1, span_dx)
+                else:
+                    _taps(dzq, rot, wide, wq, dh, dw, span_dx)
                 for i in range(h):
                     for j in range(wd):
                         dx[n, c, i, j] = wide[(i + ph) * wq + pw + j]
