@@ -10,6 +10,7 @@ import cnnlab
 from cnnlab import functional as F
 from cnnlab import nn
 from cnnlab.autograd import gradcheck
+from cnnlab.ops import activation, activation_compiled, kernels, parallel
 
 # ---------------------------------------------------------------- hand-worked cases
 LECTURE_MAP = [[84.1362, 12.3258, 36.2923, 95.4401, 78.5729],          # the lecture's sharpened
@@ -32,6 +33,50 @@ def test_relu_lecture_feature_map():
     expected = np.zeros((5, 5))
     expected[1, 4] = 1                                     # only the "lonely 1" survives
     np.testing.assert_array_equal(nn.ReLU()(lonely).data, expected)
+
+
+needs_numba = pytest.mark.skipif(not kernels.numba_installed(),
+                                 reason="the compiled kernels need numba (cnnlab[fast])")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_relu_gives_numpys_bits_for_every_special_value(dtype, rng, monkeypatch):
+    """NaN kept, -0 and -inf to +0, and a gradient of dy · 0 (NaN for an infinite or NaN dy)
+    where y = 0, as the NumPy path gives; over several blocks on two threads."""
+    monkeypatch.setattr(parallel, "_MIN_PARALLEL", 1)
+    parallel.set_num_threads(2)
+    try:
+        x = rng.standard_normal(200_003).astype(dtype)
+        x[:7] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -1e-30, 1e-30]
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        dy[:12] = [np.inf, -np.inf, np.nan, -0.0, 0.0, 2.0, -2.0, np.inf, np.nan, -np.inf, 1, -1]
+        x[7:12] = -1.0
+        with kernels.forced_kernels("numpy"), np.errstate(invalid="ignore"):
+            y_ref, _ = activation.relu_forward(x)
+            dx_ref = activation.relu_backward(dy, y_ref)
+        with kernels.forced_kernels("compiled"):
+            y, cache = activation.relu_forward(x)
+            dx = activation.relu_backward(dy, cache)
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+    assert y.dtype == dx.dtype == dtype
+    assert y.tobytes() == y_ref.tobytes() and dx.tobytes() == dx_ref.tobytes()
+
+
+@needs_numba
+def test_compiled_relu_leaves_other_arrays_to_numpy():
+    """Only C-contiguous float arrays of one dtype take the loops; the rest NumPy's."""
+    f32 = np.ones((2, 3), np.float32)
+    assert activation_compiled.handles(f32) and activation_compiled.handles(f32, f32)
+    assert not activation_compiled.handles(np.ones((2, 3), np.int64))
+    assert not activation_compiled.handles(np.ones((3, 2), np.float32).T)
+    assert not activation_compiled.handles(f32, np.ones((2, 3)))
+    with kernels.forced_kernels("compiled"):
+        y, _ = activation.relu_forward(np.array([[-1, 2], [3, -4]]).T)      # ints, strided
+        dx = activation.relu_backward(np.ones((2, 2), np.float32), np.eye(2))
+    np.testing.assert_array_equal(y, [[0, 3], [2, 0]])
+    assert dx.dtype == np.float32 and dx.tolist() == [[1, 0], [0, 1]]
 
 
 def test_relu_and_leaky_relu_gradients_at_and_around_zero():

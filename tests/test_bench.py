@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -36,7 +37,20 @@ def test_alternate_takes_the_median_per_call():
 
     times = bench.alternate({"a": runner("a"), "b": runner("b")}, rounds=3, min_seconds=0.0,
                             settle=0.0)
-    assert set(times) == {"a", "b"} and calls == {"a": 4, "b": 4}   # warm-up + 3 rounds
+    assert set(times) == {"a", "b"} and calls == {"a": 5, "b": 5}   # sizing, warm-up, 3 rounds
+
+
+def test_alternate_does_not_time_the_warm_up_round():
+    """The first round (a process's first steps, slower while its heap grows) is untimed."""
+    calls = []
+
+    def slow_at_first():
+        calls.append(None)
+        if len(calls) == 2:                  # the warm-up round's call
+            time.sleep(0.05)
+
+    times = bench.alternate({"a": slow_at_first}, rounds=1, min_seconds=0.0, settle=0.0)
+    assert len(calls) == 3 and times["a"] < 0.025
 
 
 def test_unknown_part_is_refused():

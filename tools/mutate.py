@@ -91,6 +91,7 @@ TESTS: dict[str, list[str]] = {
     "cnnlab/ops/conv_winograd.py": ["tests/test_conv_algorithms.py"],
     "cnnlab/ops/pool.py": ["tests/test_pool.py", "tests/test_mutation_gaps.py"],
     "cnnlab/ops/pool_compiled.py": ["tests/test_pool.py"],
+    "cnnlab/ops/activation_compiled.py": ["tests/test_activation.py"],
     "cnnlab/ops/shapes.py": ["tests/test_shapes.py", "tests/test_mutation_gaps.py"],
     "cnnlab/autograd/engine.py": _AUTOGRAD,
     "cnnlab/autograd/grad_mode.py": _AUTOGRAD,

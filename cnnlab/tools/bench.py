@@ -115,11 +115,14 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
               settle: float = 0.25) -> dict[str, float]:
     """Median seconds per call of each runner, the runners taking turns round by round.
 
-    Each runner is called once to warm up; its calls per round are chosen so that one round
-    lasts about ``min_seconds``. Before each round the machine idles ``settle`` seconds: BLAS
-    and OpenMP worker threads spin for a while after their work, and would otherwise take the
-    cores from the library timed next (measured: PyTorch's LeNet-5 step went from 8 to 15 ms
-    right after cnnlab's).
+    Each runner is called once to size its rounds: enough calls that one round lasts about
+    ``min_seconds``. Then one untimed round of every runner warms the process up: the first
+    few hundred steps of three libraries sharing one ``malloc`` heap keep touching fresh pages
+    (LeNet-5 training: 40,652 page faults in the first measurement of a process, 326 in the
+    second; cnnlab's ratio 0.70 then 0.93). Before each round the machine idles ``settle``
+    seconds: BLAS and OpenMP worker threads spin for a while after their work, and would
+    otherwise take the cores from the library timed next (measured: PyTorch's LeNet-5 step
+    went from 8 to 15 ms right after cnnlab's).
     """
     calls = {}
     for name, fn in runners.items():
@@ -127,6 +130,9 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
         fn()
         once = max(time.perf_counter() - start, 1e-6)
         calls[name] = max(1, math.ceil(min_seconds / once))
+    for name, fn in runners.items():                # the untimed warm-up round
+        for _ in range(calls[name]):
+            fn()
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
