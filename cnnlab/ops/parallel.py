@@ -133,6 +133,11 @@ def split_gemms(on: bool) -> None:
     _split_gemms = bool(on)
 
 
+def gemms_split() -> bool:
+    """Whether :func:`split_gemms` is on (BLAS single-threaded, GEMMs on cnnlab's threads)."""
+    return _split_gemms
+
+
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` (``(..., m, k) @ (..., k, n)``); with :func:`split_gemms` on, a GEMM of at least
     two blocks' work is computed as blocks of output columns (rows when ``m > n``), each a full
