@@ -213,9 +213,10 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise
     (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
     (4, 8, (3, 3), (1, 1), 1, "image_gemm"),          # 4 input channels, 3×3
-    (11, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
-    (12, 8, (3, 3), (1, 1), 1, "winograd"),
-    (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
+    (47, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
+    (48, 8, (3, 3), (1, 1), 1, "winograd"),
+    (32, 32, (3, 3), (1, 1), 1, "image_gemm"),        # CIFAR-like
+    (64, 64, (3, 3), (1, 1), 1, "winograd"),          # ImageNet-like
     (4, 8, (5, 5), (1, 1), 1, "image_gemm"),          # not 3×3: the batch's window matrix
     (64, 128, (1, 1), (1, 1), 1, "image_gemm"),       # 1×1
     (8, 16, (1,), (1,), 1, "image_gemm"),             # 1×1, 1-D
@@ -233,6 +234,18 @@ def test_with_compiled_kernels_the_rule_takes_direct_for_few_input_channels(
         c_in, c_out, kernel, stride, groups, expected):
     with kernels.forced_kernels("compiled"):
         assert choose_algorithm(c_in, c_out, kernel, stride, groups, (32, 32)) == expected
+
+
+@needs_numba
+@pytest.mark.parametrize("dilation, expected", [
+    ((1, 1), "winograd"), ((2, 2), "image_gemm"), ((1, 2), "image_gemm"), ((), "winograd"),
+])
+def test_with_compiled_kernels_dilated_3x3_layers_take_image_gemm(dilation, expected):
+    with kernels.forced_kernels("compiled"):
+        assert choose_algorithm(64, 64, (3, 3), (1, 1), 1, (32, 32), dilation) == expected
+        z, cache = conv_forward(np.ones((1, 64, 8, 8)), np.ones((2, 64, 3, 3)), None, (1, 1),
+                                ((2, 2), (2, 2)), dilation or (1, 1))
+    assert cache.algorithm == expected
 
 
 def test_unsupported_or_unknown_algorithms_are_refused():

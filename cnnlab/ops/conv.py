@@ -43,11 +43,12 @@ FFT_MAX_CHANNEL_PAIRS = 16      # ... and at most this many (input, output) chan
 ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at least this ...
 ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
 DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input channels a group
-WINOGRAD_MIN_CHANNELS = 12      # compiled Winograd F(2×2, 3×3): at least this many input channels
+WINOGRAD_MIN_CHANNELS = 48      # compiled Winograd F(2×2, 3×3): at least this many input channels
 
 
 def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
-                     groups: int, size: tuple[int, ...] = ()) -> str:
+                     groups: int, size: tuple[int, ...] = (),
+                     dilation: tuple[int, ...] = ()) -> str:
     """The convolution algorithm for a layer's geometry, one of :data:`ALGORITHMS`.
 
     The choice is a fixed rule of the shapes, never a timing, so a run repeats bit for bit
@@ -66,12 +67,13 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     layers that are depthwise or read at most ``DIRECT_MAX_CHANNELS`` input channels per group
     (LeNet's first layer, RGB inputs, image filtering) take ``"direct"`` (``conv_compiled``):
     there a GEMM's depth is too small to pay for copying the windows. 3×3 layers with stride
-    1, one group and at least ``WINOGRAD_MIN_CHANNELS`` input channels take ``"winograd"``
-    (``conv_winograd``, F(2×2, 3×3)): 2.25 times fewer multiply-adds than a GEMM over the
-    windows, which pays once the channel sums outweigh its transforms (measured: 1.4× slower
-    than ``"image_gemm"`` with 8 input channels, equal at 12, 1.2× faster at 24). Other 1-D
-    and 2-D layers of one group (strided ones, LeNet's second layer, 1×1, 3×3 with fewer
-    channels) take ``"image_gemm"``
+    1, no ``dilation``, one group and at least ``WINOGRAD_MIN_CHANNELS`` input channels take
+    ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)): 2.25 times fewer multiply-adds than a
+    GEMM over the windows, which pays once the channel sums outweigh its transforms
+    (measured against ``"image_gemm"`` in blocks of images: 1.6× slower with 12 input
+    channels, 1.1× slower with 32, 1.05× faster with 48, 1.5× faster with 64; with dilation 2,
+    1.7-1.9× slower). Other 1-D and 2-D layers of one group (strided ones, LeNet's second
+    layer, 1×1, 3×3 with fewer channels or dilated) take ``"image_gemm"``
     (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
     transposes and, with stride 1, without keeping the window matrix for the backward pass
     (as fast as ``"gemm"`` for LeNet's second layer, with 3.8 MB less memory at batch 64);
@@ -85,7 +87,8 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     if compiled and stride_1:
         if depthwise or c_in // groups <= DIRECT_MAX_CHANNELS:
             return "direct"
-        if kernel == (3, 3) and groups == 1 and c_in >= WINOGRAD_MIN_CHANNELS:
+        if (kernel == (3, 3) and groups == 1 and c_in >= WINOGRAD_MIN_CHANNELS
+                and all(d == 1 for d in dilation)):
             return "winograd"
     fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
            and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS)
@@ -312,7 +315,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     nd = w.ndim - 2
     kernel = _flip(w) if flip_kernel else w
     algorithm = algorithm or choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride,
-                                              groups, x.shape[2:])
+                                              groups, x.shape[2:], dilation)
     if algorithm not in ALGORITHMS:
         raise ValueError(f"conv_forward: algorithm must be one of {ALGORITHMS} or None, "
                          f"received {algorithm!r}.")

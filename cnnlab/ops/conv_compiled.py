@@ -529,8 +529,9 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
 # the size of ``X`` (3.8 MB of LeNet-5's 8 MB of activations at batch 64), and building it
 # costs about half a GEMM; and it is never built for the whole batch but for blocks of images
 # that fit a core's L2 cache, each block's GEMMs run while its window matrix is there
-# (LeNet-5's second layer: forward 1.58 -> 1.03 ms, backward 2.62 -> 2.13 ms); a strided layer's (``k_h·k_w / (s_h·s_w)`` times ``X``, 2.25 for
-# 3×3 with stride 2) is kept, as building it again made the backward a third slower.
+# (LeNet-5's second layer: forward 1.58 -> 1.03 ms, backward 2.62 -> 2.13 ms). A strided
+# layer's (``k_h·k_w / (s_h·s_w)`` times ``X``, 2.25 for 3×3 with stride 2) is kept, as
+# building it again made the backward a third slower.
 # Indices are unsigned in the copy loops: numba checks a signed index for wrap-around, which
 # keeps LLVM from vectorising (measured 2.5× slower).
 
