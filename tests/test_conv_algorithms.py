@@ -471,13 +471,14 @@ def test_winograd_phases_of_any_dilation_and_uneven_padding(mode, dilation, rng)
 
 @needs_numba
 @pytest.mark.parametrize("split", [False, True])
-@pytest.mark.parametrize("x_shape, w_shape, pads", [
-    ((5, 3, 9, 11), (4, 3, 3, 2), ((1, 0), (2, 1))),     # 2-D, padded
-    ((4, 2, 13), (3, 2, 4), ((2, 1),)),                  # 1-D
+@pytest.mark.parametrize("x_shape, w_shape, pads, stride", [
+    ((5, 3, 9, 11), (4, 3, 3, 2), ((1, 0), (2, 1)), (1, 1)),     # 2-D, padded
+    ((5, 3, 9, 11), (4, 3, 3, 3), ((1, 1), (1, 1)), (2, 3)),     # strided
+    ((4, 2, 13), (3, 2, 4), ((2, 1),), (1,)),                    # 1-D
 ])
-def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, pads, split,
-                                                              rng, monkeypatch):
-    """Stride 1 goes through the batch in blocks of images (here one image a block, so five
+def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, pads, stride,
+                                                              split, rng, monkeypatch):
+    """The batch goes through in blocks of images (here one image a block, so several
     blocks): Z and dX block by block, dK summed over the blocks in order, whether the blocks
     run on cnnlab's threads (GEMMs split) or one after another; the same bits on 1 thread."""
     from cnnlab.ops import conv_compiled
@@ -487,25 +488,24 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
-    nd = len(w_shape) - 2
-    ones = (1,) * nd
+    ones = (1,) * (len(w_shape) - 2)
     results = []
     for threads in (2, 1):
         parallel.set_num_threads(threads)
         try:
-            z, saved = conv_compiled.image_gemm_forward(x, w, b, pads, ones, ones)
+            z, saved = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones)
             dz = np.cos(np.arange(z.size)).reshape(z.shape)
-            dx, dk = conv_compiled.image_gemm_backward(dz, saved, w, x.shape, pads, ones, ones,
+            dx, dk = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
                                                        True, True)
-            only_dk = conv_compiled.image_gemm_backward(dz, saved, w, x.shape, pads, ones,
-                                                        ones, False, True)
+            only_dk = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
+                                                        False, True)
         finally:
             parallel.set_num_threads(parallel._default_threads())
         results.append((z, dx, dk))
         assert only_dk[0] is None and np.array_equal(only_dk[1], dk)
-    z_ref = reference.conv_nd(x, w, b, ones, pads, ones, 1)
+    z_ref = reference.conv_nd(x, w, b, stride, pads, ones, 1)
     with forced_algorithm("gemm"):
-        _, cache = conv_forward(x, w, b, ones, pads, ones)
+        _, cache = conv_forward(x, w, b, stride, pads, ones)
         dx_ref, dk_ref, _ = conv_backward(dz, cache)
     for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

@@ -75,9 +75,9 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     1.7-1.9× slower). Other 1-D and 2-D layers of one group (strided ones, LeNet's second
     layer, 1×1, 3×3 with fewer channels or dilated) take ``"image_gemm"``
     (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
-    transposes and, with stride 1, without keeping the window matrix for the backward pass
-    (as fast as ``"gemm"`` for LeNet's second layer, with 3.8 MB less memory at batch 64);
-    the FFT keeps the layers of its rule.
+    transposes, in blocks of images whose window matrix fits a core's L2 cache and without
+    keeping it for the backward pass (3.8 MB less memory for LeNet's second layer at batch
+    64); the FFT keeps the layers of its rule.
     """
     if _forced:
         return _forced[-1]
@@ -142,8 +142,7 @@ class ConvCache(NamedTuple):
     #                             matrix; fft: ℱXp (C, *F, N); depthwise, direct: Xp (N, C, *Sp);
     #                             compiled depthwise with zero padding: X (N, C, *S); winograd:
     #                             the transformed input blocks V (16, C, tiles); image_gemm:
-    #                             stride 1: X (N, C, *S) (Xp when the padding is not
-    #                             zeros), else cols (C*prod(k), N, prod(O)), the windows
+    #                             X (N, C, *S) (Xp when the padding is not zeros)
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache
@@ -422,9 +421,8 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         return dx, dw, db
     if algorithm == "image_gemm":                  # in the (N, C, *S) layout, no transposes
         zero = cache.pad_cache.mode == "constant"  # then the kernels crop dXp themselves
-        x_shape = cache.pad_cache.in_shape if zero else cache.pad_cache.in_shape[:2] + padded
         dx, dw = conv_compiled.image_gemm_backward(
-            dz, cache.saved, w, x_shape, cache.pad_cache.pads if zero else ((0, 0),) * nd,
+            dz, cache.saved, w, cache.pad_cache.pads if zero else ((0, 0),) * nd,
             stride, dilation, need_dx, need_dw)
         if need_dx and not zero:
             dx = np.ascontiguousarray(pad_backward(dx, cache.pad_cache))

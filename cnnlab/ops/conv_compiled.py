@@ -529,9 +529,9 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
 # the size of ``X`` (3.8 MB of LeNet-5's 8 MB of activations at batch 64), and building it
 # costs about half a GEMM; and it is never built for the whole batch but for blocks of images
 # that fit a core's L2 cache, each block's GEMMs run while its window matrix is there
-# (LeNet-5's second layer: forward 1.58 -> 1.03 ms, backward 2.62 -> 2.13 ms). A strided
-# layer's (``k_h·k_w / (s_h·s_w)`` times ``X``, 2.25 for 3×3 with stride 2) is kept, as
-# building it again made the backward a third slower.
+# (LeNet-5's second layer: forward 1.58 -> 1.03 ms, backward 2.62 -> 2.13 ms). So too for
+# strided layers, whose whole window matrix (2.25 times ``X`` for 3×3 with stride 2) used to
+# be kept for dK: 3×3 stride 2 32->64 at 32×32, forward 9.7 -> 5.6 ms, backward 14.0 -> 11.7.
 # Indices are unsigned in the copy loops: numba checks a signed index for wrap-around, which
 # keeps LLVM from vectorising (measured 2.5× slower).
 
@@ -621,18 +621,14 @@ def _geometry(x_shape, w_shape, pads, stride, dilation) -> tuple[int, ...]:
     return kh, kw, pads[0][0], pads[1][0], *stride, *dilation, *out
 
 
-def _batch_cols(x4: np.ndarray, rows: int, geometry, threads: bool = True) -> np.ndarray:
-    """The window matrix ``(C·k_h·k_w, N, O_h·O_w)`` of ``X (N, C, H, W)`` (built on the calling
-    thread alone unless ``threads``)."""
+def _batch_cols(x4: np.ndarray, rows: int, geometry) -> np.ndarray:
+    """The window matrix ``(C·k_h·k_w, N, O_h·O_w)`` of ``X (N, C, H, W)``."""
     cols = np.empty((rows, x4.shape[0], geometry[-2] * geometry[-1]), dtype=x4.dtype)
-    if threads:
-        parallel.run_ranges(_windows, x4.shape[0], x4, cols, *geometry)
-    else:
-        _windows(x4, cols, *geometry, 0, x4.shape[0])
+    _windows(x4, cols, *geometry, 0, x4.shape[0])
     return cols
 
 
-# Stride 1: a block of images' window matrix, about a core's L2 cache (LeNet-5's second layer,
+# A block of images' window matrix, about a core's L2 cache (LeNet-5's second layer,
 # forward + backward: 64 KiB blocks 5.7 ms, 256 KiB 3.1, 512 KiB 2.5-2.8, 1-2 MiB as fast,
 # the batch in two blocks of 2 MiB 3.4-3.5; same process, 2 threads).
 _BLOCK_BYTES = 1 << 19
@@ -659,12 +655,12 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
                        stride: tuple[int, ...], dilation: tuple[int, ...]
                        ) -> tuple[np.ndarray, np.ndarray]:
     """``Z = K @ cols`` for the batch, one group, zero padding: ``X (N, C, *S)``,
-    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), saved)``, 1-D or 2-D. ``saved`` is what the
-    backward pass needs: ``X`` (C-contiguous) with stride 1, else the window matrix.
+    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), X)``, 1-D or 2-D; ``X`` (C-contiguous) is
+    what the backward pass needs.
 
-    With stride 1 the batch goes through in blocks of images whose window matrix stays in the
-    L2 cache (built, multiplied and turned into ``Z`` while it is there), never the whole
-    batch's (LeNet-5's second layer: 3.8 MB written to memory and read back)."""
+    The batch goes through in blocks of images whose window matrix stays in the L2 cache
+    (built, multiplied and turned into ``Z`` while it is there), never the whole batch's
+    (LeNet-5's second layer: 3.8 MB written to memory and read back)."""
     geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
     out = geometry[-2:] if x.ndim == 4 else geometry[-1:]
     x = np.ascontiguousarray(x)
@@ -674,66 +670,52 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
     z = np.empty((n, c_out, size), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
     x4 = _as_2d(x)
-    if all(s == 1 for s in stride):
-        def block(start: int, stop: int) -> None:
-            cols = _batch_cols(x4[start:stop], wm.shape[1], geometry, threads=False)
-            zc = np.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, stop - start, size)
-            _images_first(zc, bias, z[start:stop], 0, stop - start)
 
-        _over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
-        return z.reshape(n, c_out, *out), x
-    cols = _batch_cols(x4, wm.shape[1], geometry)
-    zc = parallel.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, n, -1)
-    parallel.run_ranges(_images_first, n, zc, bias, z, size=2 * z.size)
-    return z.reshape(n, c_out, *out), cols
+    def block(start: int, stop: int) -> None:
+        cols = _batch_cols(x4[start:stop], wm.shape[1], geometry)
+        zc = np.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, stop - start, size)
+        _images_first(zc, bias, z[start:stop], 0, stop - start)
+
+    _over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
+    return z.reshape(n, c_out, *out), x
 
 
-def image_gemm_backward(dz: np.ndarray, saved: np.ndarray, w: np.ndarray, x_shape, pads,
+def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
                         stride: tuple[int, ...], dilation: tuple[int, ...], need_dx: bool,
                         need_dw: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(dX, dK)`` of :func:`image_gemm_forward`: ``dK = dZc @ colsᵀ`` and
-    ``dX = col2im(Kᵀ @ dZc)`` (each None unless asked for); ``X`` has the shape ``x_shape``.
+    ``dX = col2im(Kᵀ @ dZc)`` (each None unless asked for), from the ``X`` it kept.
 
-    With stride 1 (``saved`` is ``X``), block by block of images as in the forward pass: the
-    window matrix of a block is built again from ``X`` for its share of dK, summed over the
-    blocks afterwards in block order (the same sum for any number of threads)."""
-    geometry = _geometry(x_shape, w.shape, pads, stride, dilation)
+    Block by block of images as in the forward pass: the window matrix of a block is built
+    again from ``X`` for its share of dK, summed over the blocks afterwards in block order
+    (the same sum for any number of threads)."""
+    geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
     n, c_out = dz.shape[:2]
     size = math.prod(dz.shape[2:])
     wm = w.reshape(c_out, -1).astype(dz.dtype, copy=False)
     rows = wm.shape[1]
     dz3 = np.ascontiguousarray(dz).reshape(n, c_out, size)
-    dx = np.empty(x_shape, dtype=dz.dtype) if need_dx else None
-    dk = None
-    if all(s == 1 for s in stride):
-        bounds = _image_blocks(n, rows, size, dz.itemsize)
-        parts = np.empty((len(bounds) - 1, c_out, rows), dtype=dz.dtype) if need_dw else None
-        x4 = _as_2d(saved)
+    dx = np.empty(x.shape, dtype=dz.dtype) if need_dx else None
+    bounds = _image_blocks(n, rows, size, dz.itemsize)
+    parts = np.empty((len(bounds) - 1, c_out, rows), dtype=dz.dtype) if need_dw else None
+    x4 = _as_2d(x)
 
-        def block(start: int, stop: int) -> None:
-            dzc = np.empty((c_out, stop - start, size), dtype=dz.dtype)
-            _channels_first(dz3[start:stop], dzc, 0, stop - start)
-            dzc = dzc.reshape(c_out, -1)
-            if need_dw:
-                cols = _batch_cols(x4[start:stop], rows, geometry, threads=False)
-                np.matmul(dzc, cols.reshape(rows, -1).T, out=parts[bounds.index(start)])
-            if need_dx:
-                dcols = np.matmul(wm.T, dzc).reshape(rows, stop - start, size)
-                _col2im(dcols, _as_2d(dx)[start:stop], *geometry, 0, stop - start)
-
-        _over_blocks(block, bounds)
+    def block(start: int, stop: int) -> None:
+        dzc = np.empty((c_out, stop - start, size), dtype=dz.dtype)
+        _channels_first(dz3[start:stop], dzc, 0, stop - start)
+        dzc = dzc.reshape(c_out, -1)
         if need_dw:
-            dk = parts[0].copy()
-            for part in parts[1:]:                     # in block order
-                dk += part
-            dk = dk.reshape(w.shape)
-        return dx, dk
-    dzc = np.empty((c_out, n, size), dtype=dz.dtype)
-    parallel.run_ranges(_channels_first, n, dz3, dzc, size=2 * dzc.size)
-    dzc = dzc.reshape(c_out, n * size)
+            cols = _batch_cols(x4[start:stop], rows, geometry)
+            np.matmul(dzc, cols.reshape(rows, -1).T, out=parts[bounds.index(start)])
+        if need_dx:
+            dcols = np.matmul(wm.T, dzc).reshape(rows, stop - start, size)
+            _col2im(dcols, _as_2d(dx)[start:stop], *geometry, 0, stop - start)
+
+    _over_blocks(block, bounds)
+    dk = None
     if need_dw:
-        dk = parallel.matmul(dzc, saved.reshape(rows, -1).T).reshape(w.shape)
-    if need_dx:
-        dcols = parallel.matmul(wm.T, dzc).reshape(rows, n, size)
-        parallel.run_ranges(_col2im, n, dcols, _as_2d(dx), *geometry)
+        dk = parts[0].copy()
+        for part in parts[1:]:                         # in block order
+            dk += part
+        dk = dk.reshape(w.shape)
     return dx, dk
