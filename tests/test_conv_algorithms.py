@@ -207,7 +207,11 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
 @needs_numba
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, groups, expected", [
     (1, 6, (5, 5), (1, 1), 1, "direct"),              # LeNet's first layer
-    (3, 16, (7, 7), (1, 1), 1, "direct"),             # RGB input
+    (3, 8, (7, 7), (1, 1), 1, "direct"),              # RGB input, few outputs
+    (3, 9, (7, 7), (1, 1), 1, "image_gemm"),          # more than DIRECT_MAX_OUTPUTS
+    (1, 32, (3, 3), (1, 1), 1, "image_gemm"),
+    (6, 6, (3, 3), (1, 1), 2, "direct"),              # grouped: 3 channels and 3 outputs a group
+    (4, 32, (3, 3), (1, 1), 2, "direct"),             # grouped: image_gemm takes one group only
     (1, 1, (11, 11), (1, 1), 1, "direct"),            # image filtering
     (2, 2, (9,), (1,), 1, "direct"),                  # 1-D
     (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise

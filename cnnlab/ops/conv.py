@@ -43,6 +43,7 @@ FFT_MAX_CHANNEL_PAIRS = 16      # ... and at most this many (input, output) chan
 ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at least this ...
 ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
 DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input channels a group
+DIRECT_MAX_OUTPUTS = 8          # ... and, with one group, at most this many output channels
 WINOGRAD_MIN_CHANNELS = 48      # compiled Winograd F(2×2, 3×3): at least this many input channels
 
 
@@ -64,9 +65,11 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     im2col + GEMM for everything else (the measured crossovers are in benchmarks/RESULTS.md).
 
     Where the compiled kernels are in use (``kernels.use_compiled()``), 1-D and 2-D stride-1
-    layers that are depthwise or read at most ``DIRECT_MAX_CHANNELS`` input channels per group
-    (LeNet's first layer, RGB inputs, image filtering) take ``"direct"`` (``conv_compiled``):
-    there a GEMM's depth is too small to pay for copying the windows. 3×3 layers with stride
+    layers that are depthwise, or read at most ``DIRECT_MAX_CHANNELS`` input channels per
+    group and (with one group) write at most ``DIRECT_MAX_OUTPUTS`` channels (LeNet's first
+    layer, image filtering) take ``"direct"`` (``conv_compiled``): there a GEMM is too small
+    to pay for copying the windows (measured, forward + backward: 1→6 5×5 1.5× faster than
+    ``"image_gemm"``, 1→8 1.2×, 1→16 1.15× slower, 3→32 3×3 1.6× slower). 3×3 layers with stride
     1, no ``dilation``, one group and at least ``WINOGRAD_MIN_CHANNELS`` input channels take
     ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)): 2.25 times fewer multiply-adds than a
     GEMM over the windows, which pays once the channel sums outweigh its transforms
@@ -85,7 +88,8 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     stride_1 = all(s == 1 for s in stride)
     compiled = len(kernel) <= 2 and kernels.use_compiled()
     if compiled and stride_1:
-        if depthwise or c_in // groups <= DIRECT_MAX_CHANNELS:
+        if depthwise or (c_in // groups <= DIRECT_MAX_CHANNELS
+                         and (groups > 1 or c_out <= DIRECT_MAX_OUTPUTS)):
             return "direct"
         if (kernel == (3, 3) and groups == 1 and c_in >= WINOGRAD_MIN_CHANNELS
                 and all(d == 1 for d in dilation)):
