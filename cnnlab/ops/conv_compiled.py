@@ -72,10 +72,7 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
                                dh, dw, span)
         else:
             for c in range(c_group):
-                if dense:
-                    _taps(xf[n, first + c], w[o, c], wide[0], wp, 1, 1, span)
-                else:
-                    _taps(xf[n, first + c], w[o, c], wide[0], wp, dh, dw, span)
+                _taps(xf[n, first + c], w[o, c], wide[0], wp, dh, dw, span)
         for r in range(2 if two else 1):           # drop the extra columns of each row
             for i in range(oh):
                 for j in range(ow):
@@ -111,19 +108,18 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
                     _tap_sums_pair(dzw[n, o], dzw[n, o + 1], xf[n, channel], total[0],
                                    total[1], wp, dh, dw, span)
             else:
-                if dense:
-                    _tap_sums(dzw[n, o], xf[n, channel], total[0], wp, 1, 1, span)
-                else:
-                    _tap_sums(dzw[n, o], xf[n, channel], total[0], wp, dh, dw, span)
+                _tap_sums(dzw[n, o], xf[n, channel], total[0], wp, dh, dw, span)
         for r in range(2 if two else 1):
             for a in range(kh):
                 for e in range(kw):
                     dk[o + r, c, a, e] = total[r, a, e]
 
 
-# Dilation 1: the kernels call the tap loops with the literal steps ``1, 1`` when the dilation
-# is 1, so that LLVM, inlining them, knows the offsets of a pass's taps are 1, 2, 3, 4 apart
-# (LeNet's second layer: 0.97 -> 0.83 ms on one core).
+# Dilation 1: the kernels call the paired tap loops (and the depthwise ones) with the literal
+# steps ``1, 1`` when the dilation is 1, so that LLVM, inlining them, knows the offsets of a
+# pass's taps are 1, 2, 3, 4 apart (LeNet's second layer: 0.97 -> 0.83 ms on one core). The
+# lone channel of an odd group keeps one general call: every copy of the loops LLVM inlines
+# is compiled on first use (the first LeNet-5 step compiled in 15 s with them all).
 #
 # The tap loops below index with unsigned offsets (``q + p``) rather than slicing: a slice
 # costs a reference count and a bounds computation each, which on 14-wide planes cost as much
