@@ -21,7 +21,8 @@ store of ``Zw`` carries five multiply-adds and each load of ``Xp`` serves two. A
 - dK: ``dK[o, c, a, e] = Σ_n Σ_p dZw[n, o, p] · Xp[n, c, p + shift(a, e)]`` with ``dZw`` the
   wide ``dZ`` whose extra columns are zero (five taps and two output channels per pass again).
 
-Each kernel computes a range of *items* (output planes ``(n, o)`` or kernel rows ``(o, c)``), and
+Each kernel computes a range of *items* (an image's pair of output planes, or the pair of
+kernel rows of two output channels for one input channel), and
 ``parallel.run_blocks`` deals the ranges out to the threads, so every value is computed by one
 thread with the same arithmetic however many threads run.
 """

@@ -116,11 +116,11 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     """Median seconds per call of each runner, the runners taking turns round by round.
 
     Each runner is called once to size its rounds: enough calls that one round lasts about
-    ``min_seconds``. Then one untimed round of every runner warms the process up: the first
-    few hundred steps of three libraries sharing one ``malloc`` heap keep touching fresh pages
-    (LeNet-5 training: 40,652 page faults in the first measurement of a process, 326 in the
-    second; cnnlab's ratio 0.70 then 0.93). Before each round the machine idles ``settle``
-    seconds: BLAS and OpenMP worker threads spin for a while after their work, and would
+    ``min_seconds``. Then one untimed round of every runner warms the process up: its first
+    steps load compiled kernels and touch fresh pages of a heap three libraries share
+    (LeNet-5 training: 19,059 page faults in cnnlab's first 20 steps of a process, 527 in
+    PyTorch's, single digits in every later 20). Before each round the machine idles
+    ``settle`` seconds: BLAS and OpenMP worker threads spin for a while after their work, and would
     otherwise take the cores from the library timed next (measured: PyTorch's LeNet-5 step
     went from 8 to 15 ms right after cnnlab's).
     """
