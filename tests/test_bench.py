@@ -37,7 +37,8 @@ def test_alternate_takes_the_median_per_call():
 
     times = bench.alternate({"a": runner("a"), "b": runner("b")}, rounds=3, min_seconds=0.0,
                             settle=0.0)
-    assert set(times) == {"a", "b"} and calls == {"a": 5, "b": 5}   # sizing, warm-up, 3 rounds
+    # sizing, warm-up round, 3 rounds of one untimed and one timed call
+    assert set(times) == {"a", "b"} and calls == {"a": 8, "b": 8}
 
 
 def test_alternate_does_not_time_the_warm_up_round():
@@ -50,7 +51,20 @@ def test_alternate_does_not_time_the_warm_up_round():
             time.sleep(0.05)
 
     times = bench.alternate({"a": slow_at_first}, rounds=1, min_seconds=0.0, settle=0.0)
-    assert len(calls) == 3 and times["a"] < 0.025
+    assert len(calls) == 4 and times["a"] < 0.025
+
+
+def test_alternate_times_a_round_after_its_untimed_calls():
+    """After the settling pause, the first call of a round (slower, waking up) is untimed."""
+    calls = []
+
+    def slow_after_pause():
+        calls.append(None)
+        if len(calls) == 3:                  # sizing, warm-up round, then the round's first
+            time.sleep(0.05)
+
+    times = bench.alternate({"a": slow_after_pause}, rounds=1, min_seconds=0.0, settle=0.0)
+    assert len(calls) == 4 and times["a"] < 0.025
 
 
 def test_unknown_part_is_refused():

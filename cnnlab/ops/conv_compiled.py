@@ -55,7 +55,6 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
     pairs = (per_group + 1) // 2                   # pairs of output channels a group
     per_image = pairs * (xf.shape[1] // c_group)
     wide = np.empty((2, span), dtype=z.dtype)
-    dense = dh == 1 and dw == 1
     for t in range(start, stop):
         n, u = t // per_image, t % per_image
         o = (u // pairs) * per_group + 2 * (u % pairs)
@@ -65,19 +64,16 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
         if two:
             wide[1, :] = b[o + 1]
             for c in range(c_group):
-                if dense:                          # (see "Dilation 1" below)
-                    _taps_pair(xf[n, first + c], w[o, c], w[o + 1, c], wide[0], wide[1], wp,
-                               1, 1, span)
-                else:
-                    _taps_pair(xf[n, first + c], w[o, c], w[o + 1, c], wide[0], wide[1], wp,
-                               dh, dw, span)
+                _taps_pair(xf[n, first + c], w[o, c], w[o + 1, c], wide[0], wide[1], wp,
+                           dh, dw, span)
         else:
             for c in range(c_group):
                 _taps(xf[n, first + c], w[o, c], wide[0], wp, dh, dw, span)
         for r in range(2 if two else 1):           # drop the extra columns of each row
             for i in range(oh):
-                for j in range(ow):
-                    z[n, o + r, i, j] = wide[r, i * wp + j]
+                row = np.uint64(i * wp)
+                for j in range(np.uint64(ow)):
+                    z[n, o + r, i, j] = wide[r, row + j]
 
 
 @jit
@@ -93,7 +89,6 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
     per_group = c_out // (xf.shape[1] // c_group)
     pairs = (per_group + 1) // 2
     total = np.zeros((2, kh, kw))
-    dense = dh == 1 and dw == 1
     for t in range(start, stop):
         u, c = t // c_group, t % c_group
         o = (u // pairs) * per_group + 2 * (u % pairs)
@@ -102,12 +97,8 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
         total[:, :, :] = 0.0
         for n in range(dzw.shape[0]):
             if two:
-                if dense:
-                    _tap_sums_pair(dzw[n, o], dzw[n, o + 1], xf[n, channel], total[0],
-                                   total[1], wp, 1, 1, span)
-                else:
-                    _tap_sums_pair(dzw[n, o], dzw[n, o + 1], xf[n, channel], total[0],
-                                   total[1], wp, dh, dw, span)
+                _tap_sums_pair(dzw[n, o], dzw[n, o + 1], xf[n, channel], total[0],
+                               total[1], wp, dh, dw, span)
             else:
                 _tap_sums(dzw[n, o], xf[n, channel], total[0], wp, dh, dw, span)
         for r in range(2 if two else 1):
@@ -116,11 +107,11 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
                     dk[o + r, c, a, e] = total[r, a, e]
 
 
-# Dilation 1: the kernels call the paired tap loops (and the depthwise ones) with the literal
-# steps ``1, 1`` when the dilation is 1, so that LLVM, inlining them, knows the offsets of a
-# pass's taps are 1, 2, 3, 4 apart (LeNet's second layer: 0.97 -> 0.83 ms on one core). The
-# lone channel of an odd group keeps one general call: every copy of the loops LLVM inlines
-# is compiled on first use (the first LeNet-5 step compiled in 15 s with them all).
+# One copy of each tap loop per kernel: every call site of a loop LLVM inlines is compiled on
+# first use. A second call with the literal steps ``1, 1`` for dilation 1 (so that LLVM knew
+# the taps were adjacent) sped up only layers the rule no longer sends here (LeNet's second
+# layer forced direct: forward 0.48 against 0.55 ms; its first layer, 3×3 layers and the
+# depthwise ones within noise) and cost 3 of the 12.5 s the first LeNet-5 step compiled in.
 #
 # The tap loops below index with unsigned offsets (``q + p``) rather than slicing: a slice
 # costs a reference count and a bounds computation each, which on 14-wide planes cost as much
@@ -327,16 +318,15 @@ def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
     for t in range(start, stop):
         n, c = t // channels, t % channels
         for i in range(h):                        # (element by element: a slice per row
-            for j in range(wd):                   # costs more than its copy, measured)
-                xs[(i + ph) * wp + pw + j] = x[n, c, i, j]
+            row = np.uint64((i + ph) * wp + pw)   # costs more than its copy, measured)
+            for j in range(np.uint64(wd)):
+                xs[row + j] = x[n, c, i, j]
         wide[:] = b[c]
-        if dh == 1 and dw == 1:
-            _taps(xs, w[c, 0], wide, wp, 1, 1, span)
-        else:
-            _taps(xs, w[c, 0], wide, wp, dh, dw, span)
+        _taps(xs, w[c, 0], wide, wp, dh, dw, span)
         for i in range(oh):
-            for j in range(ow):
-                z[n, c, i, j] = wide[i * wp + j]
+            row = np.uint64(i * wp)
+            for j in range(np.uint64(ow)):
+                z[n, c, i, j] = wide[row + j]
 
 
 @jit
@@ -439,7 +429,6 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
     wide = np.empty(span_dx, dtype=dz.dtype)
     rot = np.empty((kh, kw), dtype=w.dtype)
     total = np.zeros((kh, kw))
-    dense = dh == 1 and dw == 1
     for c in range(start, stop):
         for a in range(kh):
             for e in range(kw):
@@ -449,29 +438,26 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
         for n in range(n_images):
             s = dz.dtype.type(0)
             for i in range(oh):
-                for j in range(ow):
+                row = np.uint64((i + rh) * wq + rw)
+                for j in range(np.uint64(ow)):
                     v = dz[n, c, i, j]
-                    dzq[(i + rh) * wq + rw + j] = v
+                    dzq[row + j] = v
                     s += v
             if want_db:
                 bias += s
             if want_dk:
                 for i in range(h):
-                    for j in range(wd):
-                        xs[(i + ph) * wq + pw + j] = x[n, c, i, j]
-                if dense:
-                    _tap_sums(g, xs, total, wq, 1, 1, span)
-                else:
-                    _tap_sums(g, xs, total, wq, dh, dw, span)
+                    row = np.uint64((i + ph) * wq + pw)
+                    for j in range(np.uint64(wd)):
+                        xs[row + j] = x[n, c, i, j]
+                _tap_sums(g, xs, total, wq, dh, dw, span)
             if want_dx:
                 wide[:] = 0
-                if dense:
-                    _taps(dzq, rot, wide, wq, 1, 1, span_dx)
-                else:
-                    _taps(dzq, rot, wide, wq, dh, dw, span_dx)
+                _taps(dzq, rot, wide, wq, dh, dw, span_dx)
                 for i in range(h):
-                    for j in range(wd):
-                        dx[n, c, i, j] = wide[(i + ph) * wq + pw + j]
+                    row = np.uint64((i + ph) * wq + pw)
+                    for j in range(np.uint64(wd)):
+                        dx[n, c, i, j] = wide[row + j]
         if want_dk:
             for a in range(kh):
                 for e in range(kw):

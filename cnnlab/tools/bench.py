@@ -122,7 +122,11 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     PyTorch's, single digits in every later 20). Before each round the machine idles
     ``settle`` seconds: BLAS and OpenMP worker threads spin for a while after their work, and would
     otherwise take the cores from the library timed next (measured: PyTorch's LeNet-5 step
-    went from 8 to 15 ms right after cnnlab's).
+    went from 8 to 15 ms right after cnnlab's). The idle second has its own cost: the first
+    steps after it are slower (cnnlab's LeNet-5 step: 11–13 ms for the first four or five
+    after 0.25 s asleep, 7–8 ms after 0.25 s of busy work or none), so a quarter of each
+    round's calls run untimed before the round is timed: the rounds measure the steady state
+    a training loop runs in, not the wake-up.
     """
     calls = {}
     for name, fn in runners.items():
@@ -137,6 +141,8 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     for _ in range(rounds):
         for name, fn in runners.items():
             time.sleep(settle)          # the other library's worker threads stop spinning
+            for _ in range(math.ceil(calls[name] / 4)):     # awake again, untimed
+                fn()
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()
