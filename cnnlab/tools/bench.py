@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import statistics
@@ -137,6 +138,7 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     for name, fn in runners.items():                # the untimed warm-up round
         for _ in range(calls[name]):
             fn()
+    gc.collect()            # the objects of loading and warming up, once (see above)
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
