@@ -199,3 +199,14 @@ def test_the_help_names_every_part(capsys):
         main(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert ", ".join(bench.PARTS) + " (default: all)" in text
+
+
+def test_alternate_collects_garbage_between_warm_up_and_timing(monkeypatch):
+    """The objects left by loading and warming up are collected before the timed rounds, not
+    during them."""
+    events = []
+    monkeypatch.setattr(bench.gc, "collect", lambda: events.append("collect"))
+    bench.alternate({"a": lambda: events.append("call")}, rounds=1, min_seconds=0.0,
+                    settle=0.0)
+    # sizing, warm-up round, collection, then the round's untimed and timed calls
+    assert events == ["call", "call", "collect", "call", "call"]

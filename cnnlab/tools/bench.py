@@ -120,13 +120,16 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     ``min_seconds``. Then one untimed round of every runner warms the process up: its first
     steps load compiled kernels and touch fresh pages of a heap three libraries share
     (LeNet-5 training: 19,059 page faults in cnnlab's first 20 steps of a process, 527 in
-    PyTorch's, single digits in every later 20). Before each round the machine idles
-    ``settle`` seconds: BLAS and OpenMP worker threads spin for a while after their work, and would
-    otherwise take the cores from the library timed next (measured: PyTorch's LeNet-5 step
-    went from 8 to 15 ms right after cnnlab's). The idle second has its own cost: the first
-    steps after it are slower (cnnlab's LeNet-5 step: 11–13 ms for the first four or five
-    after 0.25 s asleep, 7–8 ms after 0.25 s of busy work or none), so a quarter of each
-    round's calls run untimed before the round is timed: the rounds measure the steady state
+    PyTorch's, single digits in every later 20); the objects that loading and warming up
+    left are collected once after it, so that the timed rounds do not pay for a full
+    collection of them (0.24 s each, with PyTorch and numba loaded, measured with
+    ``gc.callbacks``). Before each round the machine idles ``settle`` seconds: BLAS and
+    OpenMP worker threads spin for a while after their work, and would otherwise take the
+    cores from the library timed next (measured: PyTorch's LeNet-5 step went from 8 to 15 ms
+    right after cnnlab's). The pause has its own cost: the first steps after it are slower
+    (cnnlab's LeNet-5 step: 11–13 ms for the first four or five after 0.25 s asleep, 7–8 ms
+    after 0.25 s of busy work or none), so a quarter of each round's calls run untimed
+    before the round is timed: the rounds measure the steady state
     a training loop runs in, not the wake-up.
     """
     calls = {}
@@ -138,7 +141,7 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     for name, fn in runners.items():                # the untimed warm-up round
         for _ in range(calls[name]):
             fn()
-    gc.collect()            # the objects of loading and warming up, once (see above)
+    gc.collect()
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, fn in runners.items():
