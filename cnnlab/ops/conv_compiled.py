@@ -490,7 +490,7 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
     d4, x4, w4 = _as_2d(np.ascontiguousarray(dz)), _as_2d(x), _as_2d(w)
     n, c = x4.shape[:2]
     empty = np.empty(0, dtype=dz.dtype)
-    dx = np.zeros(x4.shape, dtype=dz.dtype) if need_dx else empty.reshape(0, 0, 0, 0)
+    dx = np.empty(x4.shape, dtype=dz.dtype) if need_dx else empty.reshape(0, 0, 0, 0)  # all written
     dk = np.empty(w4.shape, dtype=dz.dtype) if need_dw else empty.reshape(0, 0, 0, 0)
     db = np.empty(c, dtype=dz.dtype) if need_db else empty
     parallel.run_ranges(_depthwise_backward, c, x4, d4, w4, dx, dk, db, *_zero_pads_2d(pads),
