@@ -87,7 +87,9 @@ def test_cli_bench_writes_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["infer"]["cnnlab_images_per_s"] > 0 and data["infer"]["ratio"] is None
     assert [(r["batch"], r["size"]) for r in data["scaling"]] == [(16, 28), (32, 28), (64, 32)]
-    assert "LeNet-5 inference, batch 64" in capsys.readouterr().out
+    assert data["infer_large"]["batch"] == 500 and data["infer_large"]["cnnlab_images_per_s"] > 0
+    out = capsys.readouterr().out
+    assert "LeNet-5 inference, batch 64" in out and "LeNet-5 inference, batch 500" in out
 
 
 @pytest.mark.parametrize("argv, message", [

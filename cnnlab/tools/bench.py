@@ -7,7 +7,8 @@ rounds on the same float32 arrays and reports medians and the ratio ``torch time
 Parts (``run(parts=...)`` and ``cnnlab bench --only``):
 
 - ``conv``: conv2d forward + backward over the shapes of :data:`CONV_SUITE`, geometric mean.
-- ``train`` / ``infer``: LeNet-5 training steps (SGD with momentum) and forward passes.
+- ``train`` / ``infer``: LeNet-5 training steps (SGD with momentum) and forward passes (at
+  the chosen batch size, and forward passes also at :data:`INFER_LARGE_BATCH`).
 - ``memory``: peak resident memory added by LeNet-5 training, each framework in a fresh process.
 - ``scaling``: LeNet-5 training throughput against batch size and image size.
 - ``compile``: the compiled kernels' first-run compile time (a fresh process, empty cache) and
@@ -77,6 +78,7 @@ CONV_SUITE = (
     ConvCase("11×11 blur 1→1, 1×512×512", 1, 1, 512, 1, 11, padding=5),
 )
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+INFER_LARGE_BATCH = 500       # inference over a large batch (a test set's evaluation)
 IMAGE_SIZES = (28, 56, 112, 224)
 
 
@@ -89,6 +91,7 @@ class Report:
     conv_geomean: float | None = None
     train: dict[str, Any] | None = None
     infer: dict[str, Any] | None = None
+    infer_large: dict[str, Any] | None = None
     memory: dict[str, Any] | None = None
     scaling: list[dict[str, Any]] = field(default_factory=list)
     compile: dict[str, Any] | None = None
@@ -427,6 +430,8 @@ def run(parts: Sequence[str] = PARTS, *, rounds: int = 5, quick: bool = False,
         report.train = bench_lenet(batch_size, 28, torch, True, rounds, min_seconds)
     if "infer" in parts:
         report.infer = bench_lenet(batch_size, 28, torch, False, rounds, min_seconds)
+        report.infer_large = bench_lenet(INFER_LARGE_BATCH, 28, torch, False, rounds,
+                                         min_seconds)
     if "memory" in parts:
         report.memory = bench_memory(batch_size, 3 if quick else 20, torch)
     if "scaling" in parts:
@@ -470,7 +475,8 @@ def _render(report: Report) -> list[str]:
         lines.append(f"  {'geometric mean':<40} {'':>8} {'':>8} {'':>8} "
                      f"{_fmt_ratio(report.conv_geomean):>7} "
                      f"{_fmt_ratio(_geomean(numpy_ratios)):>7}")
-    for title, result in (("training", report.train), ("inference", report.infer)):
+    for title, result in (("training", report.train), ("inference", report.infer),
+                          ("inference", report.infer_large)):
         if result:
             numpy_part = (f" (NumPy path {result['numpy_images_per_s']:,.0f}, ratio "
                           f"{_fmt_ratio(result['numpy_ratio'])})"
