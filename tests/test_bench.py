@@ -212,3 +212,30 @@ def test_alternate_collects_garbage_between_warm_up_and_timing(monkeypatch):
                     settle=0.0)
     # sizing, warm-up round, collection, then the round's untimed and timed calls
     assert events == ["call", "call", "collect", "call", "call"]
+
+
+def test_warm_up_process_takes_turns_until_its_time_is_up(monkeypatch):
+    calls = {"cnnlab": 0, "torch": 0}
+
+    def runners(batch, size, torch, training):
+        assert (batch, size, training) == (64, 28, True)
+        return {name: (lambda name=name: calls.__setitem__(name, calls[name] + 1))
+                for name in calls}
+
+    monkeypatch.setattr(bench, "lenet_runners", runners)
+    start = time.perf_counter()
+    bench.warm_up_process(None, 0.05)
+    assert time.perf_counter() - start >= 0.05
+    assert calls["cnnlab"] > 1 and abs(calls["cnnlab"] - calls["torch"]) == 0
+
+
+def test_run_warms_the_process_up_unless_quick(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "warm_up_process", lambda torch, seconds: seen.append(seconds))
+    one = bench.CONV_SUITE[:1]
+    bench.run(parts=("conv",), quick=True, use_torch=False, cases=one)
+    assert seen == []
+    bench.run(parts=("conv",), quick=True, use_torch=False, cases=one, warm_up_seconds=0.01)
+    assert seen == [0.01]
+    bench.run(parts=("conv",), rounds=1, use_torch=False, cases=one)
+    assert seen == [0.01, bench.WARM_UP_SECONDS]

@@ -158,6 +158,26 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+# A process's first seconds of cnnlab and PyTorch taking turns run slower than later ones:
+# LeNet-5 inference at batch 64 in 0.5 s blocks, cnnlab 2.10, 2.21 ms, then 1.70-1.93 from
+# the third second on, PyTorch 2.63 -> 2.25-2.30 (`/tmp/p/ramp.py`; cnnlab alone: 1.68-1.86
+# from the first block). The first measurement of a bench fell in that ramp (LeNet-5
+# training 0.79-0.96× first in a process, 1.07-1.26× when measured again in it).
+WARM_UP_SECONDS = 3.0
+
+
+def warm_up_process(torch: Any, seconds: float) -> None:
+    """LeNet-5 training steps of cnnlab and of its torch twin taking turns, untimed, for about
+    ``seconds``: the process's start-up ramp (above) before anything is timed."""
+    runners = lenet_runners(64, 28, torch, training=True)
+    end = time.perf_counter() + seconds
+    while True:
+        for fn in runners.values():
+            fn()
+        if time.perf_counter() >= end:
+            return
+
+
 def _ratio(times: dict[str, float], ours: str = "cnnlab") -> float | None:
     return times["torch"] / times[ours] if "torch" in times and ours in times else None
 
@@ -399,7 +419,7 @@ def bench_memory(batch: int, steps: int, torch: Any) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- run, render
 def run(parts: Sequence[str] = PARTS, *, rounds: int = 5, quick: bool = False,
         use_torch: bool = True, cases: Sequence[ConvCase] = CONV_SUITE,
-        batch_size: int = 64) -> Report:
+        batch_size: int = 64, warm_up_seconds: float | None = None) -> Report:
     """Run the chosen benchmark parts; ``quick`` shrinks rounds and sizes (for a smoke test).
 
     Args:
@@ -409,6 +429,8 @@ def run(parts: Sequence[str] = PARTS, *, rounds: int = 5, quick: bool = False,
         use_torch: compare with PyTorch when it is installed.
         cases: the conv shapes to time.
         batch_size: LeNet-5 batch for ``train``, ``infer`` and ``memory``.
+        warm_up_seconds: how long :func:`warm_up_process` runs before the in-process parts
+            (default :data:`WARM_UP_SECONDS`, none when ``quick``).
 
     Returns:
         A :class:`Report`.
@@ -423,6 +445,10 @@ def run(parts: Sequence[str] = PARTS, *, rounds: int = 5, quick: bool = False,
                              "torch": torch.__version__ if torch is not None else None,
                              "torch_threads": torch.get_num_threads() if torch else None,
                              "kernels": kernels.active()})
+    if warm_up_seconds is None:
+        warm_up_seconds = 0.0 if quick else WARM_UP_SECONDS
+    if warm_up_seconds > 0 and set(parts) & {"conv", "train", "infer", "scaling", "load"}:
+        warm_up_process(torch, warm_up_seconds)
     if "conv" in parts:
         report.conv = bench_conv(cases, torch, rounds, min_seconds)
         report.conv_geomean = _geomean([r["ratio"] for r in report.conv if r["ratio"]])
