@@ -681,7 +681,7 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
     dx = np.empty(x.shape, dtype=dz.dtype) if need_dx else None
     bounds = _image_blocks(n, rows, size, dz.itemsize)
     parts = np.empty((len(bounds) - 1, c_out, rows), dtype=dz.dtype) if need_dw else None
-    x4 = _as_2d(x)
+    x4, dx4 = _as_2d(x), (_as_2d(dx) if need_dx else None)
 
     def block(start: int, stop: int) -> None:
         dzc = np.empty((c_out, stop - start, size), dtype=dz.dtype)
@@ -692,7 +692,7 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
             np.matmul(dzc, cols.reshape(rows, -1).T, out=parts[bounds.index(start)])
         if need_dx:
             dcols = np.matmul(wm.T, dzc).reshape(rows, stop - start, size)
-            _col2im(dcols, _as_2d(dx)[start:stop], *geometry, 0, stop - start)
+            _col2im(dcols, dx4[start:stop], *geometry, 0, stop - start)
 
     _over_blocks(block, bounds)
     dk = None

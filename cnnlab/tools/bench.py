@@ -132,8 +132,8 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     right after cnnlab's). The pause has its own cost: the first steps after it are slower
     (cnnlab's LeNet-5 step: 11–13 ms for the first four or five after 0.25 s asleep, 7–8 ms
     after 0.25 s of busy work or none), so a quarter of each round's calls run untimed
-    before the round is timed: the rounds measure the steady state
-    a training loop runs in, not the wake-up.
+    before the round is timed: the rounds measure the steady state a training loop runs in,
+    not the wake-up.
     """
     calls = {}
     for name, fn in runners.items():
