@@ -8,6 +8,7 @@ from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .conv import (
     conv1d,
     conv2d,
+    conv2d_relu,
     conv3d,
     conv_transpose1d,
     conv_transpose2d,
@@ -31,7 +32,8 @@ from .pool import (
 )
 
 __all__ = [
-    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "conv1d", "conv2d", "conv2d_relu", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d",
     "batch_norm", "dropout", "dropout1d", "dropout2d", "dropout3d", "linear",
     "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh",
     "cross_entropy", "mse_loss", "nll_loss", "pad",

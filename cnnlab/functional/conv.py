@@ -11,6 +11,7 @@ from .._validate import (
     fmt_size,
     located,
 )
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor, needs_grad, record
 from ..ops import conv as conv_ops
 from ..ops.pad import check_pad_fits
@@ -93,9 +94,9 @@ def conv_transpose_arguments(nd: int, stride, padding, output_padding, dilation)
     return stride, pads, output_padding, dilation
 
 
-def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
-          where: str | None = None) -> Tensor:
-    where = where or f"conv{nd}d"
+def _checked(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, where: str):
+    """The operands and arguments of a convolution, checked:
+    ``(x, w, b, unbatched, stride, pads, dilation, groups)``."""
     x, w, b, unbatched = _operands(nd, x, w, b, where, "(C_out, C_in/groups, *kernel)")
     c_out, c_per_group = w.shape[:2]
     kernel = w.shape[2:]
@@ -113,12 +114,50 @@ def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, fli
         if padding_mode != "zeros":
             check_pad_fits(x.shape[2:], pads, padding_mode)
         conv_output_sizes(x.shape[2:], kernel, stride, pads, dilation)
+    return x, w, b, unbatched, stride, pads, dilation, groups
 
+
+def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, flip_kernel,
+          where: str | None = None) -> Tensor:
+    x, w, b, unbatched, stride, pads, dilation, groups = _checked(
+        nd, x, w, b, stride, padding, dilation, groups, padding_mode, where or f"conv{nd}d")
     z, cache = conv_ops.conv_forward(x.data, w.data, None if b is None else b.data, stride,
                                      pads, dilation, groups, padding_mode, flip_kernel)
     need = needs_grad(x, w, b)
     out = record(z, (x, w) if b is None else (x, w, b),
                  lambda dz: conv_ops.conv_backward(dz, cache, *need)[: 2 if b is None else 3])
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def conv2d_relu(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                pool2: bool = False, where: str | None = None) -> Tensor:
+    """``relu(conv2d(x, ...))``, and with ``pool2`` its ``max_pool2d(..., 2)``, for inference:
+    the same values bit for bit, computed in one pass (see ``ops.conv.conv_relu_forward``),
+    no gradient recorded. ``nn.Sequential`` runs its ``Conv2d, ReLU(, MaxPool2d(2))`` runs
+    this way when no gradient is being recorded.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab import functional as F, no_grad
+        >>> x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)
+        >>> w[1] = -1
+        >>> with no_grad():
+        ...     F.conv2d_relu(x, w, padding=1, pool2=True).data[0, :, 0].tolist()
+        [[9.0, 9.0], [0.0, 0.0]]
+    """
+    if is_grad_enabled():
+        raise RuntimeError("conv2d_relu is for inference: call it under cnnlab.no_grad() "
+                           "(no gradient flows through it).")
+    where = where or "conv2d_relu"
+    x, w, b, unbatched, stride, pads, dilation, groups = _checked(
+        2, x, w, b, stride, padding, dilation, groups, padding_mode, where)
+    with located(where):
+        if pool2 and any(n < 2 for n in conv_output_sizes(x.shape[2:], w.shape[2:], stride,
+                                                          pads, dilation)):
+            raise ValueError("a 2×2 max pooling needs a convolution output of at least 2×2.")
+    y = conv_ops.conv_relu_forward(x.data, w.data, None if b is None else b.data, stride, pads,
+                                   dilation, groups, padding_mode, pool2)
+    out = Tensor(y)
     return out.reshape(out.shape[1:]) if unbatched else out
 
 

@@ -33,7 +33,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import conv_compiled, conv_direct, conv_fft, conv_winograd, kernels, parallel
+from .activation import relu_forward
 from .pad import PadCache, pad_backward, pad_forward
+from .pool import max_pool_forward
 from .shapes import Pairs, conv_output_sizes, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
@@ -388,6 +390,44 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     cache = ConvCache(saved, kernel, padded, pad_cache, stride, dilation, groups,
                       flip_kernel, algorithm, fft, u)
     return z, cache
+
+
+def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                      stride: tuple[int, ...], pads: Pairs, dilation: tuple[int, ...],
+                      groups: int = 1, padding_mode: str = "zeros", pool2: bool = False
+                      ) -> np.ndarray:
+    """Inference only (no cache for a backward pass): ``ReLU(conv(X))``, and with ``pool2``
+    its max pooling with kernel and stride 2 — the values a convolution layer, a ReLU and
+    that pooling layer give run one after another, bit for bit.
+
+    Where the algorithm's compiled forward has an epilogue (``"direct"`` outside the
+    depthwise kernels, ``"image_gemm"`` with zero padding), the ReLU and the pooling are
+    applied to each plane of ``Z`` while it is in the cache, and the full-size ``Z`` is never
+    written: one pass over the activations fewer, or two (LeNet-5's inference at batch 64,
+    cnnlab alone: see benchmarks/RESULTS.md). Otherwise the three run in turn.
+
+    Shapes: ``x (N, C, *S)``, ``w (C_out, C/G, *k)`` -> ``(N, C_out, *O)`` (``pool2``: 2-D
+    only, ``O`` halved, rounded down).
+    """
+    if pool2 and w.ndim != 4:
+        raise ValueError(f"conv_relu_forward: pool2 needs a 2-D convolution, received a kernel "
+                         f"of shape {w.shape}.")
+    algorithm = choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride, groups,
+                                 x.shape[2:], dilation)
+    mode = "constant" if padding_mode == "zeros" else padding_mode
+    epilogue = "relu_pool2" if pool2 else "relu"
+    planar = w.ndim <= 4                           # 1-D or 2-D
+    if (algorithm == "direct" and planar and all(s == 1 for s in stride)
+            and not _padding_fused(algorithm, groups, w.shape, mode)):
+        return conv_compiled.correlate(pad_forward(x, pads, mode)[0], w, b, dilation, epilogue)
+    if algorithm == "image_gemm" and planar and groups == 1 and mode == "constant":
+        return conv_compiled.image_gemm_forward(x, w, b, pads, stride, dilation, epilogue)[0]
+    z, _ = conv_forward(x, w, b, stride, pads, dilation, groups, padding_mode,
+                        algorithm=algorithm)
+    y, _ = relu_forward(z)
+    if pool2:
+        y, _ = max_pool_forward(y, (2, 2), (2, 2), (0, 0), (1, 1), keep_index=False)
+    return y
 
 
 def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_dw: bool = True,

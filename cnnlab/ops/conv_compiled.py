@@ -41,15 +41,16 @@ _WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds pe
 
 
 @jit
-def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
+def _correlate_flat(xf, w, b, z, wp, dh, dw, epilogue, start, stop):
     """``Z[n, o] = B[o] + Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]``
     for the items ``start .. stop-1``: item ``t`` is image ``t // P`` and its ``t % P``-th pair
     of output channels ``(o, o + 1)`` of one group (``P`` pairs an image; the last channel of
     a group with an odd count goes alone).
 
-    ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``."""
+    ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``; with an ``epilogue``
+    (see :func:`_finish`) ``z`` holds ``ReLU(Z)`` or its 2×2 maxima instead."""
     c_out, c_group, kh, kw = w.shape
-    oh, ow = z.shape[2], z.shape[3]
+    oh, ow = xf.shape[2] // wp - dh * (kh - 1), wp - dw * (kw - 1)
     span = (oh - 1) * wp + ow                      # wide positions up to the last output
     per_group = c_out // (xf.shape[1] // c_group)
     pairs = (per_group + 1) // 2                   # pairs of output channels a group
@@ -60,9 +61,8 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
         o = (u // pairs) * per_group + 2 * (u % pairs)
         first = (u // pairs) * c_group             # first input channel of o's group
         two = 2 * (u % pairs) + 1 < per_group
-        wide[0, :] = b[o]
+        wide[:, :] = 0
         if two:
-            wide[1, :] = b[o + 1]
             for c in range(c_group):
                 _taps_pair(xf[n, first + c], w[o, c], w[o + 1, c], wide[0], wide[1], wp,
                            dh, dw, span)
@@ -70,10 +70,44 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, start, stop):
             for c in range(c_group):
                 _taps(xf[n, first + c], w[o, c], wide[0], wp, dh, dw, span)
         for r in range(2 if two else 1):           # drop the extra columns of each row
-            for i in range(oh):
-                row = np.uint64(i * wp)
-                for j in range(np.uint64(ow)):
-                    z[n, o + r, i, j] = wide[r, row + j]
+            _finish(wide[r], wp, b[o + r], z[n, o + r], epilogue)
+
+
+@jit
+def _finish(src, width, bias, dst, epilogue):
+    """``dst (h, w)`` from the rows of ``src`` (flat, rows of ``width`` values) plus ``bias``:
+    ``epilogue`` 0 the sums themselves, 1 their ReLU, 2 the ReLU of their 2×2 maxima (a max
+    pooling of kernel and stride 2 after the ReLU, ``dst`` half the size). NaN stays NaN, as in
+    the ReLU and pooling layers it stands for: ``max(0, a, b, c, d)`` taken NaN-first is
+    ``ReLU`` and then the window's maximum, the same values bit for bit."""
+    h, w = dst.shape
+    zero = dst.dtype.type(0)
+    for i in range(h):
+        if epilogue == 0:
+            row = np.uint64(i * width)
+            for j in range(np.uint64(w)):
+                dst[i, j] = src[row + j] + bias
+        elif epilogue == 1:
+            row = np.uint64(i * width)
+            for j in range(np.uint64(w)):
+                v = src[row + j] + bias
+                dst[i, j] = v if v > zero or v != v else zero
+        else:
+            top = np.uint64(2 * i * width)
+            bottom = top + np.uint64(width)
+            one = np.uint64(1)
+            for j in range(np.uint64(w)):          # (selects, no branches: vectorised)
+                q = j + j
+                best = zero
+                v = src[top + q] + bias
+                best = v if v > best or v != v else best
+                v = src[top + q + one] + bias
+                best = v if v > best or v != v else best
+                v = src[bottom + q] + bias
+                best = v if v > best or v != v else best
+                v = src[bottom + q + one] + bias
+                best = v if v > best or v != v else best
+                dst[i, j] = best
 
 
 @jit
@@ -235,25 +269,36 @@ def _dilation_2d(dilation: tuple[int, ...]) -> tuple[int, int]:
     return (1, dilation[0]) if len(dilation) == 1 else (dilation[0], dilation[1])
 
 
+EPILOGUES = ("none", "relu", "relu_pool2")     # what the forward kernels apply to Z (_finish)
+
+
 def _correlate_2d(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                  dilation: tuple[int, int]) -> np.ndarray:
+                  dilation: tuple[int, int], epilogue: str = "none") -> np.ndarray:
     """Valid stride-1 correlation of ``Xp (N, C, Hp, Wp)`` with ``K (C_out, C/G, k_h, k_w)``."""
     n, c, hp, wp = xp.shape
     c_out, c_group, kh, kw = w.shape
     oh, ow = hp - dilation[0] * (kh - 1), wp - dilation[1] * (kw - 1)
-    z = np.empty((n, c_out, oh, ow), dtype=xp.dtype)
+    z = np.empty((n, c_out, *_finished((oh, ow), epilogue)), dtype=xp.dtype)
     bias = np.zeros(c_out, dtype=xp.dtype) if b is None else b.astype(xp.dtype, copy=False)
     xf = np.ascontiguousarray(xp).reshape(n, c, hp * wp)
     _run(_correlate_flat, n * _channel_pairs(c_out, c // c_group), 2 * c_group * kh * kw * oh * wp,
-         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, wp, *dilation)
+         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, wp, *dilation,
+         EPILOGUES.index(epilogue))
     return z
 
 
+def _finished(size: tuple[int, int], epilogue: str) -> tuple[int, int]:
+    """The size of a plane of ``Z`` after the ``epilogue``: halved (rounded down) by the 2×2
+    pooling."""
+    return (size[0] // 2, size[1] // 2) if epilogue == "relu_pool2" else size
+
+
 def correlate(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-              dilation: tuple[int, ...]) -> np.ndarray:
+              dilation: tuple[int, ...], epilogue: str = "none") -> np.ndarray:
     """Forward, stride 1: ``Xp (N, C, *Sp)``, ``K (C_out, C/G, *k)``, ``B (C_out,)`` or None ->
-    ``Z (N, C_out, *O)``, 1-D or 2-D."""
-    z = _correlate_2d(_as_2d(xp), _as_2d(w), b, _dilation_2d(dilation))
+    ``Z (N, C_out, *O)``, 1-D or 2-D; with an ``epilogue`` (2-D only for ``"relu_pool2"``),
+    ``ReLU(Z)`` or its 2×2 max pooling instead."""
+    z = _correlate_2d(_as_2d(xp), _as_2d(w), b, _dilation_2d(dilation), epilogue)
     return z[:, :, 0] if xp.ndim == 3 else z
 
 
@@ -571,14 +616,12 @@ def _col2im(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
 
 
 @jit
-def _images_first(zc, b, z, start, stop):
-    """``Z[n, o, p] = Zc[o, n, p] + B[o]`` for the images ``start .. stop-1``."""
-    c_out, size = z.shape[1], z.shape[2]
+def _images_first(zc, b, z, ow, epilogue, start, stop):
+    """``Z[n, o] = Zc[o, n] + B[o]`` (rows of ``O_w``) for the images ``start .. stop-1``, with
+    the ``epilogue`` of :func:`_finish`: ``z (N, C_out, h, w)``."""
     for n in range(start, stop):
-        for o in range(c_out):
-            bias, src, dst = b[o], zc[o, n], z[n, o]
-            for p in range(size):
-                dst[p] = src[p] + bias
+        for o in range(z.shape[1]):
+            _finish(zc[o, n], ow, b[o], z[n, o], epilogue)
 
 
 @jit
@@ -635,32 +678,34 @@ def _over_blocks(fn, bounds: list[int]) -> None:
 
 
 def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
-                       stride: tuple[int, ...], dilation: tuple[int, ...]
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       stride: tuple[int, ...], dilation: tuple[int, ...],
+                       epilogue: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """``Z = K @ cols`` for the batch, one group, zero padding: ``X (N, C, *S)``,
     ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), X)``, 1-D or 2-D; ``X`` (C-contiguous) is
-    what the backward pass needs.
+    what the backward pass needs. With an ``epilogue`` (2-D only for ``"relu_pool2"``),
+    ``ReLU(Z)`` or its 2×2 max pooling instead of ``Z``.
 
     The batch goes through in blocks of images whose window matrix stays in the L2 cache
     (built, multiplied and turned into ``Z`` while it is there), never the whole batch's
     (LeNet-5's second layer: 3.8 MB written to memory and read back)."""
     geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
-    out = geometry[-2:] if x.ndim == 4 else geometry[-1:]
+    out = geometry[-2:]
     x = np.ascontiguousarray(x)
     n, c_out = x.shape[0], w.shape[0]
     wm = w.reshape(c_out, -1).astype(x.dtype, copy=False)
     size = math.prod(out)
-    z = np.empty((n, c_out, size), dtype=x.dtype)
+    z = np.empty((n, c_out, *_finished(out, epilogue)), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
     x4 = _as_2d(x)
+    code = EPILOGUES.index(epilogue)
 
     def block(start: int, stop: int) -> None:
         cols = _batch_cols(x4[start:stop], wm.shape[1], geometry)
         zc = np.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, stop - start, size)
-        _images_first(zc, bias, z[start:stop], 0, stop - start)
+        _images_first(zc, bias, z[start:stop], out[1], code, 0, stop - start)
 
     _over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
-    return z.reshape(n, c_out, *out), x
+    return (z[:, :, 0] if x.ndim == 3 else z), x
 
 
 def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
