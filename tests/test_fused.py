@@ -1,7 +1,7 @@
-"""Inference's fused convolution, ReLU and 2×2 max pooling (``F.conv2d_relu``, and
-``nn.Sequential`` running ``Conv2d, ReLU(, MaxPool2d(2))`` that way under ``no_grad``): the
-values of the three layers run in turn, bit for bit, NaN and infinity included, whichever
-algorithm computes the convolution; and never where an observer must see every layer."""
+"""The fused convolution, ReLU and 2×2 max pooling (``F.conv2d_relu``, and ``nn.Sequential``
+running ``Conv2d, ReLU(, MaxPool2d(2))`` that way): the values and gradients of the three
+layers run in turn, bit for bit, NaN, infinity and ties included, whichever algorithm computes
+the convolution; and never where an observer must see every layer."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from cnnlab import functional as F
-from cnnlab import models, nn, no_grad
+from cnnlab import gradcheck, models, nn, no_grad, random
 from cnnlab.nn import container
 from cnnlab.ops import conv as conv_ops
 from cnnlab.ops import kernels
-from cnnlab.ops.activation import relu_forward
-from cnnlab.ops.pool import max_pool_forward
+from cnnlab.ops.activation import relu_backward, relu_forward
+from cnnlab.ops.pool import max_pool_backward, max_pool_forward
 from cnnlab.tools.summary import leaf_activations
 
 compiled_only = pytest.mark.skipif(not kernels.numba_installed(),
@@ -67,10 +67,10 @@ def test_fused_values_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pad, 
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
     args = ((stride,) * 2, ((pad, pad),) * 2, (dilation,) * 2, groups, mode)
-    with conv_ops.forced_algorithm(algorithm or "gemm") if algorithm else _nothing():
-        fused = conv_ops.conv_relu_forward(x, w, b, *args, pool2=pool2)
+    with conv_ops.forced_algorithm(algorithm) if algorithm else _nothing():
+        fused, cache = conv_ops.conv_relu_forward(x, w, b, *args, pool2=pool2)
         expected = _layers_in_turn(x, w, b, *args, pool2)
-    assert fused.dtype == expected.dtype and fused.shape == expected.shape
+    assert cache is None and fused.dtype == expected.dtype and fused.shape == expected.shape
     assert np.isnan(expected).any() == specials and (expected == 0).any()
     assert (expected > 0).any()
     np.testing.assert_array_equal(fused, expected)
@@ -114,8 +114,9 @@ def test_numpy_kernels_run_the_layers_in_turn(rng):
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     args = ((1, 1), ((1, 1),) * 2, (1, 1), 1, "zeros")
     with kernels.forced_kernels("numpy"):
-        np.testing.assert_array_equal(conv_ops.conv_relu_forward(x, w, None, *args, pool2=True),
-                                      _layers_in_turn(x, w, None, *args, True))
+        np.testing.assert_array_equal(
+            conv_ops.conv_relu_forward(x, w, None, *args, pool2=True)[0],
+            _layers_in_turn(x, w, None, *args, True))
 
 
 def test_pool2_needs_a_2d_convolution(rng):
@@ -124,17 +125,62 @@ def test_pool2_needs_a_2d_convolution(rng):
                                    ((0, 0),), (1,), pool2=True)
 
 
-def test_functional_form_is_for_inference_only():
+def test_functional_form_checks_its_pooling(rng):
     x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)
-    with pytest.raises(RuntimeError, match="under cnnlab.no_grad"):
-        F.conv2d_relu(x, w)
-    with no_grad():
-        one = F.conv2d_relu(x[0], w, padding=1)              # one image (C, H, W)
-        assert one.shape == (1, 4, 4) and not one.requires_grad
-        with pytest.raises(ValueError, match="2×2 max pooling needs a convolution output of "
-                                             "at least 2×2"):
-            F.conv2d_relu(x[:, :, :3, :3], w, pool2=True)    # a 1×1 output
-    assert F.conv2d_relu.__doc__
+    one = F.conv2d_relu(x[0], w, padding=1)                  # one image (C, H, W)
+    assert one.shape == (1, 4, 4) and not one.requires_grad
+    with pytest.raises(ValueError, match="2×2 max pooling needs a convolution output of at "
+                                         "least 2×2"):
+        F.conv2d_relu(x[:, :, :3, :3], w, pool2=True)        # a 1×1 output
+
+
+def _gradients_in_turn(x, w, b, stride, pads, dilation, groups, mode, pool2, dy):
+    """dX, dK, dB through the layers' own backward passes (pooling, ReLU, convolution)."""
+    z, conv_cache = conv_ops.conv_forward(x, w, b, stride, pads, dilation, groups, mode)
+    y, _ = relu_forward(z)
+    if pool2:
+        _, pool_cache = max_pool_forward(y, (2, 2), (2, 2), (0, 0), (1, 1))
+        dy = max_pool_backward(dy, pool_cache)
+    return conv_ops.conv_backward(relu_backward(dy, y), conv_cache)
+
+
+@compiled_only
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")    # inf · 0 on both paths
+@pytest.mark.parametrize("pool2", [False, True])
+@pytest.mark.parametrize("x_shape, w_shape, pad, stride, dilation, groups, mode, algorithm",
+                         CASES)
+def test_fused_gradients_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pad, stride,
+                                                            dilation, groups, mode, algorithm,
+                                                            pool2, rng):
+    """Ties included: the input is rounded so that windows hold equal maxima, and ``dY``
+    holds infinity, whose product with a closed ReLU is NaN on both paths."""
+    x = np.round(rng.standard_normal(x_shape) * 2).astype(np.float32)
+    w = np.round(rng.standard_normal(w_shape)).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    args = ((stride,) * 2, ((pad, pad),) * 2, (dilation,) * 2, groups, mode)
+    with conv_ops.forced_algorithm(algorithm) if algorithm else _nothing():
+        y, cache = conv_ops.conv_relu_forward(x, w, b, *args, pool2=pool2, keep=True)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dy.reshape(-1)[:7] = np.inf
+        fused = conv_ops.conv_relu_backward(dy, cache)
+        expected = _gradients_in_turn(x, w, b, *args, pool2, dy)
+    depthwise = groups > 1 and w_shape[1] == 1
+    in_kernels = (algorithm in (None, "direct", "image_gemm") and not depthwise
+                  and not (algorithm == "image_gemm" and mode != "zeros"))
+    assert (cache.index is not None) == (pool2 and in_kernels)
+    assert (cache.pool is not None) == (pool2 and not in_kernels)
+    for got, want in zip(fused, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("pool2", [False, True])
+def test_fused_functional_passes_gradcheck(pool2, rng):
+    x = rng.standard_normal((2, 2, 6, 7))
+    w = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    result = gradcheck(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1, pool2=pool2),
+                       [x, w, b])
+    assert result, str(result)
 
 
 def _net():
@@ -157,17 +203,24 @@ def _runs(monkeypatch) -> list[int]:
     return taken
 
 
-def test_sequential_fuses_under_no_grad_only_and_gives_the_same_values(monkeypatch, rng):
-    net, x = _net(), rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
-    trained = net(x)                                     # gradient recorded: layer by layer
-    taken = _runs(monkeypatch)
-    assert taken == []
-    with no_grad():
-        inferred = net(x)
-    assert taken == [3, 2]
-    np.testing.assert_array_equal(inferred.data, trained.data)
-    trained.sum().backward()                             # the recorded graph is whole
-    assert net[0].weight.grad is not None
+def test_sequential_fuses_runs_and_gives_the_same_values_and_gradients(monkeypatch, rng):
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    results = {}
+    for fuse in (False, True):
+        random.manual_seed(0)
+        net = _net()
+        if not fuse:
+            monkeypatch.setattr(container, "_fused_run", lambda items, i: 0)
+        taken = _runs(monkeypatch) if fuse else []
+        out = net(x)
+        (out * out).sum().backward()
+        with no_grad():
+            inferred = net(x).data
+        results[fuse] = [out.data, inferred] + [p.grad for p in net.parameters()]
+        monkeypatch.undo()
+    assert taken == [3, 2, 3, 2]                       # training, then inference
+    for fused, in_turn in zip(results[True], results[False]):
+        np.testing.assert_array_equal(fused, in_turn)
 
 
 def test_lenet5_inference_is_fused_and_unchanged(monkeypatch, rng):

@@ -246,5 +246,6 @@ def test_the_compiled_loops_are_the_python_loops(rng):
     b = rng.standard_normal(3)
     z = conv_compiled.correlate(x, w, b, (1, 1))
     loops = np.empty_like(z)
-    conv_compiled._correlate_flat.py_func(x.reshape(2, 2, 30), w, b, loops, 6, 1, 1, 0, 0, 4)
+    conv_compiled._correlate_flat.py_func(x.reshape(2, 2, 30), w, b, loops,
+                                          np.empty((2, 3, 0, 0), np.int32), 6, 1, 1, 0, 0, 4)
     np.testing.assert_allclose(loops, z, rtol=1e-12, atol=1e-12)

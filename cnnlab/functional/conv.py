@@ -11,7 +11,6 @@ from .._validate import (
     fmt_size,
     located,
 )
-from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor, needs_grad, record
 from ..ops import conv as conv_ops
 from ..ops.pad import check_pad_fits
@@ -131,23 +130,20 @@ def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, fli
 
 def conv2d_relu(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
                 pool2: bool = False, where: str | None = None) -> Tensor:
-    """``relu(conv2d(x, ...))``, and with ``pool2`` its ``max_pool2d(..., 2)``, for inference:
-    the same values bit for bit, computed in one pass (see ``ops.conv.conv_relu_forward``),
-    no gradient recorded. ``nn.Sequential`` runs its ``Conv2d, ReLU(, MaxPool2d(2))`` runs
-    this way when no gradient is being recorded.
+    """``relu(conv2d(x, ...))``, and with ``pool2`` its ``max_pool2d(..., 2)``, in one step:
+    the same values and gradients bit for bit, with one or two passes over the activations
+    fewer where the compiled kernels compute the convolution (see
+    ``ops.conv.conv_relu_forward``). ``nn.Sequential`` runs its ``Conv2d, ReLU(, MaxPool2d(2))``
+    runs this way.
 
     Example:
         >>> import numpy as np
-        >>> from cnnlab import functional as F, no_grad
+        >>> from cnnlab import functional as F
         >>> x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)
         >>> w[1] = -1
-        >>> with no_grad():
-        ...     F.conv2d_relu(x, w, padding=1, pool2=True).data[0, :, 0].tolist()
+        >>> F.conv2d_relu(x, w, padding=1, pool2=True).data[0, :, 0].tolist()
         [[9.0, 9.0], [0.0, 0.0]]
     """
-    if is_grad_enabled():
-        raise RuntimeError("conv2d_relu is for inference: call it under cnnlab.no_grad() "
-                           "(no gradient flows through it).")
     where = where or "conv2d_relu"
     x, w, b, unbatched, stride, pads, dilation, groups = _checked(
         2, x, w, b, stride, padding, dilation, groups, padding_mode, where)
@@ -155,9 +151,12 @@ def conv2d_relu(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding
         if pool2 and any(n < 2 for n in conv_output_sizes(x.shape[2:], w.shape[2:], stride,
                                                           pads, dilation)):
             raise ValueError("a 2×2 max pooling needs a convolution output of at least 2×2.")
-    y = conv_ops.conv_relu_forward(x.data, w.data, None if b is None else b.data, stride, pads,
-                                   dilation, groups, padding_mode, pool2)
-    out = Tensor(y)
+    need = needs_grad(x, w, b)
+    y, cache = conv_ops.conv_relu_forward(x.data, w.data, None if b is None else b.data, stride,
+                                          pads, dilation, groups, padding_mode, pool2,
+                                          keep=any(need))
+    out = record(y, (x, w) if b is None else (x, w, b),
+                 lambda dy: conv_ops.conv_relu_backward(dy, cache, *need)[: 2 if b is None else 3])
     return out.reshape(out.shape[1:]) if unbatched else out
 
 

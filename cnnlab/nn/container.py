@@ -7,7 +7,6 @@ from collections import OrderedDict
 
 from .. import functional as F
 from .._validate import _is_int, as_tuple
-from ..autograd.grad_mode import is_grad_enabled
 from .module import Module
 
 
@@ -59,10 +58,9 @@ class Sequential(Module):
 
     def forward(self, x):
         items = list(self._modules.items())
-        fuse = not is_grad_enabled()
         i = 0
         while i < len(items):
-            run = _fused_run(items, i) if fuse else 0
+            run = _fused_run(items, i)
             if run:
                 try:
                     x = F.conv2d_relu(x, *_conv_arguments(items[i][1]), pool2=run == 3)
@@ -86,8 +84,8 @@ class Sequential(Module):
         return x
 
 
-# Inference runs a Conv2d followed by a ReLU (and a MaxPool2d of kernel and stride 2) as one
-# fused step, F.conv2d_relu: the same values, one or two passes over the activations fewer.
+# A Conv2d followed by a ReLU (and a MaxPool2d of kernel and stride 2) runs as one fused step,
+# F.conv2d_relu: the same values and gradients, one or two passes over the activations fewer.
 # Only layers exactly of these classes, with no hooks and no forward replaced on the instance
 # (as the tools that watch every layer do), so that every observer sees every layer.
 

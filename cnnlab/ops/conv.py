@@ -32,10 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import conv_compiled, conv_direct, conv_fft, conv_winograd, kernels, parallel
-from .activation import relu_forward
+from . import conv_compiled, conv_direct, conv_fft, conv_winograd, kernels, parallel, pool_compiled
+from .activation import relu_backward, relu_forward
 from .pad import PadCache, pad_backward, pad_forward
-from .pool import max_pool_forward
+from .pool import MaxPoolCache, max_pool_backward, max_pool_forward
 from .shapes import Pairs, conv_output_sizes, conv_transpose_output_size
 from .windows import col2im, sliding_windows
 
@@ -303,7 +303,8 @@ def _rows_weight_grad(dzt: np.ndarray, r: np.ndarray, w_shape: tuple[int, ...],
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, ...],
                  pads: Pairs, dilation: tuple[int, ...], groups: int = 1,
                  padding_mode: str = "zeros", flip_kernel: bool = False,
-                 algorithm: str | None = None) -> tuple[np.ndarray, ConvCache]:
+                 algorithm: str | None = None, epilogue: str = "none",
+                 index: np.ndarray | None = None) -> tuple[np.ndarray, ConvCache]:
     """Convolution layer forward: ``Z = K ⋆ pad(X) + B``.
 
     ``Z[n, o, i] = B[o] + Σ_{c ∈ group(o)} Σ_k Xp[n, c, i*s + k*d] · K[o, c mod C/G, k]``
@@ -313,7 +314,9 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     ``algorithm`` is ``"gemm"`` (im2col + GEMM), ``"fft"`` (stride 1, one group; see
     ``conv_fft``), ``"depthwise"`` (see ``conv_direct``) or None for the rule of
     :func:`choose_algorithm`; all give the same numbers up to rounding, and the backward pass
-    uses the forward's algorithm.
+    uses the forward's algorithm. ``epilogue`` and ``index`` serve :func:`conv_relu_forward`
+    (the compiled kernels of ``"direct"`` and ``"image_gemm"`` only); the cache is then still
+    that of ``Z``, for the backward pass of ``dZ``.
 
     Shapes: ``x (N, C, *S)``, ``w (C_out, C/G, *k)``, ``b (C_out,)`` -> ``(N, C_out, *O)``.
     """
@@ -360,7 +363,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
             out = _valid_sizes(padded, w.shape[2:], stride, dilation)
             z = conv_compiled.depthwise_forward(x, kernel, b, pads, out, dilation)
         elif mode == "constant":                   # image_gemm
-            z, saved = conv_compiled.image_gemm_forward(x, kernel, b, pads, stride, dilation)
+            z, saved = conv_compiled.image_gemm_forward(x, kernel, b, pads, stride, dilation,
+                                                        epilogue, index)
         else:                                      # other padding modes pad first
             z, saved = conv_compiled.image_gemm_forward(pad_forward(x, pads, mode)[0], kernel,
                                                         b, ((0, 0),) * nd, stride, dilation)
@@ -371,7 +375,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
         if algorithm == "depthwise":
             z = conv_direct.correlate(saved, kernel, b, out, stride, dilation)  # (N, C, *O)
         else:
-            z = conv_compiled.correlate(saved, kernel, b, dilation)    # (N, C_out, *O)
+            z = conv_compiled.correlate(saved, kernel, b, dilation, epilogue, index)
     else:
         xt, pad_cache = _batch_last(x, pads, mode)                 # (C, *S_padded, N)
         padded = xt.shape[1:-1]
@@ -392,19 +396,32 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     return z, cache
 
 
+class ConvReluCache(NamedTuple):
+    """What :func:`conv_relu_backward` needs: the convolution's cache; ``y``, the ReLU's
+    output (its positive values are where the gradient goes through), or with the fused
+    pooling the pooled output; and the pooling's positions: ``index`` from the fused kernels
+    (int32, shaped as the output), or ``pool``, the pooling layer's own cache, where the
+    layers ran in turn."""
+    conv: ConvCache
+    y: np.ndarray
+    index: np.ndarray | None
+    pool: MaxPoolCache | None
+    sizes: tuple[int, ...]                         # Z's spatial size (before the pooling)
+
+
 def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                       stride: tuple[int, ...], pads: Pairs, dilation: tuple[int, ...],
-                      groups: int = 1, padding_mode: str = "zeros", pool2: bool = False
-                      ) -> np.ndarray:
-    """Inference only (no cache for a backward pass): ``ReLU(conv(X))``, and with ``pool2``
-    its max pooling with kernel and stride 2 — the values a convolution layer, a ReLU and
-    that pooling layer give run one after another, bit for bit.
+                      groups: int = 1, padding_mode: str = "zeros", pool2: bool = False,
+                      keep: bool = False) -> tuple[np.ndarray, ConvReluCache | None]:
+    """``ReLU(conv(X))``, and with ``pool2`` its max pooling with kernel and stride 2: the
+    values a convolution layer, a ReLU and that pooling layer give run one after another, bit
+    for bit; with ``keep``, the cache for :func:`conv_relu_backward` (else None).
 
     Where the algorithm's compiled forward has an epilogue (``"direct"`` outside the
     depthwise kernels, ``"image_gemm"`` with zero padding), the ReLU and the pooling are
     applied to each plane of ``Z`` while it is in the cache, and the full-size ``Z`` is never
-    written: one pass over the activations fewer, or two (LeNet-5's inference at batch 64,
-    cnnlab alone: see benchmarks/RESULTS.md). Otherwise the three run in turn.
+    written: one pass over the activations fewer, or two (the positions of the maxima are
+    noted on the way for the backward pass). Otherwise the three run in turn.
 
     Shapes: ``x (N, C, *S)``, ``w (C_out, C/G, *k)`` -> ``(N, C_out, *O)`` (``pool2``: 2-D
     only, ``O`` halved, rounded down).
@@ -415,19 +432,43 @@ def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     algorithm = choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride, groups,
                                  x.shape[2:], dilation)
     mode = "constant" if padding_mode == "zeros" else padding_mode
-    epilogue = "relu_pool2" if pool2 else "relu"
     planar = w.ndim <= 4                           # 1-D or 2-D
-    if (algorithm == "direct" and planar and all(s == 1 for s in stride)
-            and not _padding_fused(algorithm, groups, w.shape, mode)):
-        return conv_compiled.correlate(pad_forward(x, pads, mode)[0], w, b, dilation, epilogue)
-    if algorithm == "image_gemm" and planar and groups == 1 and mode == "constant":
-        return conv_compiled.image_gemm_forward(x, w, b, pads, stride, dilation, epilogue)[0]
-    z, _ = conv_forward(x, w, b, stride, pads, dilation, groups, padding_mode,
-                        algorithm=algorithm)
-    y, _ = relu_forward(z)
-    if pool2:
-        y, _ = max_pool_forward(y, (2, 2), (2, 2), (0, 0), (1, 1), keep_index=False)
-    return y
+    fused = ((algorithm == "direct" and planar and all(s == 1 for s in stride)
+              and not _padding_fused(algorithm, groups, w.shape, mode))
+             or (algorithm == "image_gemm" and planar and groups == 1 and mode == "constant"))
+    sizes = _valid_sizes(tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads)),
+                         w.shape[2:], stride, dilation)
+    index = pool = None
+    if fused:
+        if pool2 and keep:
+            index = np.empty((x.shape[0], w.shape[0], sizes[0] // 2, sizes[1] // 2), np.int32)
+        y, cache = conv_forward(x, w, b, stride, pads, dilation, groups, padding_mode,
+                                algorithm=algorithm,
+                                epilogue="relu_pool2" if pool2 else "relu", index=index)
+    else:
+        z, cache = conv_forward(x, w, b, stride, pads, dilation, groups, padding_mode,
+                                algorithm=algorithm)
+        y, _ = relu_forward(z)
+        if pool2:
+            out, pool = max_pool_forward(y, (2, 2), (2, 2), (0, 0), (1, 1), keep_index=keep)
+            return out, (ConvReluCache(cache, y, None, pool, sizes) if keep else None)
+    return y, (ConvReluCache(cache, y, index, None, sizes) if keep else None)
+
+
+def conv_relu_backward(dy: np.ndarray, cache: ConvReluCache, need_dx: bool = True,
+                       need_dw: bool = True, need_db: bool = True):
+    """``(dx, dw, db)`` of :func:`conv_relu_forward` (each None unless asked for): ``dY`` back
+    through the pooling (to the position of each maximum), the ReLU (``[y > 0]``) and the
+    convolution — with the fused kernels' positions, ``dY·[Y > 0]`` put at each maximum, the
+    same numbers as the layers' own backward passes."""
+    if cache.index is not None:
+        dz = pool_compiled.max_pool_backward(relu_backward(dy, cache.y), cache.index,
+                                             cache.sizes)
+    elif cache.pool is not None:
+        dz = relu_backward(max_pool_backward(dy, cache.pool), cache.y)
+    else:
+        dz = relu_backward(dy, cache.y)
+    return conv_backward(dz, cache.conv, need_dx, need_dw, need_db)
 
 
 def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_dw: bool = True,

@@ -41,14 +41,15 @@ _WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds pe
 
 
 @jit
-def _correlate_flat(xf, w, b, z, wp, dh, dw, epilogue, start, stop):
+def _correlate_flat(xf, w, b, z, index, wp, dh, dw, epilogue, start, stop):
     """``Z[n, o] = B[o] + Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]``
     for the items ``start .. stop-1``: item ``t`` is image ``t // P`` and its ``t % P``-th pair
     of output channels ``(o, o + 1)`` of one group (``P`` pairs an image; the last channel of
     a group with an odd count goes alone).
 
     ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``; with an ``epilogue``
-    (see :func:`_finish`) ``z`` holds ``ReLU(Z)`` or its 2×2 maxima instead."""
+    (see :func:`_finish`) ``z`` holds ``ReLU(Z)`` or its 2×2 maxima instead, and ``index``
+    (unless empty) the maxima's positions."""
     c_out, c_group, kh, kw = w.shape
     oh, ow = xf.shape[2] // wp - dh * (kh - 1), wp - dw * (kw - 1)
     span = (oh - 1) * wp + ow                      # wide positions up to the last output
@@ -67,17 +68,24 @@ def _correlate_flat(xf, w, b, z, wp, dh, dw, epilogue, start, stop):
             _taps_pair(xf[n, first + c], w[o, c], w[second, c], wide[0], wide[1], wp, dh, dw,
                        span)
         for r in range(2 if two else 1):           # drop the extra columns of each row
-            _finish(wide[r], wp, b[o + r], z[n, o + r], epilogue)
+            _finish(wide[r], wp, ow, b[o + r], z[n, o + r], index[n, o + r], epilogue)
 
 
 @jit
-def _finish(src, width, bias, dst, epilogue):
+def _finish(src, width, out_width, bias, dst, index, epilogue):
     """``dst (h, w)`` from the rows of ``src`` (flat, rows of ``width`` values) plus ``bias``:
     ``epilogue`` 0 the sums themselves, 1 their ReLU, 2 the ReLU of their 2×2 maxima (a max
     pooling of kernel and stride 2 after the ReLU, ``dst`` half the size). NaN stays NaN, as in
     the ReLU and pooling layers it stands for: ``max(0, a, b, c, d)`` taken NaN-first is
-    ``ReLU`` and then the window's maximum, the same values bit for bit."""
+    ``ReLU`` and then the window's maximum, the same values bit for bit.
+
+    With the pooling, ``index (h, w)`` (unless it is empty) gets the position of each maximum
+    in the plane of the sums (``r·O_w + q``, ``O_w = out_width``: the pooling layer's
+    convention; the first in
+    window order, so where the maximum is positive it is the pooling layer's own choice, and
+    where it is not, no gradient flows through it)."""
     h, w = dst.shape
+    keep = index.shape[0] > 0
     zero = dst.dtype.type(0)
     floor = zero if epilogue else dst.dtype.type(-np.inf)     # -inf: no ReLU (v kept)
     for i in range(h):
@@ -89,19 +97,25 @@ def _finish(src, width, bias, dst, epilogue):
         else:
             top = np.uint64(2 * i * width)
             bottom = top + np.uint64(width)
-            one = np.uint64(1)
+            one, below = np.uint64(1), np.uint64(out_width)
+            first = np.uint64(2 * i * out_width)
             for j in range(np.uint64(w)):          # (selects, no branches: vectorised)
                 q = j + j
-                best = zero
+                best, at = zero, q
                 v = src[top + q] + bias
                 best = v if v > best or v != v else best
                 v = src[top + q + one] + bias
-                best = v if v > best or v != v else best
+                take = v > best or v != v
+                best, at = (v, q + one) if take else (best, at)
                 v = src[bottom + q] + bias
-                best = v if v > best or v != v else best
+                take = v > best or v != v
+                best, at = (v, q + below) if take else (best, at)
                 v = src[bottom + q + one] + bias
-                best = v if v > best or v != v else best
+                take = v > best or v != v
+                best, at = (v, q + below + one) if take else (best, at)
                 dst[i, j] = best
+                if keep:
+                    index[i, j] = first + at
 
 
 @jit
@@ -270,7 +284,8 @@ EPILOGUES = ("none", "relu", "relu_pool2")     # what the forward kernels apply 
 
 
 def _correlate_2d(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                  dilation: tuple[int, int], epilogue: str = "none") -> np.ndarray:
+                  dilation: tuple[int, int], epilogue: str = "none",
+                  index: np.ndarray | None = None) -> np.ndarray:
     """Valid stride-1 correlation of ``Xp (N, C, Hp, Wp)`` with ``K (C_out, C/G, k_h, k_w)``."""
     n, c, hp, wp = xp.shape
     c_out, c_group, kh, kw = w.shape
@@ -279,9 +294,15 @@ def _correlate_2d(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     bias = np.zeros(c_out, dtype=xp.dtype) if b is None else b.astype(xp.dtype, copy=False)
     xf = np.ascontiguousarray(xp).reshape(n, c, hp * wp)
     _run(_correlate_flat, n * _channel_pairs(c_out, c // c_group), 2 * c_group * kh * kw * oh * wp,
-         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, wp, *dilation,
-         EPILOGUES.index(epilogue))
+         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, _index_or_none(index, z), wp,
+         *dilation, EPILOGUES.index(epilogue))
     return z
+
+
+def _index_or_none(index: np.ndarray | None, z: np.ndarray) -> np.ndarray:
+    """The kernels' ``index`` argument: the caller's array, or an empty plane per output plane
+    when no positions are wanted."""
+    return np.empty((*z.shape[:2], 0, 0), dtype=np.int32) if index is None else index
 
 
 def _finished(size: tuple[int, int], epilogue: str) -> tuple[int, int]:
@@ -291,11 +312,13 @@ def _finished(size: tuple[int, int], epilogue: str) -> tuple[int, int]:
 
 
 def correlate(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-              dilation: tuple[int, ...], epilogue: str = "none") -> np.ndarray:
+              dilation: tuple[int, ...], epilogue: str = "none",
+              index: np.ndarray | None = None) -> np.ndarray:
     """Forward, stride 1: ``Xp (N, C, *Sp)``, ``K (C_out, C/G, *k)``, ``B (C_out,)`` or None ->
     ``Z (N, C_out, *O)``, 1-D or 2-D; with an ``epilogue`` (2-D only for ``"relu_pool2"``),
-    ``ReLU(Z)`` or its 2×2 max pooling instead."""
-    z = _correlate_2d(_as_2d(xp), _as_2d(w), b, _dilation_2d(dilation), epilogue)
+    ``ReLU(Z)`` or its 2×2 max pooling instead, and then, given an int32 ``index`` shaped as
+    the pooled output, the position of each maximum in its plane of ``Z``."""
+    z = _correlate_2d(_as_2d(xp), _as_2d(w), b, _dilation_2d(dilation), epilogue, index)
     return z[:, :, 0] if xp.ndim == 3 else z
 
 
@@ -613,12 +636,12 @@ def _col2im(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
 
 
 @jit
-def _images_first(zc, b, z, ow, epilogue, start, stop):
+def _images_first(zc, b, z, index, ow, epilogue, start, stop):
     """``Z[n, o] = Zc[o, n] + B[o]`` (rows of ``O_w``) for the images ``start .. stop-1``, with
-    the ``epilogue`` of :func:`_finish`: ``z (N, C_out, h, w)``."""
+    the ``epilogue`` of :func:`_finish`: ``z (N, C_out, h, w)``, ``index`` as there."""
     for n in range(start, stop):
         for o in range(z.shape[1]):
-            _finish(zc[o, n], ow, b[o], z[n, o], epilogue)
+            _finish(zc[o, n], ow, ow, b[o], z[n, o], index[n, o], epilogue)
 
 
 @jit
@@ -676,11 +699,11 @@ def _over_blocks(fn, bounds: list[int]) -> None:
 
 def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
                        stride: tuple[int, ...], dilation: tuple[int, ...],
-                       epilogue: str = "none") -> tuple[np.ndarray, np.ndarray]:
+                       epilogue: str = "none", index: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """``Z = K @ cols`` for the batch, one group, zero padding: ``X (N, C, *S)``,
     ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), X)``, 1-D or 2-D; ``X`` (C-contiguous) is
-    what the backward pass needs. With an ``epilogue`` (2-D only for ``"relu_pool2"``),
-    ``ReLU(Z)`` or its 2×2 max pooling instead of ``Z``.
+    what the backward pass needs. With an ``epilogue`` and ``index``, as :func:`correlate`.
 
     The batch goes through in blocks of images whose window matrix stays in the L2 cache
     (built, multiplied and turned into ``Z`` while it is there), never the whole batch's
@@ -694,12 +717,13 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
     z = np.empty((n, c_out, *_finished(out, epilogue)), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
     x4 = _as_2d(x)
-    code = EPILOGUES.index(epilogue)
+    code, index = EPILOGUES.index(epilogue), _index_or_none(index, z)
 
     def block(start: int, stop: int) -> None:
         cols = _batch_cols(x4[start:stop], wm.shape[1], geometry)
         zc = np.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, stop - start, size)
-        _images_first(zc, bias, z[start:stop], out[1], code, 0, stop - start)
+        _images_first(zc, bias, z[start:stop], index[start:stop], out[1], code, 0,
+                      stop - start)
 
     _over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
     return (z[:, :, 0] if x.ndim == 3 else z), x
