@@ -14,11 +14,16 @@ import numpy as np
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # (the plain int first: the ABC check costs a microsecond, and layers check their
+    # arguments on every call)
+    return type(value) is int or (isinstance(value, numbers.Integral)
+                                  and not isinstance(value, bool))
 
 
 def as_tuple(value: int | Sequence[int], nd: int, name: str) -> tuple[int, ...]:
     """``3 -> (3, 3)`` for ``nd=2``; a sequence must have exactly ``nd`` integers."""
+    if type(value) is tuple and len(value) == nd and all(type(v) is int for v in value):
+        return value                               # already normalised (a layer's own)
     if _is_int(value):
         return (int(value),) * nd
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -55,7 +60,7 @@ def check_choice(value: str, choices: Sequence[str], name: str) -> str:
 
 
 def check_float_array(array: np.ndarray, name: str) -> None:
-    if not np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind != "f":                    # float16/32/64/longdouble
         raise TypeError(
             f"{name} must hold floating-point numbers, received dtype {array.dtype}."
         )

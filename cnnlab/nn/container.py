@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .. import functional as F
-from .._validate import _is_int, as_tuple
+from .._validate import _is_int
 from .module import Module
 
 
@@ -98,27 +98,20 @@ def _plain(module: Module, kind: type) -> bool:
 def _fused_run(items: list, i: int) -> int:
     """How many layers from ``items[i]`` run fused: 3 (Conv2d, ReLU, 2×2 MaxPool2d), 2
     (Conv2d, ReLU) or 0."""
-    from .activation import ReLU
-    from .conv import Conv2d
-    from .pool import MaxPool2d
-
-    if not (i + 1 < len(items) and _plain(items[i][1], Conv2d) and _plain(items[i + 1][1], ReLU)):
+    if not (i + 1 < len(items) and _plain(items[i][1], _Conv2d) and _plain(items[i + 1][1], _ReLU)):
         return 0
     pool = items[i + 2][1] if i + 2 < len(items) else None
-    if (pool is not None and _plain(pool, MaxPool2d) and not pool.ceil_mode
-            and not pool.return_indices
-            and all(_pair_is(v, want) for v, want in (
-                (pool.kernel_size, 2), (pool.stride, 2), (pool.padding, 0), (pool.dilation, 1)))):
+    if (pool is not None and _plain(pool, _MaxPool2d) and not pool.ceil_mode
+            and not pool.return_indices and _pair_is(pool.kernel_size, 2)
+            and _pair_is(pool.stride, 2) and _pair_is(pool.padding, 0)
+            and _pair_is(pool.dilation, 1)):
         return 3
     return 2
 
 
 def _pair_is(value, want: int) -> bool:
     """Whether a pooling argument (an int, a pair, or another form) is ``(want, want)``."""
-    try:
-        return as_tuple(value, 2, "") == (want, want)
-    except TypeError:
-        return False
+    return value == want or (isinstance(value, (tuple, list)) and list(value) == [want] * 2)
 
 
 def _conv_arguments(conv) -> tuple:
@@ -272,3 +265,8 @@ class ModuleDict(Module):
                 raise TypeError(f"ModuleDict.update expects a mapping or (name, module) pairs, "
                                 f"received {pair!r:.60}.")
             self[pair[0]] = pair[1]
+
+
+from .activation import ReLU as _ReLU  # noqa: E402  (these modules import this one's package)
+from .conv import Conv2d as _Conv2d  # noqa: E402
+from .pool import MaxPool2d as _MaxPool2d  # noqa: E402

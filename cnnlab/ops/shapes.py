@@ -92,6 +92,10 @@ def resolve_padding(
 
 def padding_pairs(padding: int | Sequence[int] | Sequence[Sequence[int]], nd: int) -> Pairs:
     """Numeric padding forms only (int, per-axis ints, per-axis pairs) -> pairs, checked >= 0."""
+    if (type(padding) is tuple and len(padding) == nd
+            and all(type(p) is tuple and len(p) == 2 and type(p[0]) is int is type(p[1])
+                    and p[0] >= 0 and p[1] >= 0 for p in padding)):
+        return padding                             # already normalised (a layer's own)
     is_pairs = (
         isinstance(padding, Sequence)
         and len(padding) == nd
