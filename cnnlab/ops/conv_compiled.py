@@ -97,25 +97,55 @@ def _finish(src, width, out_width, bias, dst, index, epilogue):
         else:
             top = np.uint64(2 * i * width)
             bottom = top + np.uint64(width)
-            one, below = np.uint64(1), np.uint64(out_width)
-            first = np.uint64(2 * i * out_width)
+            one = np.uint64(1)
             for j in range(np.uint64(w)):          # (selects, no branches: vectorised)
                 q = j + j
-                best, at = zero, q
+                best = zero
                 v = src[top + q] + bias
                 best = v if v > best or v != v else best
                 v = src[top + q + one] + bias
-                take = v > best or v != v
-                best, at = (v, q + one) if take else (best, at)
+                best = v if v > best or v != v else best
                 v = src[bottom + q] + bias
-                take = v > best or v != v
-                best, at = (v, q + below) if take else (best, at)
+                best = v if v > best or v != v else best
                 v = src[bottom + q + one] + bias
-                take = v > best or v != v
-                best, at = (v, q + below + one) if take else (best, at)
+                best = v if v > best or v != v else best
                 dst[i, j] = best
-                if keep:
-                    index[i, j] = first + at
+    if keep and epilogue == 2:
+        _positions(src, width, out_width, bias, dst, index)
+
+
+@jit
+def _positions(src, width, out_width, bias, best, index):
+    """``index[i, j]``: where in its 2×2 window of ``src + bias`` the ReLU'd maximum
+    ``best[i, j]`` is, as the pooling layer chooses it (the first maximum in window order; a
+    window holding NaN, the last NaN), numbered ``r·O_w + q`` in the plane of the sums.
+
+    A pass of its own after the maxima: with the positions chosen in the same loop as the
+    maxima, LLVM vectorised neither and the epilogue took 10 times as long (LeNet-5's first
+    layer, 64 images: 1.4 against 0.15 ms)."""
+    h, w = best.shape
+    zero = best.dtype.type(0)
+    one = np.uint64(1)
+    right, below, nought = np.int32(1), np.int32(out_width), np.int32(0)   # (int32: 8 lanes)
+    for i in range(h):
+        top = np.uint64(2 * i * width)
+        first = np.int32(2 * i * out_width)
+        for j in range(np.uint64(w)):
+            q = j + j
+            m = best[i, j]
+            v0 = src[top + q] + bias
+            v1 = src[top + q + one] + bias
+            v2 = src[top + width + q] + bias
+            v3 = src[top + width + q + one] + bias
+            at = below + right                     # the first equal to a positive maximum,
+            at = below if v2 == m else at          # the first position where it is 0 (every
+            at = right if v1 == m else at          # ReLU'd value is), ...
+            at = nought if v0 == m or not m > zero else at
+            at = nought if v0 != v0 else at        # ... and in a window with NaN, the last NaN
+            at = right if v1 != v1 else at
+            at = below if v2 != v2 else at
+            at = below + right if v3 != v3 else at
+            index[i, j] = first + np.int32(q) + at
 
 
 @jit
