@@ -129,14 +129,15 @@ def _positions(src, width, out_width, bias, best, index):
     right, below, nought = np.int32(1), np.int32(out_width), np.int32(0)   # (int32: 8 lanes)
     for i in range(h):
         top = np.uint64(2 * i * width)
+        bottom = top + np.uint64(width)            # (unsigned: a signed index stops LLVM)
         first = np.int32(2 * i * out_width)
         for j in range(np.uint64(w)):
             q = j + j
             m = best[i, j]
             v0 = src[top + q] + bias
             v1 = src[top + q + one] + bias
-            v2 = src[top + width + q] + bias
-            v3 = src[top + width + q + one] + bias
+            v2 = src[bottom + q] + bias
+            v3 = src[bottom + q + one] + bias
             at = below + right                     # the first equal to a positive maximum,
             at = below if v2 == m else at          # the first position where it is 0 (every
             at = right if v1 == m else at          # ReLU'd value is), ...
