@@ -433,9 +433,24 @@ def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
 @jit
 def _taps(src, k, wide, wp, dh, dw, span):
     """``wide[p] += Σ_{a,e} k[a, e] · src[p + a·d_h·Wp + e·d_w]`` for ``p < span``, five or
-    three taps of a kernel row per pass."""
+    three taps of a kernel row per pass; a 3×3 kernel's nine in one (``wide`` read and written
+    once instead of three times: depthwise 3×3 64 ch, 32×32×32, forward 1.31-1.70 ->
+    1.20-1.63 ms)."""
     kh, kw = k.shape
     width, step = np.uint64(span), np.uint64(dw)
+    if kh == 3 and kw == 3:                        # 3×3 (depthwise): nine taps in one pass
+        q0, q1, q2 = np.uint64(0), step, step + step
+        q3 = np.uint64(dh * wp)
+        q4, q5 = q3 + q1, q3 + q2
+        q6, q7, q8 = q3 + q3, q3 + q3 + q1, q3 + q3 + q2
+        k0, k1, k2 = k[0, 0], k[0, 1], k[0, 2]
+        k3, k4, k5 = k[1, 0], k[1, 1], k[1, 2]
+        k6, k7, k8 = k[2, 0], k[2, 1], k[2, 2]
+        for p in range(width):
+            wide[p] += (k0 * src[q0 + p] + k1 * src[q1 + p] + k2 * src[q2 + p]
+                        + k3 * src[q3 + p] + k4 * src[q4 + p] + k5 * src[q5 + p]
+                        + k6 * src[q6 + p] + k7 * src[q7 + p] + k8 * src[q8 + p])
+        return
     five = kw - kw % 5                             # taps in passes of five, then three
     three = five + (kw - five) // 3 * 3
     for a in range(kh):
