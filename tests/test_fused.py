@@ -74,6 +74,7 @@ def test_fused_values_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pad, 
     assert np.isnan(expected).any() == specials and (expected == 0).any()
     assert (expected > 0).any()
     np.testing.assert_array_equal(fused, expected)
+    np.testing.assert_array_equal(np.signbit(fused), np.signbit(expected))   # no -0.0
 
 
 class _nothing:
@@ -119,6 +120,33 @@ def test_numpy_kernels_run_the_layers_in_turn(rng):
             _layers_in_turn(x, w, None, *args, True))
 
 
+@compiled_only
+def test_forced_direct_with_a_stride_is_refused_as_by_the_layer(rng):
+    """The fused kernels compute stride 1 only; a forced ``direct`` with a stride goes to the
+    convolution, which refuses it."""
+    x, w = np.ones((1, 1, 8, 8), np.float32), np.ones((2, 1, 3, 3), np.float32)
+    with conv_ops.forced_algorithm("direct"), pytest.raises(ValueError, match="stride 1"):
+        conv_ops.conv_relu_forward(x, w, None, (2, 2), ((0, 0),) * 2, (1, 1))
+
+
+@compiled_only
+def test_less_than_a_block_of_work_stays_on_the_calling_thread(monkeypatch, rng):
+    """One image of LeNet-5's first layer is 0.13 million multiply-adds: handing it to the
+    pool would cost more than computing it."""
+    from cnnlab.ops import conv_compiled, parallel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a small job went to the thread pool")
+
+    x = rng.standard_normal((1, 1, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    expected = conv_compiled.correlate(x, w, None, (1, 1))
+    monkeypatch.setattr(parallel, "run_ranges", refuse)
+    np.testing.assert_array_equal(conv_compiled.correlate(x, w, None, (1, 1)), expected)
+    with pytest.raises(AssertionError, match="thread pool"):
+        conv_compiled.correlate(np.repeat(x, 64, axis=0), w, None, (1, 1))
+
+
 def test_pool2_needs_a_2d_convolution(rng):
     with pytest.raises(ValueError, match="pool2 needs a 2-D convolution"):
         conv_ops.conv_relu_forward(np.ones((1, 1, 8)), np.ones((1, 1, 3)), None, (1,),
@@ -152,16 +180,21 @@ def _gradients_in_turn(x, w, b, stride, pads, dilation, groups, mode, pool2, dy)
 def test_fused_gradients_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pad, stride,
                                                             dilation, groups, mode, algorithm,
                                                             pool2, rng):
-    """Ties included: the input is rounded so that windows hold equal maxima, and ``dY``
-    holds infinity, whose product with a closed ReLU is NaN on both paths."""
+    """Ties included: the input is rounded so that windows hold equal maxima; and ``dY`` is
+    infinite wherever the output is 0 or NaN, so that where the gradient of a closed ReLU
+    lands (as NaN, on both paths) shows: the first position of a window whose maximum is 0,
+    the last NaN of a window holding several (a NaN in ``X`` spreads over many outputs)."""
     x = np.round(rng.standard_normal(x_shape) * 2).astype(np.float32)
+    if algorithm != "fft":                            # (a NaN fills the FFT's whole output)
+        x.reshape(-1)[len(x.reshape(-1)) // 2] = np.nan
     w = np.round(rng.standard_normal(w_shape)).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
     args = ((stride,) * 2, ((pad, pad),) * 2, (dilation,) * 2, groups, mode)
     with conv_ops.forced_algorithm(algorithm) if algorithm else _nothing():
         y, cache = conv_ops.conv_relu_forward(x, w, b, *args, pool2=pool2, keep=True)
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        dy.reshape(-1)[:7] = np.inf
+        dy[(y == 0) | np.isnan(y)] = np.inf
+        assert (y == 0).any() and (np.isnan(y).any() or algorithm == "fft")
         fused = conv_ops.conv_relu_backward(dy, cache)
         expected = _gradients_in_turn(x, w, b, *args, pool2, dy)
     depthwise = groups > 1 and w_shape[1] == 1
@@ -171,6 +204,7 @@ def test_fused_gradients_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pa
     assert (cache.pool is not None) == (pool2 and not in_kernels)
     for got, want in zip(fused, expected):
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
 
 
 @pytest.mark.parametrize("pool2", [False, True])
