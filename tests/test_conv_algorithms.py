@@ -331,6 +331,7 @@ def test_the_thread_count_comes_from_cnnlab_num_threads(monkeypatch):
 @pytest.mark.parametrize("nd, pads, dilation, flip", [
     (2, ((1, 1), (1, 1)), (1, 1), False),
     (2, ((2, 0), (0, 3)), (2, 1), True),              # uneven padding, dilated rows, rot180
+    (2, ((1, 1), (2, 2)), (1, 2), False),             # dilated columns (3×3 in one pass)
     (1, ((3, 1),), (2,), True),
 ])
 @pytest.mark.parametrize("need", [(True, True, True), (False, True, True), (True, False, False)])

@@ -273,7 +273,8 @@ def test_lenet5_inference_is_fused_and_unchanged(monkeypatch, rng):
     (nn.MaxPool2d(2), 3), (nn.MaxPool2d((2, 2), stride=2, padding=0, dilation=1), 3),
     (nn.MaxPool2d(2, stride=1), 2), (nn.MaxPool2d(3), 2), (nn.MaxPool2d(2, padding=1), 2),
     (nn.MaxPool2d(2, dilation=2), 2), (nn.MaxPool2d(2, ceil_mode=True), 2),
-    (nn.MaxPool2d(2, padding="same"), 2), (nn.AvgPool2d(2), 2)])
+    (nn.MaxPool2d(2, padding="same"), 2), (nn.MaxPool2d(2, return_indices=True), 2),
+    (nn.AvgPool2d(2), 2)])
 def test_only_a_plain_2x2_max_pooling_joins_the_run(pool, run):
     items = list(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), pool)._modules.items())
     assert container._fused_run(items, 0) == run

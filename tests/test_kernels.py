@@ -249,3 +249,13 @@ def test_the_compiled_loops_are_the_python_loops(rng):
     conv_compiled._correlate_flat.py_func(x.reshape(2, 2, 30), w, b, loops,
                                           np.empty((2, 3, 0, 0), np.int32), 6, 1, 1, 0, 0, 4)
     np.testing.assert_allclose(loops, z, rtol=1e-12, atol=1e-12)
+    # the weight gradient, whose third (lone) channel is computed as a pair with itself:
+    # the Python loops index every array, so a read past the last channel would raise
+    dz = rng.standard_normal(z.shape)
+    _, dk = conv_compiled.gradients(dz, x, w, (1, 1), 1, False, True)
+    dzw = np.zeros((2, 3, 4 * 6))
+    dzw.reshape(2, 3, 4, 6)[..., :3] = dz
+    loops_dk = np.empty_like(w)
+    conv_compiled._weight_grad_flat.py_func(dzw, x.reshape(2, 2, 30), loops_dk, 6, 3 * 6 + 3,
+                                            1, 1, 0, 4)
+    np.testing.assert_allclose(loops_dk, dk, rtol=1e-12, atol=1e-12)

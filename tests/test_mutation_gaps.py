@@ -650,3 +650,17 @@ def test_callers_on_two_threads_share_the_pool_of_one_helper(two_threads):
     for thread in callers:
         thread.join(10)
     assert len(helpers) == 1
+
+
+# _validate.py: the float check reads the dtype's kind ("f"); complex numbers are not floats
+# (a Tensor refuses them before any layer sees them; the check itself must too).
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.int32, np.bool_])
+def test_the_float_check_refuses_complex_integer_and_boolean_arrays(dtype):
+    from cnnlab._validate import check_float_array
+
+    with pytest.raises(TypeError, match=f"x must hold floating-point numbers, received dtype "
+                                        f"{np.dtype(dtype)}"):
+        check_float_array(np.ones(2, dtype), "x")
+    for floating in (np.float16, np.float32, np.float64):
+        check_float_array(np.ones(2, floating), "x")

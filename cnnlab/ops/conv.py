@@ -432,10 +432,10 @@ def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     algorithm = choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride, groups,
                                  x.shape[2:], dilation)
     mode = "constant" if padding_mode == "zeros" else padding_mode
-    planar = w.ndim <= 4                           # 1-D or 2-D
-    fused = ((algorithm == "direct" and planar and all(s == 1 for s in stride)
-              and not _padding_fused(algorithm, groups, w.shape, mode))
-             or (algorithm == "image_gemm" and planar and groups == 1 and mode == "constant"))
+    # (conv_forward refuses what these algorithms cannot compute: strides for direct, groups
+    # for image_gemm, 3-D kernels for both)
+    fused = ((algorithm == "direct" and not _padding_fused(algorithm, groups, w.shape, mode))
+             or (algorithm == "image_gemm" and mode == "constant"))
     sizes = _valid_sizes(tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads)),
                          w.shape[2:], stride, dilation)
     index = pool = None
