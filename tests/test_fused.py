@@ -147,6 +147,15 @@ def test_less_than_a_block_of_work_stays_on_the_calling_thread(monkeypatch, rng)
         conv_compiled.correlate(np.repeat(x, 64, axis=0), w, None, (1, 1))
 
 
+@pytest.mark.parametrize("algorithm, mode", [("gemm", "zeros"), ("image_gemm", "reflect"),
+                                             ("winograd", "zeros")])
+def test_conv_forward_refuses_an_epilogue_it_cannot_apply(algorithm, mode):
+    x, w = np.ones((1, 2, 8, 8), np.float32), np.ones((2, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="an epilogue needs the direct algorithm"):
+        conv_ops.conv_forward(x, w, None, (1, 1), ((1, 1),) * 2, (1, 1), padding_mode=mode,
+                              algorithm=algorithm, epilogue="relu")
+
+
 def test_pool2_needs_a_2d_convolution(rng):
     with pytest.raises(ValueError, match="pool2 needs a 2-D convolution"):
         conv_ops.conv_relu_forward(np.ones((1, 1, 8)), np.ones((1, 1, 3)), None, (1,),
@@ -311,6 +320,13 @@ def test_observers_see_every_layer(rng):
     assert seen == [(2, 4, 8, 8)]
     names = [name for name, *_ in leaf_activations(net, x)]
     assert names == ["0", "1", "2", "3", "4", "5", "6"]
+
+
+def test_a_type_error_names_the_layer_as_it_would_alone():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2))
+    with pytest.raises(TypeError, match=r"^Conv2d\(1→2, kernel 3×3\) input must hold "
+                                        r"floating-point numbers"):
+        net(np.ones((1, 1, 8, 8), np.int32))
 
 
 def test_errors_still_name_the_layer(rng):

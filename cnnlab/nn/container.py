@@ -63,7 +63,9 @@ class Sequential(Module):
             run = _fused_run(items, i)
             if run:
                 try:
-                    x = F.conv2d_relu(x, *_conv_arguments(items[i][1]), pool2=run == 3)
+                    conv = items[i][1]
+                    x = F.conv2d_relu(x, *_conv_arguments(conv), pool2=run == 3,
+                                      where=conv._where)       # (its errors are the layer's)
                     i += run
                     continue
                 except ValueError:

@@ -345,6 +345,10 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     if algorithm == "image_gemm" and (nd > 2 or groups != 1):
         raise ValueError(f"conv_forward: the image_gemm algorithm needs a 1-D or 2-D kernel "
                          f"and one group, received kernel {w.shape[2:]} and groups {groups}.")
+    if epilogue != "none" and not _has_epilogue(algorithm, groups, w.shape, padding_mode):
+        raise ValueError(f"conv_forward: an epilogue needs the direct algorithm (not a "
+                         f"depthwise layer) or image_gemm with zero padding, received "
+                         f"{algorithm!r} with padding mode {padding_mode!r}.")
     if algorithm == "depthwise" and not groups == x.shape[1] == w.shape[0]:
         raise ValueError(f"conv_forward: the depthwise algorithm needs groups = input "
                          f"channels = output channels, received groups {groups}, "
@@ -396,6 +400,16 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     return z, cache
 
 
+def _has_epilogue(algorithm: str, groups: int, w_shape: tuple[int, ...],
+                  padding_mode: str) -> bool:
+    """Whether the algorithm's compiled forward applies an epilogue (the direct kernel outside
+    the depthwise kernels, image_gemm with zero padding). Strides for direct, groups for
+    image_gemm and 3-D kernels for both ``conv_forward`` refuses itself."""
+    mode = "constant" if padding_mode == "zeros" else padding_mode
+    return ((algorithm == "direct" and not _padding_fused(algorithm, groups, w_shape, mode))
+            or (algorithm == "image_gemm" and mode == "constant"))
+
+
 class ConvReluCache(NamedTuple):
     """What :func:`conv_relu_backward` needs: the convolution's cache; ``y``, the ReLU's
     output (its positive values are where the gradient goes through), or with the fused
@@ -431,11 +445,7 @@ def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                          f"of shape {w.shape}.")
     algorithm = choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride, groups,
                                  x.shape[2:], dilation)
-    mode = "constant" if padding_mode == "zeros" else padding_mode
-    # (conv_forward refuses what these algorithms cannot compute: strides for direct, groups
-    # for image_gemm, 3-D kernels for both)
-    fused = ((algorithm == "direct" and not _padding_fused(algorithm, groups, w.shape, mode))
-             or (algorithm == "image_gemm" and mode == "constant"))
+    fused = _has_epilogue(algorithm, groups, w.shape, padding_mode)
     sizes = _valid_sizes(tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads)),
                          w.shape[2:], stride, dilation)
     index = pool = None
