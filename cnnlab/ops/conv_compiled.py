@@ -42,10 +42,10 @@ _WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds pe
 
 @jit
 def _correlate_flat(xf, w, b, z, index, wp, dh, dw, epilogue, start, stop):
-    """``Z[n, o] = B[o] + Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]``
+    """``Z[n, o] = Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w] + B[o]``
     for the items ``start .. stop-1``: item ``t`` is image ``t // P`` and its ``t % P``-th pair
     of output channels ``(o, o + 1)`` of one group (``P`` pairs an image; the last channel of
-    a group with an odd count goes alone).
+    a group with an odd count is paired with itself, and written once).
 
     ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``; with an ``epilogue``
     (see :func:`_finish`) ``z`` holds ``ReLU(Z)`` or its 2×2 maxima instead, and ``index``
@@ -81,11 +81,8 @@ def _finish(src, width, out_width, bias, dst, index, epilogue):
 
     With the pooling, ``index (h, w)`` (unless it is empty) gets the position of each maximum
     in the plane of the sums (``r·O_w + q``, ``O_w = out_width``: the pooling layer's
-    convention; the first in
-    window order, so where the maximum is positive it is the pooling layer's own choice, and
-    where it is not, no gradient flows through it)."""
+    convention), as :func:`_positions` chooses it."""
     h, w = dst.shape
-    keep = index.shape[0] > 0
     zero = dst.dtype.type(0)
     floor = zero if epilogue else dst.dtype.type(-np.inf)     # -inf: no ReLU (v kept)
     for i in range(h):
@@ -110,7 +107,7 @@ def _finish(src, width, out_width, bias, dst, index, epilogue):
                 v = src[bottom + q + one] + bias
                 best = v if v > best or v != v else best
                 dst[i, j] = best
-    if keep and epilogue == 2:
+    if epilogue == 2 and index.shape[0] > 0:
         _positions(src, width, out_width, bias, dst, index)
 
 
@@ -330,12 +327,12 @@ def _correlate_2d(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     bias = np.zeros(c_out, dtype=xp.dtype) if b is None else b.astype(xp.dtype, copy=False)
     xf = np.ascontiguousarray(xp).reshape(n, c, hp * wp)
     _run(_correlate_flat, n * _channel_pairs(c_out, c // c_group), 2 * c_group * kh * kw * oh * wp,
-         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, _index_or_none(index, z), wp,
+         xf, np.ascontiguousarray(w, dtype=xp.dtype), bias, z, _index_or_empty(index, z), wp,
          *dilation, EPILOGUES.index(epilogue))
     return z
 
 
-def _index_or_none(index: np.ndarray | None, z: np.ndarray) -> np.ndarray:
+def _index_or_empty(index: np.ndarray | None, z: np.ndarray) -> np.ndarray:
     """The kernels' ``index`` argument: the caller's array, or an empty plane per output plane
     when no positions are wanted."""
     return np.empty((*z.shape[:2], 0, 0), dtype=np.int32) if index is None else index
@@ -768,7 +765,7 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
     z = np.empty((n, c_out, *_finished(out, epilogue)), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
     x4 = _as_2d(x)
-    code, index = EPILOGUES.index(epilogue), _index_or_none(index, z)
+    code, index = EPILOGUES.index(epilogue), _index_or_empty(index, z)
 
     def block(start: int, stop: int) -> None:
         cols = _batch_cols(x4[start:stop], wm.shape[1], geometry)
