@@ -195,11 +195,39 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
 @jit
 def _tap_sums(g, src, total, wp, dh, dw, span):
     """``total[a, e] += Σ_{p < span} g[p] · src[p + a·d_h·Wp + e·d_w]``, five or three taps of
-    a kernel row per pass (the sum of each pass in the working precision: ``g.dtype.type(0)``,
-    not ``g[0] * 0``, which numba types as float64 for float32 ``g`` and which ran the sums
-    at half the vector width, 2 times slower)."""
+    a kernel row per pass, a 3×3 kernel's nine in one (``g`` read once instead of three times:
+    depthwise 3×3 64 ch, 32×32×32, backward 2.89 -> 2.70 ms, dilation 2 3.23 -> 3.11, same
+    process); the sum of each pass in the working precision: ``g.dtype.type(0)``, not
+    ``g[0] * 0``, which numba types as float64 for float32 ``g`` and which ran the sums at
+    half the vector width, 2 times slower."""
     kh, kw = total.shape
     width, step = np.uint64(span), np.uint64(dw)
+    if kh == 3 and kw == 3:                        # 3×3 (depthwise): nine sums in one pass
+        q0, q1, q2 = np.uint64(0), step, step + step
+        q3 = np.uint64(dh * wp)
+        q4, q5 = q3 + q1, q3 + q2
+        q6, q7, q8 = q3 + q3, q3 + q3 + q1, q3 + q3 + q2
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = g.dtype.type(0)
+        for p in range(width):
+            s0 += g[p] * src[q0 + p]
+            s1 += g[p] * src[q1 + p]
+            s2 += g[p] * src[q2 + p]
+            s3 += g[p] * src[q3 + p]
+            s4 += g[p] * src[q4 + p]
+            s5 += g[p] * src[q5 + p]
+            s6 += g[p] * src[q6 + p]
+            s7 += g[p] * src[q7 + p]
+            s8 += g[p] * src[q8 + p]
+        total[0, 0] += s0
+        total[0, 1] += s1
+        total[0, 2] += s2
+        total[1, 0] += s3
+        total[1, 1] += s4
+        total[1, 2] += s5
+        total[2, 0] += s6
+        total[2, 1] += s7
+        total[2, 2] += s8
+        return
     five = kw - kw % 5                             # taps in passes of five, then three
     three = five + (kw - five) // 3 * 3
     for a in range(kh):
