@@ -434,6 +434,34 @@ def test_image_gemm_matches_loop_reference_and_gradcheck(nd, padding, stride, di
 
 
 @needs_numba
+@pytest.mark.parametrize("where", ["x", "w"])
+def test_image_gemm_non_finite_values_reach_only_their_own_sums(where, rng):
+    """An infinity in X is multiplied into dK only by the taps whose windows hold it, and one
+    in K reaches only the dX its tap touches: the NaN and infinities fall where the NumPy
+    path puts them (a window matrix on rows of the padded width, whose extra positions read
+    the next row's values, would put NaN in every tap's sum unless those positions were
+    zeroed)."""
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    if where == "x":
+        x[1, 2, 4, 0] = np.inf          # column 0: only the taps e = 0 hold it
+    else:
+        w[2, 1, 0, 0] = np.inf          # tap (0, 0): never reaches X's last two rows, columns
+    grads = {}
+    for algorithm in ("image_gemm", "gemm"):
+        z, cache = conv_forward(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1),
+                                algorithm=algorithm)
+        dz = np.ones_like(z)
+        grads[algorithm] = conv_backward(dz, cache)[:2]
+    for ours, numpy_path in zip(grads["image_gemm"], grads["gemm"]):
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(test(ours), test(numpy_path))
+        assert np.isfinite(ours).sum() > ours.size // 2
+        finite = np.isfinite(numpy_path)
+        np.testing.assert_allclose(ours[finite], numpy_path[finite], rtol=1e-4, atol=1e-4)
+
+
+@needs_numba
 @pytest.mark.parametrize("stride", [(1, 2), (2, 1)])
 def test_image_gemm_strided_along_one_axis_only(stride, rng):
     """A layer strided along one axis only keeps its window matrix like any strided one."""
