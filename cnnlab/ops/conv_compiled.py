@@ -830,11 +830,14 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
         dzc = np.empty((c_out, stop - start, size), dtype=dz.dtype)
         _channels_first(dz3[start:stop], dzc, 0, stop - start)
         dzc = dzc.reshape(c_out, -1)
+        cols = None
         if need_dw:
             cols = _batch_cols(x4[start:stop], rows, geometry)
             np.matmul(cols.reshape(rows, -1), dzc.T, out=parts[bounds.index(start)])
         if need_dx:
-            dcols = np.matmul(wm.T, dzc).reshape(rows, stop - start, size)
+            # into the window matrix's memory, done with: one block's worth in the cache
+            dcols = np.empty((rows, stop - start, size), dtype=dz.dtype) if cols is None else cols
+            np.matmul(wm.T, dzc, out=dcols.reshape(rows, -1))
             _col2im(dcols, dx4[start:stop], *geometry, 0, stop - start)
 
     _over_blocks(block, bounds)
