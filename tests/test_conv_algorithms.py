@@ -217,9 +217,9 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise
     (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
     (4, 8, (3, 3), (1, 1), 1, "image_gemm"),          # 4 input channels, 3×3
-    (47, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
-    (48, 8, (3, 3), (1, 1), 1, "winograd"),
-    (32, 32, (3, 3), (1, 1), 1, "image_gemm"),        # CIFAR-like
+    (23, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
+    (24, 8, (3, 3), (1, 1), 1, "winograd"),
+    (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
     (64, 64, (3, 3), (1, 1), 1, "winograd"),          # ImageNet-like
     (4, 8, (5, 5), (1, 1), 1, "image_gemm"),          # not 3×3: the batch's window matrix
     (64, 128, (1, 1), (1, 1), 1, "image_gemm"),       # 1×1
@@ -241,14 +241,25 @@ def test_with_compiled_kernels_the_rule_takes_direct_for_few_input_channels(
 
 
 @needs_numba
+@pytest.mark.parametrize("c_in, size, expected", [
+    (24, (28, 28), "winograd"), (23, (28, 28), "image_gemm"), (64, (27, 64), "image_gemm"),
+    (64, (28, 27), "image_gemm"), (128, (14, 14), "image_gemm"), (64, (), "image_gemm"),
+])
+def test_with_compiled_kernels_winograd_needs_channels_and_planes_large_enough(c_in, size,
+                                                                             expected):
+    with kernels.forced_kernels("compiled"):
+        assert choose_algorithm(c_in, 64, (3, 3), (1, 1), 1, size) == expected
+
+
+@needs_numba
 @pytest.mark.parametrize("dilation, expected", [
     ((1, 1), "winograd"), ((2, 2), "image_gemm"), ((1, 2), "image_gemm"), ((), "winograd"),
 ])
 def test_with_compiled_kernels_dilated_3x3_layers_take_image_gemm(dilation, expected):
     with kernels.forced_kernels("compiled"):
         assert choose_algorithm(64, 64, (3, 3), (1, 1), 1, (32, 32), dilation) == expected
-        z, cache = conv_forward(np.ones((1, 64, 8, 8)), np.ones((2, 64, 3, 3)), None, (1, 1),
-                                ((2, 2), (2, 2)), dilation or (1, 1))
+        z, cache = conv_forward(np.ones((1, 64, 28, 28)), np.ones((2, 64, 3, 3)), None,
+                                (1, 1), ((2, 2), (2, 2)), dilation or (1, 1))
     assert cache.algorithm == expected
 
 
@@ -516,7 +527,7 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
     run on cnnlab's threads (GEMMs split) or one after another; the same bits on 1 thread."""
     from cnnlab.ops import conv_compiled
 
-    monkeypatch.setattr(conv_compiled, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", 1)
     monkeypatch.setattr(parallel, "_split_gemms", split)
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
@@ -542,5 +553,45 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
         dx_ref, dk_ref, _ = conv_backward(dz, cache)
     for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    for two, one in zip(*results):
+        assert np.array_equal(two, one)
+
+
+@needs_numba
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("block_bytes", [1, 1 << 40])
+@pytest.mark.parametrize("pads", [(1, 1), (0, 2)])
+def test_winograd_in_blocks_of_images_matches_the_reference(block_bytes, pads, split, rng,
+                                                           monkeypatch):
+    """Winograd's batch goes through in blocks of images (one image a block, or the whole
+    batch in one): Z and dX block by block, dK's transformed sums added over the blocks in
+    order, on cnnlab's threads or one block after another; the same bits on 1 thread."""
+    from cnnlab.ops import conv_compiled, conv_winograd
+
+    monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(parallel, "_split_gemms", split)
+    x = rng.standard_normal((5, 3, 7, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    out = (7 + 2 * pads[0] - 2, 6 + 2 * pads[1] - 2)
+    results = []
+    for threads in (2, 1):
+        parallel.set_num_threads(threads)
+        try:
+            z, u, saved = conv_winograd.correlate(x, w, b, pads, out)
+            dz = np.cos(np.arange(z.size)).reshape(z.shape)
+            dx, dk = conv_winograd.gradients(dz, u, saved, pads, True, True)
+            only_dx = conv_winograd.gradients(dz, u, saved, pads, True, False)
+        finally:
+            parallel.set_num_threads(parallel._default_threads())
+        results.append((z, dx, dk))
+        assert only_dx[1] is None and np.array_equal(only_dx[0], dx)
+    full = ((pads[0], pads[0]), (pads[1], pads[1]))
+    z_ref = reference.conv_nd(x, w, b, (1, 1), full, (1, 1), 1)
+    with forced_algorithm("gemm"):
+        _, cache = conv_forward(x, w, b, (1, 1), full, (1, 1))
+        dx_ref, dk_ref, _ = conv_backward(dz, cache)
+    for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
     for two, one in zip(*results):
         assert np.array_equal(two, one)

@@ -46,7 +46,8 @@ ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at le
 ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
 DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input channels a group
 DIRECT_MAX_OUTPUTS = 8          # ... and, with one group, at most this many output channels
-WINOGRAD_MIN_CHANNELS = 48      # compiled Winograd F(2×2, 3×3): at least this many input channels
+WINOGRAD_MIN_CHANNELS = 24      # compiled Winograd F(2×2, 3×3): at least this many input channels
+WINOGRAD_MIN_SIZE = 28          # ... and an input at least this high and wide
 
 
 def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
@@ -72,13 +73,17 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     layer, image filtering) take ``"direct"`` (``conv_compiled``): there a GEMM is too small
     to pay for copying the windows (measured, forward + backward: 1→6 5×5 1.5× faster than
     ``"image_gemm"``, 1→8 1.2×, 1→16 1.15× slower, 3→32 3×3 1.6× slower). 3×3 layers with stride
-    1, no ``dilation``, one group and at least ``WINOGRAD_MIN_CHANNELS`` input channels take
-    ``"winograd"`` (``conv_winograd``, F(2×2, 3×3)): 2.25 times fewer multiply-adds than a
-    GEMM over the windows, which pays once the channel sums outweigh its transforms
-    (measured against ``"image_gemm"`` in blocks of images: 1.6× slower with 12 input
-    channels, 1.1× slower with 32, 1.05× faster with 48, 1.5× faster with 64; with dilation 2,
-    1.7-1.9× slower). Other 1-D and 2-D layers of one group (strided ones, LeNet's second
-    layer, 1×1, 3×3 with fewer channels or dilated) take ``"image_gemm"``
+    1, no ``dilation``, one group, at least ``WINOGRAD_MIN_CHANNELS`` input channels and an
+    input at least ``WINOGRAD_MIN_SIZE`` high and wide take ``"winograd"`` (``conv_winograd``,
+    F(2×2, 3×3)): 2.25 times fewer multiply-adds than a GEMM over the windows, which pays once
+    the channel sums outweigh its transforms and the planes are large enough that the transforms'
+    per-plane work and the extra column of tiles cost little (forward + backward against
+    ``"image_gemm"``, both in blocks of images that fit the L2 cache, Intel Xeon with AVX-512:
+    at 32×32, 8 channels 1.14× slower, 16 1.05× slower, 24 1.12× faster, 32 1.22× faster; 32 at
+    28×28 1.18× faster; 64 at 56×56 1.39× faster; but 32 at 16×16 1.19× slower, 64 at 14×14
+    1.10×, 128 at 8×8 1.71×; with dilation 2, 1.9× slower). Other 1-D and 2-D layers of one
+    group (strided ones, LeNet's second layer, 1×1, 3×3 with fewer channels, smaller planes or
+    dilated) take ``"image_gemm"``
     (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
     transposes, in blocks of images whose window matrix fits a core's L2 cache and without
     keeping it for the backward pass (3.8 MB less memory for LeNet's second layer at batch
@@ -94,6 +99,7 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
                          and (groups > 1 or c_out <= DIRECT_MAX_OUTPUTS)):
             return "direct"
         if (kernel == (3, 3) and groups == 1 and c_in >= WINOGRAD_MIN_CHANNELS
+                and len(size) == 2 and min(size) >= WINOGRAD_MIN_SIZE
                 and all(d == 1 for d in dilation)):
             return "winograd"
     fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
@@ -147,8 +153,9 @@ class ConvCache(NamedTuple):
     saved: np.ndarray           # gemm: cols (G, C/G*prod(k), prod(O)*N), the windows of Xp as a
     #                             matrix; fft: ℱXp (C, *F, N); depthwise, direct: Xp (N, C, *Sp);
     #                             compiled depthwise with zero padding: X (N, C, *S); winograd:
-    #                             the transformed input blocks V (16, C, tiles); image_gemm:
-    #                             X (N, C, *S) (Xp when the padding is not zeros)
+    #                             X (N, C, *S) (Xp when the padding is not zeros, in phases
+    #                             when dilated); image_gemm: X (N, C, *S) (Xp when the padding
+    #                             is not zeros)
     w: np.ndarray               # the kernel actually applied (already flipped if asked)
     padded: tuple[int, ...]     # spatial sizes of Xp
     pad_cache: PadCache

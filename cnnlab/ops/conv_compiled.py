@@ -754,16 +754,16 @@ def _batch_cols(x4: np.ndarray, rows: int, geometry) -> np.ndarray:
 # A block of images' window matrix, about a core's L2 cache (LeNet-5's second layer,
 # forward + backward: 64 KiB blocks 5.7 ms, 256 KiB 3.1, 512 KiB 2.5-2.8, 1-2 MiB as fast,
 # the batch in two blocks of 2 MiB 3.4-3.5; same process, 2 threads).
-_BLOCK_BYTES = 1 << 19
+BLOCK_BYTES = 1 << 19
 
 
 def _image_blocks(n: int, rows: int, size: int, itemsize: int) -> list[int]:
     """Bounds of the blocks of images whose window matrix ``(rows, images, size)`` stays in a
     core's L2 cache (at least one image a block)."""
-    return parallel.split(n, max(1, _BLOCK_BYTES // (rows * size * itemsize)))
+    return parallel.split(n, max(1, BLOCK_BYTES // (rows * size * itemsize)))
 
 
-def _over_blocks(fn, bounds: list[int]) -> None:
+def over_blocks(fn, bounds: list[int]) -> None:
     """``fn(start, stop)`` for each image block: on cnnlab's threads where BLAS runs one thread
     a GEMM (``parallel.split_gemms``, on under ``cnnlab.threads.steady``), else one block after
     another, each GEMM on BLAS's own threads."""
@@ -802,7 +802,7 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
         _images_first(zc, bias, z[start:stop], index[start:stop], out[1], code, 0,
                       stop - start)
 
-    _over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
+    over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
     return (z[:, :, 0] if x.ndim == 3 else z), x
 
 
@@ -840,7 +840,7 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
             np.matmul(wm.T, dzc, out=dcols.reshape(rows, -1))
             _col2im(dcols, dx4[start:stop], *geometry, 0, stop - start)
 
-    _over_blocks(block, bounds)
+    over_blocks(block, bounds)
     dk = None
     if need_dw:
         dk = parts[0].copy()

@@ -36,15 +36,19 @@ rows and columns of one residue mod ``d`` only. So the outputs of residue ``(α,
 ordinary 3×3 convolution of the input's ``(α, β)`` phase ``Xp[α::d_h, β::d_w]``. The
 ``d_h·d_w`` phases go through as extra images of the batch (:func:`to_phases`), and the
 outputs are interleaved back (:func:`from_phases`).
-Transforms run over planes ``(n, c)`` in blocks spread over cnnlab's threads; each value is
-computed by one thread, so results are the same for any number of threads.
+The batch goes through in blocks of images whose ``V`` and ``M`` fit a core's L2 cache (on
+cnnlab's threads, as image_gemm's blocks): transformed, multiplied and transformed back while
+they are there. The backward pass transforms a block's input again for dK rather than keep
+``V`` (4 values per input value) from the forward pass. Each value is computed by one thread
+and dK's per-block sums are added in block order, so results are the same for any number of
+threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
+from . import conv_compiled, parallel
 from .kernels import jit
 from .pad import PadCache, pad_backward, pad_forward
 
@@ -115,7 +119,7 @@ def _input_transform(x, v, ph, pw, th, tw, start, stop):
     """``V[ξ, c, n·L + t] = (Bᵀ d B)[ξ]`` for the 4×4 block ``d`` of every tile ``t`` of the
     planes ``(n, c)`` numbered ``start .. stop-1`` (``L = T_h·(T_w + 1)``); ``x (N, C, H, W)``
     is placed at ``(p_h, p_w)`` in zeros; ``v (16, C, N·L)``."""
-    channels, h = x.shape[1], x.shape[2]
+    channels, h, wd = x.shape[1], x.shape[2], x.shape[3]
     wt = tw + 1
     length = th * wt
     phase = np.zeros((2, 2, (th + 2) * wt), dtype=x.dtype)
@@ -126,10 +130,10 @@ def _input_transform(x, v, ph, pw, th, tw, start, stop):
             r = ph + i
             for beta in range(2):                  # the even, then the odd columns of Xp
                 j0 = (beta - pw) % 2               # the first column of X that lands there
-                src = x[n, c, i, j0::2]
-                dst = phase[r % 2, beta, (r // 2) * wt + (pw + j0) // 2:]
-                for k in range(src.shape[0]):
-                    dst[k] = src[k]
+                at = np.uint64((r // 2) * wt + (pw + j0) // 2)
+                first = np.uint64(j0)
+                for k in range(np.uint64((wd - j0 + 1) // 2)):
+                    phase[r % 2, beta, at + k] = x[n, c, i, first + k + k]
         for beta in range(2):                      # Bᵀ d: the rows
             _bt(rows[0, beta], rows[1, beta], rows[2, beta], rows[3, beta],
                 phase[0, beta], phase[1, beta], wt, length + 1)
@@ -145,7 +149,7 @@ def _output_transform(m, b, z, th, tw, start, stop):
     """``Z[n, o, 2ti + r, 2tj + s] = B[o] + (Aᵀ M A)[r, s]`` for the planes ``(n, o)``
     numbered ``start .. stop-1`` (the parts of tiles past the output's edge are dropped);
     ``m (16, C_out, N·L)``."""
-    channels, oh = z.shape[1], z.shape[2]
+    channels, oh, ow = z.shape[1], z.shape[2], z.shape[3]
     wt = tw + 1
     length = th * wt
     rows = np.empty((2, 4, length), dtype=z.dtype)     # Aᵀ M for each column j
@@ -162,17 +166,17 @@ def _output_transform(m, b, z, th, tw, start, stop):
         bias = b[o]
         for i in range(oh):
             for s in range(2):                     # the even, then the odd columns of Z
-                dst = z[n, o, i, s::2]
-                src = y[i % 2, s, (i // 2) * wt:]
-                for k in range(dst.shape[0]):
-                    dst[k] = bias + src[k]
+                at = np.uint64((i // 2) * wt)
+                first = np.uint64(s)
+                for k in range(np.uint64((ow - s + 1) // 2)):
+                    z[n, o, i, first + k + k] = bias + y[i % 2, s, at + k]
 
 
 @jit
 def _output_grad_transform(dz, dm, th, tw, start, stop):
     """``dM[ξ, o, n·L + t] = (A dY Aᵀ)[ξ]`` for the 2×2 block ``dY`` of every tile of the
     planes ``(n, o)`` numbered ``start .. stop-1`` (zeros past the output's edge)."""
-    channels, oh = dz.shape[1], dz.shape[2]
+    channels, oh, ow = dz.shape[1], dz.shape[2], dz.shape[3]
     wt = tw + 1
     length = th * wt
     g = np.zeros((2, 2, length), dtype=dz.dtype)       # the phases of dY
@@ -181,10 +185,10 @@ def _output_grad_transform(dz, dm, th, tw, start, stop):
         n, o = item // channels, item % channels
         for i in range(oh):
             for s in range(2):
-                src = dz[n, o, i, s::2]
-                dst = g[i % 2, s, (i // 2) * wt:]
-                for k in range(src.shape[0]):
-                    dst[k] = src[k]
+                at = np.uint64((i // 2) * wt)
+                first = np.uint64(s)
+                for k in range(np.uint64((ow - s + 1) // 2)):
+                    g[i % 2, s, at + k] = dz[n, o, i, first + k + k]
         for s in range(2):                         # A dY: the rows
             _a(rows[0, s], rows[1, s], rows[2, s], rows[3, s], g[0, s], g[1, s], length)
         first = n * length
@@ -199,7 +203,7 @@ def _input_grad_transform(dv, dx, ph, pw, th, tw, start, stop):
     """``dXp = Σ_tiles B dV Bᵀ``, each tile's 4×4 block added where it read ``Xp``, then
     ``dX = dXp[p_h:p_h + H, p_w:p_w + W]``, for the planes ``(n, c)`` numbered
     ``start .. stop-1``; ``dv (16, C, N·L)``."""
-    channels, h = dx.shape[1], dx.shape[2]
+    channels, h, wd = dx.shape[1], dx.shape[2], dx.shape[3]
     wt = tw + 1
     length = th * wt
     rows = np.empty((4, 4, length), dtype=dx.dtype)    # B dV for each column j
@@ -227,15 +231,10 @@ def _input_grad_transform(dv, dx, ph, pw, th, tw, start, stop):
             r = ph + i
             for beta in range(2):
                 j0 = (beta - pw) % 2
-                dst = dx[n, c, i, j0::2]
-                src = phase[r % 2, beta, (r // 2) * wt + (pw + j0) // 2:]
-                for k in range(dst.shape[0]):
-                    dst[k] = src[k]
-
-
-def _planes(kernel, items: int, *args) -> None:
-    """``kernel(*args, start, stop)`` over ``items`` planes, eight blocks a thread or more."""
-    parallel.run_ranges(kernel, items, *args, per_thread=8)
+                at = np.uint64((r // 2) * wt + (pw + j0) // 2)
+                first = np.uint64(j0)
+                for k in range(np.uint64((wd - j0 + 1) // 2)):
+                    dx[n, c, i, first + k + k] = phase[r % 2, beta, at + k]
 
 
 def kernel_transform(w: np.ndarray) -> np.ndarray:
@@ -244,42 +243,78 @@ def kernel_transform(w: np.ndarray) -> np.ndarray:
     return np.einsum("ia,ocab,jb->ijoc", g, w, g, optimize=True).reshape(16, *w.shape[:2])
 
 
+def _image_blocks(n: int, c: int, c_out: int, length: int, itemsize: int) -> list[int]:
+    """Bounds of the blocks of images whose transformed blocks ``V (16, C, ·)`` and
+    ``M (16, C_out, ·)`` stay in a core's L2 cache (at least one image a block)."""
+    per_image = 16 * (c + c_out) * length * itemsize
+    return parallel.split(n, max(1, conv_compiled.BLOCK_BYTES // per_image))
+
+
 def correlate(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads: tuple[int, int],
               out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Forward: ``X (N, C, H, W)`` placed at ``pads = (p_h, p_w)`` in zeros, ``K (C_out, C, 3, 3)``,
-    ``B (C_out,)`` or None -> ``(Z (N, C_out, *out), U, V)`` (``U``, ``V`` for the backward)."""
+    ``B (C_out,)`` or None -> ``(Z (N, C_out, *out), U, X)`` (``U`` and the C-contiguous ``X``
+    for the backward pass).
+
+    In blocks of images whose ``V`` and ``M`` fit a core's L2 cache: each block is
+    transformed, multiplied and transformed back while it is there (3×3 32->32 at 32×32,
+    batch 32: the whole batch's ``V`` and ``M`` are 17.8 MB each, written to memory and read
+    back)."""
     n, c = x.shape[:2]
     c_out = w.shape[0]
     th, tw = tiles(out)
+    length = th * (tw + 1)
     x = np.ascontiguousarray(x)
-    v = np.empty((16, c, n * th * (tw + 1)), dtype=x.dtype)
-    _planes(_input_transform, n * c, x, v, *pads, th, tw)
     u = kernel_transform(w.astype(x.dtype, copy=False))
-    m = parallel.matmul(u, v)                                      # (16, C_out, T)
     z = np.empty((n, c_out, *out), dtype=x.dtype)
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
-    _planes(_output_transform, n * c_out, m, bias, z, th, tw)
-    return z, u, v
+
+    def block(start: int, stop: int) -> None:
+        v = np.empty((16, c, (stop - start) * length), dtype=x.dtype)
+        _input_transform(x[start:stop], v, *pads, th, tw, 0, (stop - start) * c)
+        m = np.matmul(u, v)                                        # (16, C_out, tiles)
+        _output_transform(m, bias, z[start:stop], th, tw, 0, (stop - start) * c_out)
+
+    conv_compiled.over_blocks(block, _image_blocks(n, c, c_out, length, x.itemsize))
+    return z, u, x
 
 
-def gradients(dz: np.ndarray, u: np.ndarray, v: np.ndarray, x_shape: tuple[int, ...],
-              pads: tuple[int, int], need_dx: bool, need_dw: bool
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dX, dK)`` of :func:`correlate` (each None unless asked for); ``dX`` has ``x_shape``."""
+def gradients(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pads: tuple[int, int],
+              need_dx: bool, need_dw: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK)`` of :func:`correlate` (each None unless asked for) from the ``X`` it kept,
+    in the same blocks of images: a block's ``V`` is transformed again for its share of dK
+    (summed over the blocks afterwards, in block order: the same sum for any number of
+    threads), and ``dV`` is written over it."""
     n, c_out = dz.shape[:2]
+    c = x.shape[1]
     th, tw = tiles(dz.shape[2:])
-    dm = np.empty((16, c_out, n * th * (tw + 1)), dtype=dz.dtype)
-    _planes(_output_grad_transform, n * c_out, np.ascontiguousarray(dz), dm, th, tw)
-    dx = dk = None
+    length = th * (tw + 1)
+    dz = np.ascontiguousarray(dz)
+    bounds = _image_blocks(n, c, c_out, length, dz.itemsize)
+    parts = np.empty((len(bounds) - 1, 16, c_out, c), dtype=dz.dtype) if need_dw else None
+    dx = np.empty(x.shape, dtype=dz.dtype) if need_dx else None
+    ut = u.transpose(0, 2, 1)
+
+    def block(start: int, stop: int) -> None:
+        dm = np.empty((16, c_out, (stop - start) * length), dtype=dz.dtype)
+        _output_grad_transform(dz[start:stop], dm, th, tw, 0, (stop - start) * c_out)
+        v = np.empty((16, c, (stop - start) * length), dtype=dz.dtype)
+        if need_dw:
+            _input_transform(x[start:stop], v, *pads, th, tw, 0, (stop - start) * c)
+            np.matmul(dm, v.transpose(0, 2, 1), out=parts[bounds.index(start)])
+        if need_dx:
+            np.matmul(ut, dm, out=v)                               # dV, over V
+            _input_grad_transform(v, dx[start:stop], *pads, th, tw, 0, (stop - start) * c)
+
+    conv_compiled.over_blocks(block, bounds)
+    dk = None
     if need_dw:
-        du = parallel.matmul(dm, v.transpose(0, 2, 1))            # (16, C_out, C)
+        du = parts[0].copy()
+        for part in parts[1:]:                         # in block order
+            du += part
         g = G.astype(dz.dtype)
         dk = np.einsum("ia,ijoc,jb->ocab", g, du.reshape(4, 4, *du.shape[1:]), g,
                        optimize=True)
-    if need_dx:
-        dv = parallel.matmul(u.transpose(0, 2, 1), dm)            # (16, C, T)
-        dx = np.empty(x_shape, dtype=dz.dtype)
-        _planes(_input_grad_transform, x_shape[0] * x_shape[1], dv, dx, *pads, th, tw)
     return dx, dk
 
 
@@ -324,7 +359,9 @@ def _phase_sizes(padded: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]
 
 def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads, mode: str,
             dilation: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The layer's forward, any padding mode and dilation: ``X (N, C, H, W)`` -> ``(Z, U, V)``.
+    """The layer's forward, any padding mode and dilation: ``X (N, C, H, W)`` -> ``(Z, U, S)``,
+    ``S`` the input as the kernels read it (for :func:`backward`: ``X``, padded unless the
+    padding is zeros, in phases when dilated).
 
     ``pads`` is ``((p_top, p_bottom), (p_left, p_right))``, ``mode`` as ``pad.pad_forward``."""
     padded = (x.shape[2] + sum(pads[0]), x.shape[3] + sum(pads[1]))
@@ -339,26 +376,26 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads, mode: str,
         xq = to_phases(x, dilation, sizes, (pads[0][0], pads[1][0]))
     else:
         xq = to_phases(pad_forward(x, pads, mode)[0], dilation, sizes)
-    zq, u, v = correlate(xq, w, b, (0, 0), (sizes[0] - 2, sizes[1] - 2))
-    return from_phases(zq, dilation, out), u, v
+    zq, u, xq = correlate(xq, w, b, (0, 0), (sizes[0] - 2, sizes[1] - 2))
+    return from_phases(zq, dilation, out), u, xq
 
 
-def backward(dz: np.ndarray, u: np.ndarray, v: np.ndarray, pad_cache: PadCache,
+def backward(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pad_cache: PadCache,
              dilation: tuple[int, int], need_dx: bool, need_dw: bool
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dX, dK)`` of :func:`forward` (each None unless asked for)."""
-    (n, c, h, w), pads = pad_cache.in_shape, pad_cache.pads
+    """``(dX, dK)`` of :func:`forward` (each None unless asked for) from the ``U`` and ``X`` it
+    returned."""
+    (h, w), pads = pad_cache.in_shape[2:], pad_cache.pads
     padded = (h + sum(pads[0]), w + sum(pads[1]))
     zero = pad_cache.mode == "constant"            # then dXp is cropped on the way out
     if dilation == (1, 1):
         if zero:
-            return gradients(dz, u, v, (n, c, h, w), (pads[0][0], pads[1][0]), need_dx,
-                             need_dw)
-        dxp, dk = gradients(dz, u, v, (n, c, *padded), (0, 0), need_dx, need_dw)
+            return gradients(dz, u, x, (pads[0][0], pads[1][0]), need_dx, need_dw)
+        dxp, dk = gradients(dz, u, x, (0, 0), need_dx, need_dw)
     else:
         sizes = _phase_sizes(padded, dilation)
         dzq = to_phases(dz, dilation, (sizes[0] - 2, sizes[1] - 2))
-        dxq, dk = gradients(dzq, u, v, (dzq.shape[0], c, *sizes), (0, 0), need_dx, need_dw)
+        dxq, dk = gradients(dzq, u, x, (0, 0), need_dx, need_dw)
         if need_dx and zero:
             return from_phases(dxq, dilation, (h, w), (pads[0][0], pads[1][0])), dk
         dxp = from_phases(dxq, dilation, padded) if need_dx else None
