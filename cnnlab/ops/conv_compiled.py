@@ -751,10 +751,14 @@ def _batch_cols(x4: np.ndarray, rows: int, geometry) -> np.ndarray:
     return cols
 
 
-# A block of images' window matrix, about a core's L2 cache (LeNet-5's second layer,
-# forward + backward: 64 KiB blocks 5.7 ms, 256 KiB 3.1, 512 KiB 2.5-2.8, 1-2 MiB as fast,
-# the batch in two blocks of 2 MiB 3.4-3.5; same process, 2 threads).
-BLOCK_BYTES = 1 << 19
+# A block of images' window matrix (or Winograd's V and M), about a core's L2 cache. LeNet-5's
+# second layer, forward + backward, same process, 2 threads: on the AMD EPYC (512 KiB of L2)
+# 64 KiB blocks 5.7 ms, 256 KiB 3.1, 512 KiB 2.5-2.8, 1-2 MiB as fast, the batch in two
+# blocks of 2 MiB 3.4-3.5; on the Intel Xeon (2 MiB of L2) 256 KiB 2.37-2.82, 512 KiB
+# 2.30-2.58, 1 MiB 2.09-2.38, 2 MiB 2.09-2.58; and 1 MiB against 512 KiB there: 3×3 stride 2
+# 32->64 at 32×32 9.95 against 12.01 ms, 32->64 at 14×14 13.82 against 14.45, 64->64 at
+# 14×14 23.99 against 26.10 (the CIFAR-like layer's image alone is larger: no change).
+BLOCK_BYTES = 1 << 20
 
 
 def _image_blocks(n: int, rows: int, size: int, itemsize: int) -> list[int]:
