@@ -13,8 +13,8 @@ import reference
 from helpers import close
 from test_conv import CASES, CONV, _fits, _inputs, _pads
 
+from cnnlab import Tensor, gradcheck, models, random
 from cnnlab import functional as F
-from cnnlab import gradcheck, models, random
 from cnnlab.ops import conv as conv_ops
 from cnnlab.ops import kernels, parallel
 from cnnlab.ops.conv import choose_algorithm, conv_backward, conv_forward, forced_algorithm
@@ -537,12 +537,20 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
     for threads in (2, 1):
         parallel.set_num_threads(threads)
         try:
-            z, saved = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones)
+            z, saved, windows = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones)
+            assert windows is None                 # not asked for
             dz = np.cos(np.arange(z.size)).reshape(z.shape)
             dx, dk = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
                                                        True, True)
             only_dk = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
                                                         False, True)
+            z_kept, _, windows = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones,
+                                                                  keep_windows=True)
+            assert np.array_equal(z_kept, z) and len(windows) == x_shape[0]
+            for _ in range(2):                     # kept windows are read, never written
+                kept = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
+                                                         True, True, windows)
+                assert np.array_equal(kept[0], dx) and np.array_equal(kept[1], dk)
         finally:
             parallel.set_num_threads(parallel._default_threads())
         results.append((z, dx, dk))
@@ -555,6 +563,40 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     for two, one in zip(*results):
         assert np.array_equal(two, one)
+
+
+@needs_numba
+def test_image_gemm_keeps_its_window_matrices_only_for_dk_and_only_when_small(rng, monkeypatch):
+    """A layer whose weights get a gradient keeps its window matrices for dK (the same bits
+    as building them again) while the batch's are at most ``KEEP_WINDOWS_BYTES``; a frozen
+    layer, inference, or a larger batch keeps none."""
+    from cnnlab.ops import conv_compiled
+
+    x = Tensor(rng.standard_normal((4, 6, 14, 14)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((16, 6, 5, 5)).astype(np.float32), requires_grad=True)
+    seen = []
+    real_backward = conv_compiled.image_gemm_backward
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real_backward(*args)
+
+    monkeypatch.setattr(conv_compiled, "image_gemm_backward", spy)
+    grads = []
+    for cap in (1 << 22, 0):
+        monkeypatch.setattr(conv_compiled, "KEEP_WINDOWS_BYTES", cap)
+        x.grad = w.grad = None
+        y = F.conv2d(x, w)
+        y.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        grads.append((x.grad, w.grad))
+    assert seen[0] is not None and sum(m.size for m in seen[0]) == 150 * 4 * 100
+    assert seen[1] is None                                       # above the cap
+    for kept, built in zip(*grads):
+        assert np.array_equal(kept, built)
+    monkeypatch.setattr(conv_compiled, "KEEP_WINDOWS_BYTES", 1 << 22)
+    w.requires_grad = False
+    F.conv2d(x, w).sum().backward()                              # frozen weights: no dK
+    assert seen[2] is None
 
 
 @needs_numba

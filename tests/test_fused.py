@@ -99,14 +99,14 @@ def test_each_epilogue_of_the_kernels_on_its_own(rng):
     pooled = relu[:, :, :6, :8].reshape(2, 4, 3, 2, 4, 2).max(axis=(3, 5))
     for epilogue, want in (("none", z), ("relu", relu), ("relu_pool2", pooled)):
         np.testing.assert_array_equal(conv_compiled.correlate(x, w, b, (1, 1), epilogue), want)
-        gemm, _ = conv_compiled.image_gemm_forward(x, w, b, ((0, 0),) * 2, (1, 1), (1, 1),
+        gemm, _, _ = conv_compiled.image_gemm_forward(x, w, b, ((0, 0),) * 2, (1, 1), (1, 1),
                                                    epilogue)
         np.testing.assert_allclose(gemm, want, rtol=1e-5, atol=1e-5)
     x1, w1 = x[:, :, 0], w[:, :, 0]
     z1 = conv_compiled.correlate(x1, w1, b, (1,))
     np.testing.assert_array_equal(conv_compiled.correlate(x1, w1, b, (1,), "relu"),
                                   np.maximum(z1, 0))
-    gemm1, _ = conv_compiled.image_gemm_forward(x1, w1, b, ((0, 0),), (1,), (1,), "relu")
+    gemm1, _, _ = conv_compiled.image_gemm_forward(x1, w1, b, ((0, 0),), (1,), (1,), "relu")
     np.testing.assert_allclose(gemm1, np.maximum(z1, 0), rtol=1e-5, atol=1e-5)
 
 

@@ -120,9 +120,10 @@ def _conv(nd: int, x, w, b, stride, padding, dilation, groups, padding_mode, fli
           where: str | None = None) -> Tensor:
     x, w, b, unbatched, stride, pads, dilation, groups = _checked(
         nd, x, w, b, stride, padding, dilation, groups, padding_mode, where or f"conv{nd}d")
-    z, cache = conv_ops.conv_forward(x.data, w.data, None if b is None else b.data, stride,
-                                     pads, dilation, groups, padding_mode, flip_kernel)
     need = needs_grad(x, w, b)
+    z, cache = conv_ops.conv_forward(x.data, w.data, None if b is None else b.data, stride,
+                                     pads, dilation, groups, padding_mode, flip_kernel,
+                                     keep_windows=need[1])
     out = record(z, (x, w) if b is None else (x, w, b),
                  lambda dz: conv_ops.conv_backward(dz, cache, *need)[: 2 if b is None else 3])
     return out.reshape(out.shape[1:]) if unbatched else out
@@ -154,7 +155,7 @@ def conv2d_relu(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding
     need = needs_grad(x, w, b)
     y, cache = conv_ops.conv_relu_forward(x.data, w.data, None if b is None else b.data, stride,
                                           pads, dilation, groups, padding_mode, pool2,
-                                          keep=any(need))
+                                          keep=any(need), keep_windows=need[1])
     out = record(y, (x, w) if b is None else (x, w, b),
                  lambda dy: conv_ops.conv_relu_backward(dy, cache, *need)[: 2 if b is None else 3])
     return out.reshape(out.shape[1:]) if unbatched else out

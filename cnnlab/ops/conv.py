@@ -166,6 +166,7 @@ class ConvCache(NamedTuple):
     algorithm: str = "gemm"
     fft: tuple | None = None    # fft: (plan, ℱK)
     transformed: np.ndarray | None = None   # winograd: the transformed kernels U (16, C_out, C)
+    windows: list | None = None             # image_gemm: its window matrices, kept for dK
 
 
 def _flip(w: np.ndarray) -> np.ndarray:
@@ -311,7 +312,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                  pads: Pairs, dilation: tuple[int, ...], groups: int = 1,
                  padding_mode: str = "zeros", flip_kernel: bool = False,
                  algorithm: str | None = None, epilogue: str = "none",
-                 index: np.ndarray | None = None) -> tuple[np.ndarray, ConvCache]:
+                 index: np.ndarray | None = None, keep_windows: bool = False
+                 ) -> tuple[np.ndarray, ConvCache]:
     """Convolution layer forward: ``Z = K ⋆ pad(X) + B``.
 
     ``Z[n, o, i] = B[o] + Σ_{c ∈ group(o)} Σ_k Xp[n, c, i*s + k*d] · K[o, c mod C/G, k]``
@@ -323,7 +325,9 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     :func:`choose_algorithm`; all give the same numbers up to rounding, and the backward pass
     uses the forward's algorithm. ``epilogue`` and ``index`` serve :func:`conv_relu_forward`
     (the compiled kernels of ``"direct"`` and ``"image_gemm"`` only); the cache is then still
-    that of ``Z``, for the backward pass of ``dZ``.
+    that of ``Z``, for the backward pass of ``dZ``. ``keep_windows`` (when dK will be asked
+    for): ``"image_gemm"`` keeps its window matrices for it if they are small enough
+    (``conv_compiled.KEEP_WINDOWS_BYTES``), the same numbers as building them again.
 
     Shapes: ``x (N, C, *S)``, ``w (C_out, C/G, *k)``, ``b (C_out,)`` -> ``(N, C_out, *O)``.
     """
@@ -361,7 +365,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
                          f"channels = output channels, received groups {groups}, "
                          f"{x.shape[1]} input and {w.shape[0]} output channels.")
     mode = "constant" if padding_mode == "zeros" else padding_mode
-    fft = u = None
+    fft = u = windows = None
     fused = _padding_fused(algorithm, groups, w.shape, mode)
     if algorithm in ("winograd", "image_gemm") or fused:
         # compiled, in the (N, C, *S) layout: the kernels pad with zeros as they go
@@ -374,11 +378,12 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
             out = _valid_sizes(padded, w.shape[2:], stride, dilation)
             z = conv_compiled.depthwise_forward(x, kernel, b, pads, out, dilation)
         elif mode == "constant":                   # image_gemm
-            z, saved = conv_compiled.image_gemm_forward(x, kernel, b, pads, stride, dilation,
-                                                        epilogue, index)
+            z, saved, windows = conv_compiled.image_gemm_forward(
+                x, kernel, b, pads, stride, dilation, epilogue, index, keep_windows)
         else:                                      # other padding modes pad first
-            z, saved = conv_compiled.image_gemm_forward(pad_forward(x, pads, mode)[0], kernel,
-                                                        b, ((0, 0),) * nd, stride, dilation)
+            z, saved, windows = conv_compiled.image_gemm_forward(
+                pad_forward(x, pads, mode)[0], kernel, b, ((0, 0),) * nd, stride, dilation,
+                keep_windows=keep_windows)
     elif algorithm in ("depthwise", "direct"):     # in the (N, C, *S) layout, no transposes
         saved, pad_cache = pad_forward(x, pads, mode)              # Xp (N, C, *S_padded)
         padded = saved.shape[2:]
@@ -403,7 +408,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tup
     if b is not None and algorithm in ("gemm", "rows", "fft"):    # the others added it
         z += b.reshape((-1,) + (1,) * nd)
     cache = ConvCache(saved, kernel, padded, pad_cache, stride, dilation, groups,
-                      flip_kernel, algorithm, fft, u)
+                      flip_kernel, algorithm, fft, u, windows)
     return z, cache
 
 
@@ -433,10 +438,12 @@ class ConvReluCache(NamedTuple):
 def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                       stride: tuple[int, ...], pads: Pairs, dilation: tuple[int, ...],
                       groups: int = 1, padding_mode: str = "zeros", pool2: bool = False,
-                      keep: bool = False) -> tuple[np.ndarray, ConvReluCache | None]:
+                      keep: bool = False, keep_windows: bool = False
+                      ) -> tuple[np.ndarray, ConvReluCache | None]:
     """``ReLU(conv(X))``, and with ``pool2`` its max pooling with kernel and stride 2: the
     values a convolution layer, a ReLU and that pooling layer give run one after another, bit
-    for bit; with ``keep``, the cache for :func:`conv_relu_backward` (else None).
+    for bit; with ``keep``, the cache for :func:`conv_relu_backward` (else None);
+    ``keep_windows`` as in :func:`conv_forward`.
 
     Where the algorithm's compiled forward has an epilogue (``"direct"`` outside the
     depthwise kernels, ``"image_gemm"`` with zero padding), the ReLU and the pooling are
@@ -461,10 +468,11 @@ def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
             index = np.empty((x.shape[0], w.shape[0], sizes[0] // 2, sizes[1] // 2), np.int32)
         y, cache = conv_forward(x, w, b, stride, pads, dilation, groups, padding_mode,
                                 algorithm=algorithm,
-                                epilogue="relu_pool2" if pool2 else "relu", index=index)
+                                epilogue="relu_pool2" if pool2 else "relu", index=index,
+                                keep_windows=keep_windows)
     else:
         z, cache = conv_forward(x, w, b, stride, pads, dilation, groups, padding_mode,
-                                algorithm=algorithm)
+                                algorithm=algorithm, keep_windows=keep_windows)
         y, _ = relu_forward(z)
         if pool2:
             out, pool = max_pool_forward(y, (2, 2), (2, 2), (0, 0), (1, 1), keep_index=keep)
@@ -525,7 +533,7 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         zero = cache.pad_cache.mode == "constant"  # then the kernels crop dXp themselves
         dx, dw = conv_compiled.image_gemm_backward(
             dz, cache.saved, w, cache.pad_cache.pads if zero else ((0, 0),) * nd,
-            stride, dilation, need_dx, need_dw)
+            stride, dilation, need_dx, need_dw, cache.windows)
         if need_dx and not zero:
             dx = np.ascontiguousarray(pad_backward(dx, cache.pad_cache))
         if need_dw and cache.flip_kernel:

@@ -760,6 +760,12 @@ def _batch_cols(x4: np.ndarray, rows: int, geometry) -> np.ndarray:
 # 14×14 23.99 against 26.10 (the CIFAR-like layer's image alone is larger: no change).
 BLOCK_BYTES = 1 << 20
 
+# The most window-matrix memory a layer keeps from its forward pass for dK, instead of building
+# it again (LeNet-5's second layer at batch 64: 3.8 MB; forward + backward 1.78 -> 1.63 and
+# 2.91 -> 2.41 ms, same process, Intel Xeon; a whole-batch matrix above this is built again:
+# 3×3 32->32 at 32×32 would keep 38 MB).
+KEEP_WINDOWS_BYTES = 1 << 22
+
 
 def _image_blocks(n: int, rows: int, size: int, itemsize: int) -> list[int]:
     """Bounds of the blocks of images whose window matrix ``(rows, images, size)`` stays in a
@@ -780,15 +786,19 @@ def over_blocks(fn, bounds: list[int]) -> None:
 
 def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
                        stride: tuple[int, ...], dilation: tuple[int, ...],
-                       epilogue: str = "none", index: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       epilogue: str = "none", index: np.ndarray | None = None,
+                       keep_windows: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
     """``Z = K @ cols`` for the batch, one group, zero padding: ``X (N, C, *S)``,
-    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), X)``, 1-D or 2-D; ``X`` (C-contiguous) is
-    what the backward pass needs. With an ``epilogue`` and ``index``, as :func:`correlate`.
+    ``K (C_out, C, *k)`` -> ``(Z (N, C_out, *O), X, windows)``, 1-D or 2-D; ``X``
+    (C-contiguous) is what the backward pass needs. With an ``epilogue`` and ``index``, as
+    :func:`correlate`.
 
     The batch goes through in blocks of images whose window matrix stays in the L2 cache
-    (built, multiplied and turned into ``Z`` while it is there), never the whole batch's
-    (LeNet-5's second layer: 3.8 MB written to memory and read back)."""
+    (built, multiplied and turned into ``Z`` while it is there), never the whole batch's at
+    once. With ``keep_windows`` (dK will be needed) and a whole batch's window matrices of at
+    most ``KEEP_WINDOWS_BYTES``, ``windows`` is the list of them, block by block, for
+    :func:`image_gemm_backward` to use instead of building them again (else None)."""
     geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
     out = geometry[-2:]
     x = np.ascontiguousarray(x)
@@ -799,25 +809,32 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
     bias = np.zeros(c_out, dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
     x4 = _as_2d(x)
     code, index = EPILOGUES.index(epilogue), _index_or_empty(index, z)
+    bounds = _image_blocks(n, wm.shape[1], size, x.itemsize)
+    keep = keep_windows and n * wm.shape[1] * size * x.itemsize <= KEEP_WINDOWS_BYTES
+    windows: list = [None] * (len(bounds) - 1)
 
     def block(start: int, stop: int) -> None:
         cols = _batch_cols(x4[start:stop], wm.shape[1], geometry)
         zc = np.matmul(wm, cols.reshape(wm.shape[1], -1)).reshape(c_out, stop - start, size)
         _images_first(zc, bias, z[start:stop], index[start:stop], out[1], code, 0,
                       stop - start)
+        if keep:
+            windows[bounds.index(start)] = cols
 
-    over_blocks(block, _image_blocks(n, wm.shape[1], size, x.itemsize))
-    return (z[:, :, 0] if x.ndim == 3 else z), x
+    over_blocks(block, bounds)
+    return (z[:, :, 0] if x.ndim == 3 else z), x, (windows if keep else None)
 
 
 def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
                         stride: tuple[int, ...], dilation: tuple[int, ...], need_dx: bool,
-                        need_dw: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+                        need_dw: bool, windows: list[np.ndarray] | None = None
+                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(dX, dK)`` of :func:`image_gemm_forward`: ``dKᵀ = cols @ dZcᵀ`` and
-    ``dX = col2im(Kᵀ @ dZc)`` (each None unless asked for), from the ``X`` it kept.
+    ``dX = col2im(Kᵀ @ dZc)`` (each None unless asked for), from the ``X`` and ``windows``
+    it returned.
 
-    Block by block of images as in the forward pass: the window matrix of a block is built
-    again from ``X`` for its share of dK, summed over the blocks afterwards in block order
+    Block by block of images as in the forward pass: a block's window matrix (kept, or built
+    again from ``X``) for its share of dK, summed over the blocks afterwards in block order
     (the same sum for any number of threads)."""
     geometry = _geometry(x.shape, w.shape, pads, stride, dilation)
     n, c_out = dz.shape[:2]
@@ -836,11 +853,13 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
         dzc = dzc.reshape(c_out, -1)
         cols = None
         if need_dw:
-            cols = _batch_cols(x4[start:stop], rows, geometry)
+            cols = (_batch_cols(x4[start:stop], rows, geometry) if windows is None
+                    else windows[bounds.index(start)])
             np.matmul(cols.reshape(rows, -1), dzc.T, out=parts[bounds.index(start)])
         if need_dx:
-            # into the window matrix's memory, done with: one block's worth in the cache
-            dcols = np.empty((rows, stop - start, size), dtype=dz.dtype) if cols is None else cols
+            # into a window matrix built here, done with: one block's worth in the cache
+            dcols = (cols if cols is not None and windows is None
+                     else np.empty((rows, stop - start, size), dtype=dz.dtype))
             np.matmul(wm.T, dzc, out=dcols.reshape(rows, -1))
             _col2im(dcols, dx4[start:stop], *geometry, 0, stop - start)
 
