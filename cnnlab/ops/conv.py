@@ -85,9 +85,9 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     group (strided ones, LeNet's second layer, 1×1, 3×3 with fewer channels, smaller planes or
     dilated) take ``"image_gemm"``
     (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
-    transposes, in blocks of images whose window matrix fits a core's L2 cache and without
-    keeping it for the backward pass (3.8 MB less memory for LeNet's second layer at batch
-    64); the FFT keeps the layers of its rule.
+    transposes, in blocks of images whose window matrix fits a core's L2 cache (kept for dK
+    only while the batch's is small: ``conv_compiled.KEEP_WINDOWS_BYTES``); the FFT keeps the
+    layers of its rule.
     """
     if _forced:
         return _forced[-1]

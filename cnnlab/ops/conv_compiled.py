@@ -643,22 +643,23 @@ def depthwise_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
 # --- im2col + GEMM in the (N, C, H, W) layout: one GEMM for the batch ------------------------
 #
 # The NumPy path's im2col works batch-last, which costs a transpose of X, of Z, of dZ and of dX
-# around every layer. Here the window matrix of the whole batch is built channels first, ``cols
+# around every layer. Here the window matrix (of a block of images) is built channels first, ``cols
 # (C·k_h·k_w, N, O_h·O_w)`` (row ``(c, a, e)``, then image, then output position), from a
 # zero-bordered scratch plane per image and channel, so that the forward is one GEMM, ``Zc = K @
 # cols`` (``(C_out, N, O)``, which one pass turns into ``(N, C_out, O)`` with the bias), and so are
 # both gradients: ``dKᵀ = cols @ dZcᵀ`` sums over the images and positions in one product (in this
 # orientation OpenBLAS runs it 1.2-1.4× faster than ``dZc @ colsᵀ``: backward of LeNet-5's second
 # layer 1.82 -> 1.61 ms, 3×3 32->32 at 32×32 15.97 -> 13.66 ms, same process, Intel Xeon with
-# AVX-512), and ``dcols = Kᵀ @ dZc`` goes back through the col2im. With stride 1 the window matrix
-# is built again for dK rather than kept from the forward pass: it is ``k_h·k_w`` times the size of
-# ``X`` (3.8 MB of LeNet-5's 8 MB of activations at batch 64), and building it costs about half a
-# GEMM; and it is never built for the whole batch but for blocks of images that fit a core's L2
-# cache, each block's GEMMs run while its window matrix is there (LeNet-5's second layer: forward
-# 1.58 -> 1.03 ms, backward 2.62 -> 2.13 ms). So too for strided layers, whose whole window matrix
-# (2.25 times ``X`` for 3×3 with stride 2) used to be kept for dK: 3×3 stride 2 32->64 at 32×32,
-# forward 9.7 -> 5.6 ms, backward 14.0 -> 11.7. Indices are unsigned in the copy loops: numba checks
-# a signed index for wrap-around, which keeps LLVM from vectorising (measured 2.5× slower).
+# AVX-512), and ``dcols = Kᵀ @ dZc`` goes back through the col2im. The window matrix is never built
+# for the whole batch at once but for blocks of images that fit a core's L2 cache, each block's
+# GEMMs run while its window matrix is there (LeNet-5's second layer: forward 1.58 -> 1.03 ms,
+# backward 2.62 -> 2.13 ms; 3×3 stride 2 32->64 at 32×32, whose whole window matrix, 2.25 times
+# ``X``, used to be kept: forward 9.7 -> 5.6 ms, backward 14.0 -> 11.7). It is ``k_h·k_w`` times the
+# size of ``X`` and building it costs about half a GEMM, so the blocks' matrices are kept for dK
+# only while the batch's come to at most ``KEEP_WINDOWS_BYTES`` (LeNet-5's second layer at batch 64,
+# 3.8 MB: kept); larger ones are built again in the backward pass. Indices are unsigned in the copy
+# loops: numba checks a signed index for wrap-around, which keeps LLVM from vectorising (measured
+# 2.5× slower).
 
 
 @jit
