@@ -193,6 +193,15 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
 
 
 @jit
+def _offsets_3x3(wp, dh, dw):
+    """The nine offsets ``a·d_h·Wp + e·d_w`` of a 3×3 kernel's taps, row by row (unsigned)."""
+    q0, q1, q2 = np.uint64(0), np.uint64(dw), np.uint64(dw + dw)
+    q3 = np.uint64(dh * wp)
+    q6 = q3 + q3
+    return q0, q1, q2, q3, q3 + q1, q3 + q2, q6, q6 + q1, q6 + q2
+
+
+@jit
 def _tap_sums(g, src, total, wp, dh, dw, span):
     """``total[a, e] += Σ_{p < span} g[p] · src[p + a·d_h·Wp + e·d_w]``, five or three taps of
     a kernel row per pass, a 3×3 kernel's nine in one (``g`` read once instead of three times:
@@ -203,10 +212,7 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
     kh, kw = total.shape
     width, step = np.uint64(span), np.uint64(dw)
     if kh == 3 and kw == 3:                        # 3×3 (depthwise): nine sums in one pass
-        q0, q1, q2 = np.uint64(0), step, step + step
-        q3 = np.uint64(dh * wp)
-        q4, q5 = q3 + q1, q3 + q2
-        q6, q7, q8 = q3 + q3, q3 + q3 + q1, q3 + q3 + q2
+        q0, q1, q2, q3, q4, q5, q6, q7, q8 = _offsets_3x3(wp, dh, dw)
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = g.dtype.type(0)
         for p in range(width):
             s0 += g[p] * src[q0 + p]
@@ -464,10 +470,7 @@ def _taps(src, k, wide, wp, dh, dw, span):
     kh, kw = k.shape
     width, step = np.uint64(span), np.uint64(dw)
     if kh == 3 and kw == 3:                        # 3×3 (depthwise): nine taps in one pass
-        q0, q1, q2 = np.uint64(0), step, step + step
-        q3 = np.uint64(dh * wp)
-        q4, q5 = q3 + q1, q3 + q2
-        q6, q7, q8 = q3 + q3, q3 + q3 + q1, q3 + q3 + q2
+        q0, q1, q2, q3, q4, q5, q6, q7, q8 = _offsets_3x3(wp, dh, dw)
         k0, k1, k2 = k[0, 0], k[0, 1], k[0, 2]
         k3, k4, k5 = k[1, 0], k[1, 1], k[1, 2]
         k6, k7, k8 = k[2, 0], k[2, 1], k[2, 2]
@@ -768,10 +771,24 @@ BLOCK_BYTES = 1 << 20
 KEEP_WINDOWS_BYTES = 1 << 22
 
 
+def image_blocks(n: int, per_image: int) -> list[int]:
+    """Bounds of the blocks of ``n`` images whose scratch, ``per_image`` bytes an image, stays
+    in a core's L2 cache (``BLOCK_BYTES``; at least one image a block)."""
+    return parallel.split(n, max(1, BLOCK_BYTES // per_image))
+
+
 def _image_blocks(n: int, rows: int, size: int, itemsize: int) -> list[int]:
-    """Bounds of the blocks of images whose window matrix ``(rows, images, size)`` stays in a
-    core's L2 cache (at least one image a block)."""
-    return parallel.split(n, max(1, BLOCK_BYTES // (rows * size * itemsize)))
+    """:func:`image_blocks` for a window matrix ``(rows, images, size)``."""
+    return image_blocks(n, rows * size * itemsize)
+
+
+def sum_in_order(parts: np.ndarray) -> np.ndarray:
+    """``parts[0] + parts[1] + ...``, added in block order: the blocks depend on the shapes
+    only, so the sum is the same for any number of threads."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def over_blocks(fn, bounds: list[int]) -> None:
@@ -865,10 +882,5 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
             _col2im(dcols, dx4[start:stop], *geometry, 0, stop - start)
 
     over_blocks(block, bounds)
-    dk = None
-    if need_dw:
-        dk = parts[0].copy()
-        for part in parts[1:]:                         # in block order
-            dk += part
-        dk = np.ascontiguousarray(dk.T).reshape(w.shape)
+    dk = np.ascontiguousarray(sum_in_order(parts).T).reshape(w.shape) if need_dw else None
     return dx, dk

@@ -244,10 +244,9 @@ def kernel_transform(w: np.ndarray) -> np.ndarray:
 
 
 def _image_blocks(n: int, c: int, c_out: int, length: int, itemsize: int) -> list[int]:
-    """Bounds of the blocks of images whose transformed blocks ``V (16, C, ·)`` and
-    ``M (16, C_out, ·)`` stay in a core's L2 cache (at least one image a block)."""
-    per_image = 16 * (c + c_out) * length * itemsize
-    return parallel.split(n, max(1, conv_compiled.BLOCK_BYTES // per_image))
+    """``conv_compiled.image_blocks`` for the transformed blocks ``V (16, C, ·)`` and
+    ``M (16, C_out, ·)`` of ``length`` tiles an image."""
+    return conv_compiled.image_blocks(n, 16 * (c + c_out) * length * itemsize)
 
 
 def correlate(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads: tuple[int, int],
@@ -309,9 +308,7 @@ def gradients(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pads: tuple[int, int
     conv_compiled.over_blocks(block, bounds)
     dk = None
     if need_dw:
-        du = parts[0].copy()
-        for part in parts[1:]:                         # in block order
-            du += part
+        du = conv_compiled.sum_in_order(parts)
         g = G.astype(dz.dtype)
         dk = np.einsum("ia,ijoc,jb->ocab", g, du.reshape(4, 4, *du.shape[1:]), g,
                        optimize=True)
