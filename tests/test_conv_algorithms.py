@@ -481,6 +481,30 @@ def test_image_gemm_strided_along_one_axis_only(stride, rng):
 
 
 @needs_numba
+@pytest.mark.parametrize("width, stride", [(15, 1), (16, 1), (17, 1), (16, 2), (17, 2)])
+def test_window_matrix_rows_short_and_long_copy_the_same_windows(width, stride, rng):
+    """Rows shorter than ``GATHER_MAX_WIDTH`` outputs (or that many, strided) are copied by
+    one gather a tap, longer ones row by row: both give the lecture's windows, with padding
+    and dilation."""
+    from cnnlab.ops import conv_compiled
+
+    kh, kw, pads, dilation = 3, 2, ((1, 2), (2, 1)), (2, 3)
+    w_in = (width - 1) * stride + dilation[1] * (kw - 1) + 1 - sum(pads[1])
+    x = rng.standard_normal((2, 3, 7, w_in)).astype(np.float32)
+    geometry = conv_compiled._geometry(x.shape, (1, 3, kh, kw), pads, (1, stride), dilation)
+    oh, ow = geometry[-2:]
+    assert ow == width
+    cols = conv_compiled._batch_cols(x, 3 * kh * kw, geometry)
+    xp = np.pad(x, ((0, 0), (0, 0), *pads))
+    for c in range(3):
+        for a in range(kh):
+            for e in range(kw):
+                rows = xp[:, c, a * dilation[0]::1, e * dilation[1]::stride][:, :oh, :ow]
+                np.testing.assert_array_equal(cols[(c * kh + a) * kw + e],
+                                              rows.reshape(2, oh * ow))
+
+
+@needs_numba
 def test_image_gemm_refuses_groups_and_3d():
     x = np.ones((1, 2, 6, 6, 6))
     with pytest.raises(ValueError, match=r"image_gemm algorithm needs a 1-D or 2-D kernel and "
