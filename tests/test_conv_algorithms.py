@@ -505,6 +505,27 @@ def test_window_matrix_rows_short_and_long_copy_the_same_windows(width, stride, 
 
 
 @needs_numba
+@pytest.mark.parametrize("algorithm", ["direct", "image_gemm", "gemm"])
+@pytest.mark.parametrize("need_dx, need_dw", [(True, True), (True, False), (False, True),
+                                              (False, False)])
+def test_bias_gradient_whichever_other_gradients_are_asked_for(algorithm, need_dx, need_dw,
+                                                               rng):
+    """dB is ``Σ dZ`` over images and positions, whether it comes from the pass the compiled
+    kernels make over dZ for dK or dX, or (neither asked for) from a sum of its own."""
+    x = rng.standard_normal((3, 2, 7, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    z, cache = conv_forward(x, w, np.zeros(3, np.float32), (1, 1), ((1, 1), (0, 2)), (1, 1),
+                            algorithm=algorithm)
+    dz = rng.standard_normal(z.shape).astype(np.float32)
+    dx, dw, db = conv_backward(dz, cache, need_dx, need_dw, True)
+    assert (dx is not None, dw is not None) == (need_dx, need_dw)
+    np.testing.assert_allclose(db, dz.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-6,
+                               atol=1e-6)
+    assert db.dtype == np.float32 and db.shape == (3,)
+    assert conv_backward(dz, cache, need_dx, need_dw, False)[2] is None
+
+
+@needs_numba
 def test_image_gemm_refuses_groups_and_3d():
     x = np.ones((1, 2, 6, 6, 6))
     with pytest.raises(ValueError, match=r"image_gemm algorithm needs a 1-D or 2-D kernel and "
@@ -564,10 +585,11 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
             z, saved, windows = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones)
             assert windows is None                 # not asked for
             dz = np.cos(np.arange(z.size)).reshape(z.shape)
-            dx, dk = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
-                                                       True, True)
+            dx, dk, db = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
+                                                           True, True, need_db=True)
             only_dk = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
                                                         False, True)
+            assert only_dk[2] is None              # dB not asked for
             z_kept, _, windows = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones,
                                                                   keep_windows=True)
             assert np.array_equal(z_kept, z) and len(windows) == x_shape[0]
@@ -577,13 +599,13 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
                 assert np.array_equal(kept[0], dx) and np.array_equal(kept[1], dk)
         finally:
             parallel.set_num_threads(parallel._default_threads())
-        results.append((z, dx, dk))
+        results.append((z, dx, dk, db))
         assert only_dk[0] is None and np.array_equal(only_dk[1], dk)
     z_ref = reference.conv_nd(x, w, b, stride, pads, ones, 1)
     with forced_algorithm("gemm"):
         _, cache = conv_forward(x, w, b, stride, pads, ones)
-        dx_ref, dk_ref, _ = conv_backward(dz, cache)
-    for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref)):
+        dx_ref, dk_ref, db_ref = conv_backward(dz, cache)
+    for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref, db_ref)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     for two, one in zip(*results):
         assert np.array_equal(two, one)
@@ -602,7 +624,7 @@ def test_image_gemm_keeps_its_window_matrices_only_for_dk_and_only_when_small(rn
     real_backward = conv_compiled.image_gemm_backward
 
     def spy(*args):
-        seen.append(args[-1])
+        seen.append(args[8])                                     # windows
         return real_backward(*args)
 
     monkeypatch.setattr(conv_compiled, "image_gemm_backward", spy)

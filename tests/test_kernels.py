@@ -252,7 +252,8 @@ def test_the_compiled_loops_are_the_python_loops(rng):
     # the weight gradient, whose third (lone) channel is computed as a pair with itself:
     # the Python loops index every array, so a read past the last channel would raise
     dz = rng.standard_normal(z.shape)
-    _, dk = conv_compiled.gradients(dz, x, w, (1, 1), 1, False, True)
+    _, dk, db = conv_compiled.gradients(dz, x, w, (1, 1), 1, False, True, True)
+    np.testing.assert_allclose(db, dz.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
     dzw = np.zeros((2, 3, 4 * 6))
     dzw.reshape(2, 3, 4, 6)[..., :3] = dz
     loops_dk = np.empty_like(w)

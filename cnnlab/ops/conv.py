@@ -517,7 +517,9 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         if dw is not None and cache.flip_kernel:
             dw = np.ascontiguousarray(_flip(dw))
         return dx, dw, db
-    if need_db:
+    summed = (cache.algorithm == "direct" and need_dw                # dB from the kernels'
+              or cache.algorithm == "image_gemm" and (need_dw or need_dx))   # pass over dZ
+    if need_db and not summed:
         db = dz.sum(axis=(0, *range(2, 2 + nd)))                  # (C_out,)
     if not (need_dw or need_dx):
         return dx, dw, db
@@ -531,9 +533,9 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         return dx, dw, db
     if algorithm == "image_gemm":                  # in the (N, C, *S) layout, no transposes
         zero = cache.pad_cache.mode == "constant"  # then the kernels crop dXp themselves
-        dx, dw = conv_compiled.image_gemm_backward(
+        dx, dw, db = conv_compiled.image_gemm_backward(
             dz, cache.saved, w, cache.pad_cache.pads if zero else ((0, 0),) * nd,
-            stride, dilation, need_dx, need_dw, cache.windows)
+            stride, dilation, need_dx, need_dw, cache.windows, need_db)
         if need_dx and not zero:
             dx = np.ascontiguousarray(pad_backward(dx, cache.pad_cache))
         if need_dw and cache.flip_kernel:
@@ -541,9 +543,10 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
         return dx, dw, db
     if algorithm == "depthwise":                   # in the (N, C, *S) layout, no transposes
         dxp, dw = conv_direct.gradients(dz, cache.saved, w, stride, dilation, need_dx, need_dw)
-    elif algorithm == "direct":                    # likewise
-        dxp, dw = conv_compiled.gradients(dz, cache.saved, w, dilation, cache.groups, need_dx,
-                                          need_dw)
+    elif algorithm == "direct":                    # likewise; dB on the way, with dK
+        dxp, dw, summed_db = conv_compiled.gradients(dz, cache.saved, w, dilation,
+                                                     cache.groups, need_dx, need_dw, need_db)
+        db = summed_db if summed else db
     elif algorithm == "rows" and need_dx:
         # dXp = (dZ zero-padded by d*(k-1)) ⋆ rot180(K), channels swapped: the forward again.
         reach = tuple((d * (k - 1),) * 2 for k, d in zip(w.shape[2:], dilation))

@@ -175,6 +175,25 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
                     dk[o + r, c, a, e] = total[r, a, e]
 
 
+@jit
+def _widen(dz, dzw, sums, start, stop):
+    """``dZw[n, o, i·Wp + j] = dZ[n, o, i, j]`` (``dzw``'s extra columns are left as they are)
+    and ``sums[n, o] = Σ_{i,j} dZ[n, o, i, j]`` (dB's share of image ``n``, summed in the
+    working precision) for the images ``start .. stop-1``."""
+    oh, ow = dz.shape[2], dz.shape[3]
+    wp = dzw.shape[2] // oh
+    for n in range(start, stop):
+        for o in range(dz.shape[1]):
+            total = dz.dtype.type(0)
+            for i in range(oh):
+                row = np.uint64(i * wp)
+                for j in range(np.uint64(ow)):
+                    v = dz[n, o, i, j]
+                    dzw[n, o, row + j] = v
+                    total += v
+            sums[n, o] = total
+
+
 # One copy of each tap loop per kernel: every call site of a loop LLVM inlines is compiled on
 # first use. So the direct kernels compute a lone output channel (the last of a group with an
 # odd count) as a pair with itself rather than call the one-channel loops ``_taps`` and
@@ -399,14 +418,16 @@ def _swap_channels(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int, ...],
-              groups: int, need_dx: bool, need_dw: bool
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dXp, dK)`` of :func:`correlate` (each None unless asked for), shaped as ``Xp``, ``K``."""
+              groups: int, need_dx: bool, need_dw: bool, need_db: bool = False
+              ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(dXp, dK, dB)`` of :func:`correlate` (each None unless asked for), shaped as ``Xp``,
+    ``K`` and ``(C_out,)``. dB comes from the pass that lays dZ out for dK (None when dK is
+    not asked for: the caller sums dZ itself)."""
     d4, x4, w4 = _as_2d(dz), _as_2d(xp), _as_2d(w)
     dh, dw = _dilation_2d(dilation)
     n, c_out, oh, ow = d4.shape
     kh, kw = w4.shape[2:]
-    dxp = dk = None
+    dxp = dk = db = None
     if need_dx:
         # dXp = (dZ zero-padded by d·(k-1) on every side) ⋆ rot180(K), channels swapped
         dzp, _ = pad_forward(d4, ((dh * (kh - 1),) * 2, (dw * (kw - 1),) * 2))
@@ -415,14 +436,17 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
         hp, wp = x4.shape[2:]
         span = (oh - 1) * wp + ow
         dzw = np.zeros((n, c_out, oh * wp), dtype=dz.dtype)               # rows of width Wp
-        parallel.copyto(dzw.reshape(n, c_out, oh, wp)[..., :ow], d4)
-        dk = np.empty(w4.shape, dtype=dz.dtype)
+        sums = np.empty((n, c_out), dtype=dz.dtype)
+        parallel.run_ranges(_widen, n, np.ascontiguousarray(d4), dzw, sums, size=2 * dz.size)
+        if need_db:
+            db = sums.sum(axis=0, dtype=np.float64).astype(dz.dtype)     # images in order
         xf = np.ascontiguousarray(x4).reshape(n, x4.shape[1], hp * wp)
         c_group = w4.shape[1]
         items = _channel_pairs(c_out, x4.shape[1] // c_group) * c_group
+        dk = np.empty(w4.shape, dtype=dz.dtype)
         _run(_weight_grad_flat, items, 2 * n * kh * kw * span, dzw, xf, dk, wp, span, dh, dw)
         dk = dk.reshape(w.shape)
-    return dxp, dk
+    return dxp, dk, db
 
 
 # --- Depthwise layers with zero padding: the padding, dX, dK and dB in the kernels -----------
@@ -748,14 +772,18 @@ def _images_first(zc, b, z, index, ow, epilogue, start, stop):
 
 
 @jit
-def _channels_first(dz, dzc, start, stop):
-    """``dZc[o, n, p] = dZ[n, o, p]`` for the images ``start .. stop-1``."""
+def _channels_first(dz, dzc, sums, start, stop):
+    """``dZc[o, n, p] = dZ[n, o, p]`` and ``sums[n, o] = Σ_p dZ[n, o, p]`` (dB's share of image
+    ``n``, summed in the working precision) for the images ``start .. stop-1``."""
     c_out, size = dz.shape[1], dz.shape[2]
     for n in range(start, stop):
         for o in range(c_out):
             src, dst = dz[n, o], dzc[o, n]
+            total = dz.dtype.type(0)
             for p in range(size):
                 dst[p] = src[p]
+                total += src[p]
+            sums[n, o] = total
 
 
 def _geometry(x_shape, w_shape, pads, stride, dilation) -> tuple[int, ...]:
@@ -867,11 +895,12 @@ def image_gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads,
 
 def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
                         stride: tuple[int, ...], dilation: tuple[int, ...], need_dx: bool,
-                        need_dw: bool, windows: list[np.ndarray] | None = None
-                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dX, dK)`` of :func:`image_gemm_forward`: ``dKᵀ = cols @ dZcᵀ`` and
-    ``dX = col2im(Kᵀ @ dZc)`` (each None unless asked for), from the ``X`` and ``windows``
-    it returned.
+                        need_dw: bool, windows: list[np.ndarray] | None = None,
+                        need_db: bool = False
+                        ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK, dB)`` of :func:`image_gemm_forward`: ``dKᵀ = cols @ dZcᵀ``,
+    ``dX = col2im(Kᵀ @ dZc)`` and ``dB = Σ dZ`` (each None unless asked for; dB summed as dZ
+    is laid out channels first), from the ``X`` and ``windows`` it returned.
 
     Block by block of images as in the forward pass: a block's window matrix (kept, or built
     again from ``X``) for its share of dK, summed over the blocks afterwards in block order
@@ -885,11 +914,12 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
     dx = np.empty(x.shape, dtype=dz.dtype) if need_dx else None
     bounds = _image_blocks(n, rows, size, dz.itemsize)
     parts = np.empty((len(bounds) - 1, rows, c_out), dtype=dz.dtype) if need_dw else None
+    sums = np.empty((n, c_out), dtype=dz.dtype)
     x4, dx4 = _as_2d(x), (_as_2d(dx) if need_dx else None)
 
     def block(start: int, stop: int) -> None:
         dzc = np.empty((c_out, stop - start, size), dtype=dz.dtype)
-        _channels_first(dz3[start:stop], dzc, 0, stop - start)
+        _channels_first(dz3[start:stop], dzc, sums[start:stop], 0, stop - start)
         dzc = dzc.reshape(c_out, -1)
         cols = None
         if need_dw:
@@ -905,4 +935,5 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
 
     over_blocks(block, bounds)
     dk = np.ascontiguousarray(sum_in_order(parts).T).reshape(w.shape) if need_dw else None
-    return dx, dk
+    db = sums.sum(axis=0, dtype=np.float64).astype(dz.dtype) if need_db else None
+    return dx, dk, db
