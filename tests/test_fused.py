@@ -42,6 +42,7 @@ CASES = [
     ((3, 6, 14, 14), (16, 6, 5, 5), 0, 1, 1, 1, "zeros", None),       # LeNet conv2: image_gemm
     ((2, 3, 9, 11), (5, 3, 3, 3), 1, 1, 1, 1, "zeros", None),         # odd sizes: direct
     ((2, 3, 9, 11), (5, 3, 3, 3), 1, 1, 1, 1, "reflect", "direct"),
+    ((2, 3, 11, 13), (5, 3, 3, 3), 2, 1, 2, 1, "zeros", "direct"),    # rows 4 wider than Z's
     ((2, 4, 9, 8), (6, 2, 3, 3), 1, 1, 1, 2, "zeros", "direct"),      # groups
     ((2, 5, 11, 9), (7, 5, 3, 3), 1, 2, 1, 1, "zeros", "image_gemm"),  # stride 2
     ((2, 5, 11, 9), (7, 5, 3, 3), 2, 1, 2, 1, "zeros", "image_gemm"),  # dilation 2
