@@ -116,7 +116,8 @@ def _finish(src, width, out_width, bias, dst, index, epilogue, best_row, at_row)
         first = np.int32(2 * i * out_width)
         for j in range(full):
             q = j + j
-            at = first + np.int32(q)
+            corner = first + np.int32(q)           # the window's first position
+            at = corner
             best = zero
             v = src[top + q] + bias
             take = (v > best) | (v != v)
@@ -124,18 +125,15 @@ def _finish(src, width, out_width, bias, dst, index, epilogue, best_row, at_row)
             v = src[top + q + one] + bias
             take = (v > best) | (v != v)
             best = v if take else best
-            where = first + np.int32(q) + right
-            at = where if take else at
+            at = corner + right if take else at
             v = src[bottom + q] + bias
             take = (v > best) | (v != v)
             best = v if take else best
-            where = first + np.int32(q) + below
-            at = where if take else at
+            at = corner + below if take else at
             v = src[bottom + q + one] + bias
             take = (v > best) | (v != v)
             best = v if take else best
-            where = first + np.int32(q) + below + right
-            at = where if take else at
+            at = corner + below + right if take else at
             best_row[j] = best
             at_row[j] = at
         for j in range(w):
@@ -416,6 +414,12 @@ def _swap_channels(w: np.ndarray, groups: int) -> np.ndarray:
     return swapped.reshape(groups * c_group, c_out // groups, *w.shape[2:])
 
 
+def _images_summed(sums: np.ndarray) -> np.ndarray:
+    """dB from the kernels' per-image sums ``(N, C_out)``: the images added in order, in
+    float64, rounded once to the working precision (the same for any number of threads)."""
+    return sums.sum(axis=0, dtype=np.float64).astype(sums.dtype)
+
+
 def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int, ...],
               groups: int, need_dx: bool, need_dw: bool, need_db: bool = False
               ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -438,7 +442,7 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
         sums = np.empty((n, c_out), dtype=dz.dtype)
         parallel.run_ranges(_widen, n, np.ascontiguousarray(d4), dzw, sums, size=2 * dz.size)
         if need_db:
-            db = sums.sum(axis=0, dtype=np.float64).astype(dz.dtype)     # images in order
+            db = _images_summed(sums)
         xf = np.ascontiguousarray(x4).reshape(n, x4.shape[1], hp * wp)
         c_group = w4.shape[1]
         items = _channel_pairs(c_out, x4.shape[1] // c_group) * c_group
@@ -709,8 +713,8 @@ def _windows(x, cols, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, start, stop):
     step = np.uint64(sw)
     size = np.uint64(oh * ow)
     gather = ow < GATHER_MAX_WIDTH or (sw > 1 and ow == GATHER_MAX_WIDTH)
-    where = np.empty(oh * ow, dtype=np.uint32)
-    for i in range(oh):
+    where = np.empty(oh * ow if gather else 0, dtype=np.uint32)
+    for i in range(oh if gather else 0):
         for j in range(ow):
             where[i * ow + j] = i * sh * wp + j * sw
     xs = np.zeros(hp * wp, dtype=x.dtype)         # the padded plane; its border stays zero
@@ -936,5 +940,5 @@ def image_gemm_backward(dz: np.ndarray, x: np.ndarray, w: np.ndarray, pads,
 
     over_blocks(block, bounds)
     dk = np.ascontiguousarray(sum_in_order(parts).T).reshape(w.shape) if need_dw else None
-    db = sums.sum(axis=0, dtype=np.float64).astype(dz.dtype) if need_db else None
+    db = _images_summed(sums) if need_db else None
     return dx, dk, db
