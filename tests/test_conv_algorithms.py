@@ -343,6 +343,7 @@ def test_the_thread_count_comes_from_cnnlab_num_threads(monkeypatch):
     (2, ((1, 1), (1, 1)), (1, 1), False),
     (2, ((2, 0), (0, 3)), (2, 1), True),              # uneven padding, dilated rows, rot180
     (2, ((1, 1), (2, 2)), (1, 2), False),             # dilated columns (3×3 in one pass)
+    (2, ((3, 3), (0, 2)), (3, 1), False),             # rows paired 3 apart, 3 left alone
     (1, ((3, 1),), (2,), True),
 ])
 @pytest.mark.parametrize("need", [(True, True, True), (False, True, True), (True, False, False)])
