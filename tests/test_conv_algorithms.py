@@ -217,8 +217,8 @@ def test_the_rule_picks_each_algorithm_by_shape(c_in, c_out, kernel, stride, gro
     (64, 64, (3, 3), (1, 1), 64, "direct"),           # depthwise
     (8, 8, (3, 3), (1, 1), 2, "gemm"),                # 4 channels a group
     (4, 8, (3, 3), (1, 1), 1, "image_gemm"),          # 4 input channels, 3×3
-    (23, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
-    (24, 8, (3, 3), (1, 1), 1, "winograd"),
+    (15, 8, (3, 3), (1, 1), 1, "image_gemm"),         # below WINOGRAD_MIN_CHANNELS
+    (16, 8, (3, 3), (1, 1), 1, "winograd"),
     (32, 32, (3, 3), (1, 1), 1, "winograd"),          # CIFAR-like
     (64, 64, (3, 3), (1, 1), 1, "winograd"),          # ImageNet-like
     (4, 8, (5, 5), (1, 1), 1, "image_gemm"),          # not 3×3: the batch's window matrix
@@ -242,13 +242,31 @@ def test_with_compiled_kernels_the_rule_takes_direct_for_few_input_channels(
 
 @needs_numba
 @pytest.mark.parametrize("c_in, size, expected", [
-    (24, (28, 28), "winograd"), (23, (28, 28), "image_gemm"), (64, (27, 64), "image_gemm"),
-    (64, (28, 27), "image_gemm"), (128, (14, 14), "image_gemm"), (64, (), "image_gemm"),
+    (16, (12, 12), "winograd"), (15, (12, 12), "image_gemm"), (64, (11, 64), "image_gemm"),
+    (64, (12, 11), "image_gemm"), (128, (8, 8), "image_gemm"), (64, (), "image_gemm"),
 ])
 def test_with_compiled_kernels_winograd_needs_channels_and_planes_large_enough(c_in, size,
                                                                              expected):
     with kernels.forced_kernels("compiled"):
         assert choose_algorithm(c_in, 64, (3, 3), (1, 1), 1, size) == expected
+
+
+@needs_numba
+@pytest.mark.parametrize("size, relu_after, expected", [
+    ((16, 16), False, "winograd"), ((16, 16), True, "image_gemm"), ((27, 40), True, "image_gemm"),
+    ((28, 28), True, "winograd"),
+])
+def test_with_compiled_kernels_a_relu_after_keeps_small_planes_on_fused_image_gemm(
+        size, relu_after, expected):
+    """image_gemm applies a following ReLU and pooling in the cache; Winograd runs them as
+    passes of their own, which costs more than its fewer multiplications save on small planes."""
+    with kernels.forced_kernels("compiled"):
+        assert choose_algorithm(32, 64, (3, 3), (1, 1), 1, size, relu_after=relu_after) == expected
+        if relu_after:                             # what conv_relu_forward asks for
+            x = np.ones((1, 32, *size), np.float32)
+            _, cache = conv_ops.conv_relu_forward(x, np.ones((64, 32, 3, 3), np.float32), None,
+                                                  (1, 1), ((1, 1), (1, 1)), (1, 1), keep=True)
+            assert cache.conv.algorithm == expected
 
 
 @needs_numba

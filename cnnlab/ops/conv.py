@@ -46,13 +46,14 @@ ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at le
 ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
 DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input channels a group
 DIRECT_MAX_OUTPUTS = 8          # ... and, with one group, at most this many output channels
-WINOGRAD_MIN_CHANNELS = 24      # compiled Winograd F(2×2, 3×3): at least this many input channels
-WINOGRAD_MIN_SIZE = 28          # ... and an input at least this high and wide
+WINOGRAD_MIN_CHANNELS = 16      # compiled Winograd F(2×2, 3×3): at least this many input channels
+WINOGRAD_MIN_SIZE = 12          # ... and an input at least this high and wide
+WINOGRAD_FUSED_MIN_SIZE = 28    # ... at least this when image_gemm could fuse a ReLU after it
 
 
 def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tuple[int, ...],
                      groups: int, size: tuple[int, ...] = (),
-                     dilation: tuple[int, ...] = ()) -> str:
+                     dilation: tuple[int, ...] = (), relu_after: bool = False) -> str:
     """The convolution algorithm for a layer's geometry, one of :data:`ALGORITHMS`.
 
     The choice is a fixed rule of the shapes, never a timing, so a run repeats bit for bit
@@ -78,11 +79,20 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     F(2×2, 3×3)): 2.25 times fewer multiply-adds than a GEMM over the windows, which pays once
     the channel sums outweigh its transforms and the planes are large enough that the transforms'
     per-plane work and the extra column of tiles cost little (forward + backward against
-    ``"image_gemm"``, both in blocks of images that fit the L2 cache, Intel Xeon with AVX-512:
-    at 32×32, 8 channels 1.14× slower, 16 1.05× slower, 24 1.12× faster, 32 1.22× faster; 32 at
-    28×28 1.18× faster; 64 at 56×56 1.39× faster; but 32 at 16×16 1.19× slower, 64 at 14×14
-    1.10×, 128 at 8×8 1.71×; with dilation 2, 1.9× slower). Other 1-D and 2-D layers of one
-    group (strided ones, LeNet's second layer, 1×1, 3×3 with fewer channels, smaller planes or
+    ``"image_gemm"``, both in blocks of images that fit the L2 cache, Intel Xeon with AVX-512,
+    same process, since the transforms address flat arrays: 16->16 at 32×32 1.36× faster,
+    16->16 at 16×16 1.22×, 32->32 at 16×16 1.33×, at 12×12 1.07×, at 11×11 0.91× (slower),
+    16->32 at 14×14 1.09×, 32->64 1.04×, 64->64 1.29×, 64->64 at 10×10 1.01×, 128->128 at 8×8
+    0.86×; with fewer channels it is mixed: 8->8 at 32×32 1.30×, at 14×14 0.93×, 4->8 at 32×32
+    1.21×, 6->16 1.14×, 4->16 at 28×28 0.97×, 3->32 at 32×32 0.87×; with dilation 2, 0.69×).
+    A layer whose ReLU (and 2×2 max pooling) follows it (``relu_after``:
+    :func:`conv_relu_forward`) takes Winograd only on planes at least
+    ``WINOGRAD_FUSED_MIN_SIZE`` wide, as ``"image_gemm"`` applies the ReLU and the pooling to
+    each plane in the cache while Winograd runs them as passes of their own (conv + ReLU +
+    pooling, Winograd against fused image_gemm: 24->32 at 28×28 1.17× faster, 32->32 at 32×32
+    1.12×, 64->64 at 28×28 1.17×, at 56×56 1.10×; but 16->32 at 24×24 0.97×, 32->64 at 16×16
+    0.84×, 16->32 at 14×14 0.74×, 32->64 0.92×). Other 1-D and 2-D layers of one group
+    (strided ones, LeNet's second layer, 1×1, 3×3 with fewer channels, smaller planes or
     dilated) take ``"image_gemm"``
     (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
     transposes, in blocks of images whose window matrix fits a core's L2 cache (kept for dK
@@ -98,8 +108,9 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
         if depthwise or (c_in // groups <= DIRECT_MAX_CHANNELS
                          and (groups > 1 or c_out <= DIRECT_MAX_OUTPUTS)):
             return "direct"
+        min_size = WINOGRAD_FUSED_MIN_SIZE if relu_after else WINOGRAD_MIN_SIZE
         if (kernel == (3, 3) and groups == 1 and c_in >= WINOGRAD_MIN_CHANNELS
-                and len(size) == 2 and min(size) >= WINOGRAD_MIN_SIZE
+                and len(size) == 2 and min(size) >= min_size
                 and all(d == 1 for d in dilation)):
             return "winograd"
     fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
@@ -458,7 +469,7 @@ def conv_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         raise ValueError(f"conv_relu_forward: pool2 needs a 2-D convolution, received a kernel "
                          f"of shape {w.shape}.")
     algorithm = choose_algorithm(x.shape[1], w.shape[0], w.shape[2:], stride, groups,
-                                 x.shape[2:], dilation)
+                                 x.shape[2:], dilation, relu_after=True)
     fused = _has_epilogue(algorithm, groups, w.shape, padding_mode)
     sizes = _valid_sizes(tuple(n + pb + pe for n, (pb, pe) in zip(x.shape[2:], pads)),
                          w.shape[2:], stride, dilation)
