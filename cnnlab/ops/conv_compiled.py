@@ -209,15 +209,6 @@ def _widen(dz, dzw, sums, start, stop):
 
 
 @jit
-def _offsets_3x3(wp, dh, dw):
-    """The nine offsets ``a·d_h·Wp + e·d_w`` of a 3×3 kernel's taps, row by row (unsigned)."""
-    q0, q1, q2 = np.uint64(0), np.uint64(dw), np.uint64(dw + dw)
-    q3 = np.uint64(dh * wp)
-    q6 = q3 + q3
-    return q0, q1, q2, q3, q3 + q1, q3 + q2, q6, q6 + q1, q6 + q2
-
-
-@jit
 def _tap_sums(g, src, total, wp, dh, dw, span):
     """``total[a, e] += Σ_{p < span} g[p] · src[p + a·d_h·Wp + e·d_w]``, five or three taps of
     a kernel row per pass (3×3 kernels: :func:`_tap_sums_3x3`); the sum of each pass in the
@@ -262,7 +253,6 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
             for p in range(width):
                 s0 += g[p] * src[q0 + p]
             total[a, e] += s0
-
 
 
 # The depthwise kernels' 3×3 loops take the output two rows at a time: rows ``i`` and
@@ -331,10 +321,10 @@ def _tap_sums_3x3(g, src, total, wq, oh, ow, dh, dw):
     a 3×3 kernel's nine sums in one pass, two rows of ``g`` at a time, the rows of each
     residue mod ``d_h`` in turn (sums in the working precision, as in :func:`_tap_sums`)."""
     e1, e2, width = np.uint64(dw), np.uint64(dw + dw), np.uint64(ow)
+    down = np.uint64(dh * wq)                      # one row of the residue's plane
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = g.dtype.type(0)
     for r in range(min(dh, oh)):
         rows = (oh - r + dh - 1) // dh
-        down = np.uint64(dh * wq)
         for m in range(0, rows - 1, 2):
             t0 = np.uint64((r + m * dh) * wq)
             t1 = t0 + down
@@ -379,6 +369,7 @@ def _tap_sums_3x3(g, src, total, wq, oh, ow, dh, dw):
     total[2, 0] += s6
     total[2, 1] += s7
     total[2, 2] += s8
+
 
 @jit
 def _tap_sums_pair(g, h, src, total_g, total_h, wp, dh, dw, span):
