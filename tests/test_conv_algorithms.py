@@ -270,13 +270,18 @@ def test_with_compiled_kernels_a_relu_after_keeps_small_planes_on_fused_image_ge
 
 
 @needs_numba
-@pytest.mark.parametrize("dilation, expected", [
-    ((1, 1), "winograd"), ((2, 2), "image_gemm"), ((1, 2), "image_gemm"), ((), "winograd"),
+@pytest.mark.parametrize("dilation, size, expected", [
+    ((1, 1), (32, 32), "winograd"), ((2, 2), (32, 32), "winograd"), ((1, 2), (24, 24), "winograd"),
+    ((), (32, 32), "winograd"), ((2, 2), (22, 22), "image_gemm"), ((1, 2), (24, 22), "image_gemm"),
+    ((3, 3), (32, 32), "image_gemm"),
 ])
-def test_with_compiled_kernels_dilated_3x3_layers_take_image_gemm(dilation, expected):
+def test_with_compiled_kernels_dilated_3x3_layers_take_winograd_on_large_phases(dilation, size,
+                                                                            expected):
+    """A dilated layer is d_h·d_w phase planes of size / d: Winograd where those are at least
+    WINOGRAD_MIN_SIZE (12) high and wide."""
     with kernels.forced_kernels("compiled"):
-        assert choose_algorithm(64, 64, (3, 3), (1, 1), 1, (32, 32), dilation) == expected
-        z, cache = conv_forward(np.ones((1, 64, 28, 28)), np.ones((2, 64, 3, 3)), None,
+        assert choose_algorithm(64, 64, (3, 3), (1, 1), 1, size, dilation) == expected
+        z, cache = conv_forward(np.ones((1, 64, *size)), np.ones((2, 64, 3, 3)), None,
                                 (1, 1), ((2, 2), (2, 2)), dilation or (1, 1))
     assert cache.algorithm == expected
 

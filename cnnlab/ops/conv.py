@@ -46,8 +46,8 @@ ROWS_MIN_DEPTH = 64             # 2-D, stride 1: "rows" when C_in * k_w is at le
 ROWS_MIN_SIZE = 24              # ... and the input at least this high and wide
 DIRECT_MAX_CHANNELS = 3         # compiled direct loops: at most this many input channels a group
 DIRECT_MAX_OUTPUTS = 8          # ... and, with one group, at most this many output channels
-WINOGRAD_MIN_CHANNELS = 16      # compiled Winograd F(2×2, 3×3): at least this many input channels
-WINOGRAD_MIN_SIZE = 12          # ... and an input at least this high and wide
+WINOGRAD_MIN_CHANNELS = 16      # compiled Winograd F(4×4, 3×3): at least this many input channels
+WINOGRAD_MIN_SIZE = 12          # ... and an input (a dilation phase) at least this high and wide
 WINOGRAD_FUSED_MIN_SIZE = 28    # ... at least this when image_gemm could fuse a ReLU after it
 
 
@@ -74,26 +74,30 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
     layer, image filtering) take ``"direct"`` (``conv_compiled``): there a GEMM is too small
     to pay for copying the windows (measured, forward + backward: 1→6 5×5 1.5× faster than
     ``"image_gemm"``, 1→8 1.2×, 1→16 1.15× slower, 3→32 3×3 1.6× slower). 3×3 layers with stride
-    1, no ``dilation``, one group, at least ``WINOGRAD_MIN_CHANNELS`` input channels and an
-    input at least ``WINOGRAD_MIN_SIZE`` high and wide take ``"winograd"`` (``conv_winograd``,
-    F(2×2, 3×3)): 2.25 times fewer multiply-adds than a GEMM over the windows, which pays once
-    the channel sums outweigh its transforms and the planes are large enough that the transforms'
-    per-plane work and the extra column of tiles cost little (forward + backward against
-    ``"image_gemm"``, both in blocks of images that fit the L2 cache, Intel Xeon with AVX-512,
-    same process, since the transforms address flat arrays: 16->16 at 32×32 1.36× faster,
-    16->16 at 16×16 1.22×, 32->32 at 16×16 1.33×, at 12×12 1.07×, at 11×11 0.91× (slower),
-    16->32 at 14×14 1.09×, 32->64 1.04×, 64->64 1.29×, 64->64 at 10×10 1.01×, 128->128 at 8×8
-    0.86×; with fewer channels it is mixed: 8->8 at 32×32 1.30×, at 14×14 0.93×, 4->8 at 32×32
-    1.21×, 6->16 1.14×, 4->16 at 28×28 0.97×, 3->32 at 32×32 0.87×; with dilation 2, 0.69×).
+    1, one group, at least ``WINOGRAD_MIN_CHANNELS`` input channels and an input at least
+    ``WINOGRAD_MIN_SIZE`` high and wide (with ``dilation``, each of its ``d_h·d_w`` phase
+    planes, ``size // dilation``) take ``"winograd"`` (``conv_winograd``, F(4×4, 3×3)): 4 times
+    fewer multiply-adds than a GEMM over the windows, which pays once the channel sums outweigh
+    its transforms and the planes are large enough that the transforms' per-plane work and the
+    extra column of tiles cost little. The thresholds were measured with F(2×2, 3×3) (forward
+    + backward against ``"image_gemm"``, both in blocks of images that fit the L2 cache, Intel
+    Xeon with AVX-512, same process: 16->16 at 32×32 1.36× faster, 16->16 at 16×16 1.22×,
+    32->32 at 16×16 1.33×, at 12×12 1.07×, at 11×11 0.91× (slower), 16->32 at 14×14 1.09×,
+    32->64 1.04×, 64->64 1.29×, 64->64 at 10×10 1.01×, 128->128 at 8×8 0.86×; with fewer
+    channels mixed: 8->8 at 32×32 1.30×, at 14×14 0.93×, 4->8 at 32×32 1.21×, 6->16 1.14×,
+    4->16 at 28×28 0.97×, 3->32 at 32×32 0.87×) and checked again with F(4×4, 3×3): 32->32 at
+    32×32 1.33×, 64->64 at 56×56 1.69×, 32->32 at 14×14 1.16×, 16->16 at 16×16 1.20×, 32->32
+    at 12×12 1.02×, and dilation 2 at 32×32 (16×16 phases) 1.22× (0.69× with F(2×2, 3×3) and
+    the phases copied out, which kept dilated layers off Winograd before).
     A layer whose ReLU (and 2×2 max pooling) follows it (``relu_after``:
     :func:`conv_relu_forward`) takes Winograd only on planes at least
     ``WINOGRAD_FUSED_MIN_SIZE`` wide, as ``"image_gemm"`` applies the ReLU and the pooling to
     each plane in the cache while Winograd runs them as passes of their own (conv + ReLU +
     pooling, Winograd against fused image_gemm: 24->32 at 28×28 1.17× faster, 32->32 at 32×32
     1.12×, 64->64 at 28×28 1.17×, at 56×56 1.10×; but 16->32 at 24×24 0.97×, 32->64 at 16×16
-    0.84×, 16->32 at 14×14 0.74×, 32->64 0.92×). Other 1-D and 2-D layers of one group
-    (strided ones, LeNet's second layer, 1×1, 3×3 with fewer channels, smaller planes or
-    dilated) take ``"image_gemm"``
+    0.84×, 16->32 at 14×14 0.74×, 32->64 0.92×; measured with F(2×2, 3×3)). Other 1-D and
+    2-D layers of one group (strided ones, LeNet's second layer, 1×1, 3×3 with fewer channels
+    or smaller planes) take ``"image_gemm"``
     (``conv_compiled``): im2col + GEMM in the ``(N, C, H, W)`` layout, without the batch-last
     transposes, in blocks of images whose window matrix fits a core's L2 cache (kept for dK
     only while the batch's is small: ``conv_compiled.KEEP_WINDOWS_BYTES``); the FFT keeps the
@@ -109,9 +113,9 @@ def choose_algorithm(c_in: int, c_out: int, kernel: tuple[int, ...], stride: tup
                          and (groups > 1 or c_out <= DIRECT_MAX_OUTPUTS)):
             return "direct"
         min_size = WINOGRAD_FUSED_MIN_SIZE if relu_after else WINOGRAD_MIN_SIZE
+        phase = [n // d for n, d in zip(size, dilation or (1,) * len(size))]
         if (kernel == (3, 3) and groups == 1 and c_in >= WINOGRAD_MIN_CHANNELS
-                and len(size) == 2 and min(size) >= min_size
-                and all(d == 1 for d in dilation)):
+                and len(size) == 2 and min(phase) >= min_size):
             return "winograd"
     fft = (groups == 1 and stride_1 and math.prod(kernel) >= FFT_MIN_TAPS
            and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS)
@@ -176,7 +180,7 @@ class ConvCache(NamedTuple):
     flip_kernel: bool
     algorithm: str = "gemm"
     fft: tuple | None = None    # fft: (plan, ℱK)
-    transformed: np.ndarray | None = None   # winograd: the transformed kernels U (16, C_out, C)
+    transformed: np.ndarray | None = None   # winograd: the transformed kernels U (36, C_out, C)
     windows: list | None = None             # image_gemm: its window matrices, kept for dK
 
 

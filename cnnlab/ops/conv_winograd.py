@@ -21,10 +21,12 @@ transformed kernels and ``V[ξ] (C, T)`` the transformed input blocks of all ``T
 batch. So the layer is: transform the input (compiled loops), 36 GEMMs of depth ``C``,
 transform the output (compiled loops) — 4 times fewer multiply-adds than im2col + GEMM, and
 no window matrix (``V`` holds 2.25 values per input value; im2col's holds 9). F(2×2, 3×3),
-which cnnlab used before, saves 2.25 times; its GEMMs were half of a layer's time (3×3
-32->32 at 32×32: forward + backward 11.5 -> X ms, same process). The larger tiles round
-off more: the outputs of float32 layers differ from a direct sum by a few units in the
-fifth digit (the transforms' weights reach 8 and 1/24), as in other libraries' F(4×4, 3×3).
+which cnnlab used before, saves 2.25 times; against it (forward + backward, same process,
+Intel Xeon with AVX-512): 64->64 at 56×56 0.77-0.78 of the time, 32->32 at 32×32 1.01-1.06
+(its 36 GEMMs a block are smaller, and its transforms do more a tile), 32->32 at 14×14
+1.05, 16->16 at 16×16 1.10 (slower), dilation 2 at 32×32 0.55-0.60. The larger tiles round
+off more: float32 outputs differ from a direct sum by a few units in the sixth digit (the
+transforms' weights reach 8 and 1/24), as in other libraries' F(4×4, 3×3).
 
 The backward pass runs the same steps in reverse (each transform is linear, its gradient is
 its transpose):
@@ -76,10 +78,14 @@ def tiles(out: tuple[int, int]) -> tuple[int, int]:
 # ``T_w + 1`` entries. Tile ``(ti, tj)`` reads ``Xp[4ti + r, 4tj + s]`` (``r, s < 6``), which
 # is phase ``(r mod 4, s mod 4)`` at flat position ``t + (r // 4)·(T_w + 1) + s // 4`` with
 # ``t = ti·(T_w + 1) + tj``: a fixed shift, for every tile at once. So each step of a
-# transform is one contiguous pass over all the tiles of a plane, which LLVM turns into
-# vector instructions. The extra tile ``tj = T_w`` of each row is computed and dropped (its
-# output gradient is zero, so it adds nothing going back): ``V``, ``M`` and ``dM`` hold
-# ``T_h·(T_w + 1)`` tiles per plane.
+# transform is one contiguous pass over all the tiles, which LLVM turns into vector
+# instructions. The extra tile ``tj = T_w`` of each row is computed and dropped (its output
+# gradient is zero, so it adds nothing going back). The planes of all the images of a block,
+# and with dilation all their ``d_h·d_w`` phase planes, lie side by side in each row (a row
+# of ``S = N·d_h·d_w·(T_w + 1)`` tiles), so that a pass is long: one plane's passes (72
+# tiles at 32×32, 20 for a 16×16 phase plane) ran mostly in LLVM's scalar remainder loop
+# (dilation 2 at 32×32, forward + backward, two threads: 20.2 -> 12.6 ms). ``V``, ``M`` and
+# ``dM`` hold ``T_h·S`` tiles per channel and block, in that order; the GEMMs do not care.
 #
 # The passes address flat arrays by offsets (six of them, one per entry along the axis, in a
 # small array) rather than by slices: a slice is an array view whose reference count is
@@ -196,25 +202,26 @@ def _columns(first, col, count, residue, pad, dw, width):
 
 
 @jit
-def _deal_rows(dst, src, gather, stride, wt, start, width, i0, i1, pad, dh, dw, first, col,
-               count):
+def _deal_rows(dst, src, gather, stride, span, shift, start, width, i0, i1, pad, dh, dw, first,
+               col, count):
     """Between the rows ``i = i0, i0 + d_h, .. < i1`` of a plane at ``start + i·width`` of a
-    flat array and the sixteen tile phases at ``(4·(r % 4) + β)·stride + (r // 4)·wt`` of
-    another (``r = (pad + i) // d_h``, the row's place in its dilation phase): the row's
-    columns of phase ``β`` (:func:`_columns`) copied from ``src`` to ``dst``, into the phases
-    (``gather``: ``src`` holds the rows) or back out of them. A pass takes one column of
-    each phase in turn: neighbours in the row, not ``4·d_w`` apart."""
+    flat array and the sixteen tile phases at ``(4·(r % 4) + β)·stride + (r // 4)·span +
+    shift`` of another (``r = (pad + i) // d_h``, the row's place in its dilation phase):
+    the row's columns of phase ``β`` (:func:`_columns`) copied from ``src`` to ``dst``, into
+    the phases (``gather``: ``src`` holds the rows) or back out of them. A pass takes one
+    column of each phase in turn: neighbours in the row, not ``4·d_w`` apart."""
     f0, f1, f2, f3 = (np.uint64(first[0]), np.uint64(first[1]), np.uint64(first[2]),
                       np.uint64(first[3]))
-    c1, c2, c3 = np.uint64(stride + col[1]), np.uint64(2 * stride + col[2]), \
-        np.uint64(3 * stride + col[3])
+    c0, c1, c2, c3 = (np.uint64(shift + col[0]), np.uint64(stride + shift + col[1]),
+                      np.uint64(2 * stride + shift + col[2]),
+                      np.uint64(3 * stride + shift + col[3]))
     common = np.uint64(min(count[0], count[1], count[2], count[3]))
     step = np.uint64(4 * dw)
     for i in range(i0, i1, dh):
         r = (pad + i) // dh
         row = np.uint64(start + i * width)
-        base = np.uint64(4 * (r % 4) * stride + (r // 4) * wt)
-        t0, t1, t2, t3 = base + np.uint64(col[0]), base + c1, base + c2, base + c3
+        base = np.uint64(4 * (r % 4) * stride + (r // 4) * span)
+        t0, t1, t2, t3 = base + c0, base + c1, base + c2, base + c3
         if gather:
             for k in range(common):
                 at = row + k * step
@@ -230,7 +237,7 @@ def _deal_rows(dst, src, gather, stride, wt, start, width, i0, i1, pad, dh, dw, 
                 dst[at + f2] = src[t2 + k]
                 dst[at + f3] = src[t3 + k]
         for beta in range(4):                      # the phases with one column more
-            to = base + np.uint64(beta * stride + col[beta])
+            to = base + np.uint64(beta * stride + shift + col[beta])
             for k in range(common, np.uint64(count[beta])):
                 at = row + np.uint64(first[beta]) + k * step
                 if gather:
@@ -240,16 +247,16 @@ def _deal_rows(dst, src, gather, stride, wt, start, width, i0, i1, pad, dh, dw, 
 
 
 @jit
-def _input_transform(x, v, ph, pw, dh, dw, th, tw, start, stop):
-    """``V[ξ, c, (n·P + p)·L + t] = (Bᵀ d B)[ξ]`` for the 6×6 block ``d`` of every tile ``t``
-    of the dilation phase ``p`` of the plane ``(n, c)``, for the items ``(n, c, p)``
-    numbered ``start .. stop-1`` (``P = d_h·d_w``, ``L = T_h·(T_w + 1)``); ``x (N, C, H, W)``,
-    C-contiguous, is placed at ``(p_h, p_w)`` in zeros; ``v (36, C, N·P·L)``."""
-    channels, h, wd = x.shape[1], x.shape[2], x.shape[3]
-    phases = dh * dw
+def _input_transform(x, v, ph, pw, dh, dw, th, tw):
+    """``V[ξ, c, t] = (Bᵀ d B)[ξ]`` for the 6×6 block ``d`` of every tile ``t`` of channel
+    ``c``: the dilation phases of all images side by side, in rows of ``S = N·d_h·d_w·(T_w +
+    1)`` tiles, ``T_h`` of them (see the module's notes); ``x (N, C, H, W)``, C-contiguous,
+    is placed at ``(p_h, p_w)`` in zeros; ``v (36, C, T_h·S)``."""
+    images, channels, h, wd = x.shape
     wt = tw + 1
-    length = th * wt
-    plane = (th + 2) * wt
+    span = images * dh * dw * wt
+    length = th * span
+    plane = (th + 2) * span
     phase = np.zeros(16 * plane, dtype=x.dtype)        # phase (α, β) at (4α + β)·plane
     across = length + 1
     rows = np.empty(24 * across, dtype=x.dtype)        # Bᵀ d: row i, phase β at (4i + β)·across
@@ -257,41 +264,38 @@ def _input_transform(x, v, ph, pw, dh, dw, th, tw, start, stop):
     per_xi = v.shape[1] * v.shape[2]
     o, s = np.empty(6, np.int64), np.empty(6, np.int64)
     first, col, count = np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.int64)
-    for item in range(start, stop):
-        n, c, p = item // (channels * phases), item // phases % channels, item % phases
-        if phases > 1:                             # each residue leaves other places zero
-            phase[:] = 0
-        _columns(first, col, count, p % dw, pw, dw, wd)
-        _deal_rows(phase, pixels, True, plane, wt, (n * channels + c) * h * wd, wd,
-                   (p // dw - ph) % dh, h, ph, dh, dw, first, col, count)
+    for c in range(channels):
+        for p in range(images * dh * dw):          # image, row residue, column residue
+            n, alpha, beta = p // (dh * dw), p // dw % dh, p % dw
+            _columns(first, col, count, beta, pw, dw, wd)
+            _deal_rows(phase, pixels, True, plane, span, p * wt, (n * channels + c) * h * wd,
+                       wd, (alpha - ph) % dh, h, ph, dh, dw, first, col, count)
         for beta in range(4):                      # Bᵀ d: the rows
             _bt(rows, _along(o, beta * across, 4 * across, 6), phase,
-                _tile_axis(s, beta * plane, 4 * plane, wt), across)
-        first_tile = c * v.shape[2] + (n * phases + p) * length
+                _tile_axis(s, beta * plane, 4 * plane, span), across)
+        first_tile = c * v.shape[2]
         for i in range(6):                         # (Bᵀ d) B: the columns
             _bt(flat, _along(o, 6 * i * per_xi + first_tile, per_xi, 6), rows,
                 _tile_axis(s, 4 * i * across, across, 1), length)
 
 
 @jit
-def _output_transform(m, b, z, dh, dw, th, tw, start, stop):
-    """``Z[n, o, i, j] = B[o] + (Aᵀ M A)[r, s]`` for the place ``(r, s)`` of the tile of
-    the dilation phase ``p`` of the plane ``(n, o)`` that holds output ``(i, j)``, for the
-    items ``(n, o, p)`` numbered ``start .. stop-1`` (the parts of tiles past the output's
-    edge are dropped); ``m (36, C_out, N·P·L)``, ``z`` C-contiguous."""
-    channels, oh, ow = z.shape[1], z.shape[2], z.shape[3]
-    phases = dh * dw
+def _output_transform(m, b, z, dh, dw, th, tw):
+    """``Z[n, o, i, j] = B[o] + (Aᵀ M A)[r, s]`` for the place ``(r, s)`` of the tile that
+    holds output ``(i, j)`` (the parts of tiles past the output's edge are dropped);
+    ``m (36, C_out, T_h·S)`` in :func:`_input_transform`'s order, ``z`` C-contiguous."""
+    images, channels, oh, ow = z.shape
     wt = tw + 1
-    length = th * wt
+    span = images * dh * dw * wt
+    length = th * span
     rows = np.empty(24 * length, dtype=z.dtype)    # Aᵀ M: row r, column l at (6r + l)·L
     y = np.empty(16 * length, dtype=z.dtype)       # (Aᵀ M A)[r, s] at (4r + s)·L
     flat, outputs = m.ravel(), z.ravel()
     per_xi = m.shape[1] * m.shape[2]
     o, s = np.empty(6, np.int64), np.empty(6, np.int64)
     first, col, count = np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.int64)
-    for item in range(start, stop):
-        n, out, p = item // (channels * phases), item // phases % channels, item % phases
-        first_tile = out * m.shape[2] + (n * phases + p) * length
+    for out in range(channels):
+        first_tile = out * m.shape[2]
         for j in range(6):                         # Aᵀ M: the rows
             _at(rows, _along(o, j * length, 6 * length, 4), flat,
                 _along(s, j * per_xi + first_tile, 6 * per_xi, 6), length)
@@ -301,53 +305,52 @@ def _output_transform(m, b, z, dh, dw, th, tw, start, stop):
         bias = b[out]
         for q in range(16 * length):
             y[q] += bias
-        _columns(first, col, count, p % dw, 0, dw, ow)
-        _deal_rows(outputs, y, False, length, wt, (n * channels + out) * oh * ow, ow, p // dw,
-                   oh, 0, dh, dw, first, col, count)
+        for p in range(images * dh * dw):
+            n, alpha, beta = p // (dh * dw), p // dw % dh, p % dw
+            _columns(first, col, count, beta, 0, dw, ow)
+            _deal_rows(outputs, y, False, length, span, p * wt, (n * channels + out) * oh * ow,
+                       ow, alpha, oh, 0, dh, dw, first, col, count)
 
 
 @jit
-def _output_grad_transform(dz, dm, dh, dw, th, tw, start, stop):
-    """``dM[ξ, o, (n·P + p)·L + t] = (A dY Aᵀ)[ξ]`` for the 4×4 block ``dY`` of every tile
-    of the dilation phase ``p`` of the plane ``(n, o)``, for the items ``(n, o, p)``
-    numbered ``start .. stop-1`` (zeros past the output's edge); ``dz`` C-contiguous."""
-    channels, oh, ow = dz.shape[1], dz.shape[2], dz.shape[3]
-    phases = dh * dw
+def _output_grad_transform(dz, dm, dh, dw, th, tw):
+    """``dM[ξ, o, α·L + t] = (A dY Aᵀ)[ξ]`` for the 4×4 block ``dY`` of every tile (zeros
+    past the output's edge), in :func:`_input_transform`'s order; ``dz`` C-contiguous."""
+    images, channels, oh, ow = dz.shape
     wt = tw + 1
-    length = th * wt
+    span = images * dh * dw * wt
+    length = th * span
     g = np.zeros(16 * length, dtype=dz.dtype)      # place (r, s) of dY at (4r + s)·L
     rows = np.empty(24 * length, dtype=dz.dtype)   # A dY: row k, column s at (4k + s)·L
     flat, grads = dm.ravel(), dz.ravel()
     per_xi = dm.shape[1] * dm.shape[2]
     o, s = np.empty(6, np.int64), np.empty(6, np.int64)
     first, col, count = np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.int64)
-    for item in range(start, stop):
-        n, out, p = item // (channels * phases), item // phases % channels, item % phases
-        if phases > 1:                             # each residue leaves other places zero
-            g[:] = 0
-        _columns(first, col, count, p % dw, 0, dw, ow)
-        _deal_rows(g, grads, True, length, wt, (n * channels + out) * oh * ow, ow, p // dw,
-                   oh, 0, dh, dw, first, col, count)
+    for out in range(channels):
+        for p in range(images * dh * dw):
+            n, alpha, beta = p // (dh * dw), p // dw % dh, p % dw
+            _columns(first, col, count, beta, 0, dw, ow)
+            _deal_rows(g, grads, True, length, span, p * wt, (n * channels + out) * oh * ow,
+                       ow, alpha, oh, 0, dh, dw, first, col, count)
         for j in range(4):                         # A dY: the rows
             _a(rows, _along(o, j * length, 4 * length, 6), g,
                _along(s, j * length, 4 * length, 4), length)
-        first_tile = out * dm.shape[2] + (n * phases + p) * length
+        first_tile = out * dm.shape[2]
         for k in range(6):                         # (A dY) Aᵀ: the columns
             _a(flat, _along(o, 6 * k * per_xi + first_tile, per_xi, 6), rows,
                _along(s, 4 * k * length, length, 4), length)
 
 
 @jit
-def _input_grad_transform(dv, dx, ph, pw, dh, dw, th, tw, start, stop):
+def _input_grad_transform(dv, dx, ph, pw, dh, dw, th, tw):
     """``dXp = Σ_tiles B dV Bᵀ``, each tile's 6×6 block added where it read ``Xp``, then
-    ``dX = dXp[p_h:p_h + H, p_w:p_w + W]``, for the items ``(n, c, p)`` numbered
-    ``start .. stop-1`` (each fills the residue ``p`` of the plane ``(n, c)``);
-    ``dv (36, C, N·P·L)``, ``dx`` C-contiguous."""
-    channels, h, wd = dx.shape[1], dx.shape[2], dx.shape[3]
-    phases = dh * dw
+    ``dX = dXp[p_h:p_h + H, p_w:p_w + W]``; ``dv (36, C, T_h·S)`` in
+    :func:`_input_transform`'s order, ``dx`` C-contiguous."""
+    images, channels, h, wd = dx.shape
     wt = tw + 1
-    length = th * wt
-    plane = (th + 2) * wt
+    span = images * dh * dw * wt
+    length = th * span
+    plane = (th + 2) * span
     rows = np.empty(36 * length, dtype=dx.dtype)   # B dV: row k, column l at (6k + l)·L
     block = np.empty(36 * length, dtype=dx.dtype)  # B dV Bᵀ: dd[k, l] at (6k + l)·L
     phase = np.empty(16 * plane, dtype=dx.dtype)   # phase (α, β) at (4α + β)·plane
@@ -355,9 +358,8 @@ def _input_grad_transform(dv, dx, ph, pw, dh, dw, th, tw, start, stop):
     per_xi = dv.shape[1] * dv.shape[2]
     o, s = np.empty(6, np.int64), np.empty(6, np.int64)
     first, col, count = np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.int64)
-    for item in range(start, stop):
-        n, c, p = item // (channels * phases), item // phases % channels, item % phases
-        first_tile = c * dv.shape[2] + (n * phases + p) * length
+    for c in range(channels):
+        first_tile = c * dv.shape[2]
         for j in range(6):                         # B dV: the rows
             _b(rows, _along(o, j * length, 6 * length, 6), flat,
                _along(s, j * per_xi + first_tile, 6 * per_xi, 6), length)
@@ -367,13 +369,15 @@ def _input_grad_transform(dv, dx, ph, pw, dh, dw, th, tw, start, stop):
         phase[:] = 0
         for k in range(6):                         # each dd[k, l] onto its phase, shifted
             for j in range(6):
-                to = np.uint64((4 * (k % 4) + j % 4) * plane + (k // 4) * wt + j // 4)
+                to = np.uint64((4 * (k % 4) + j % 4) * plane + (k // 4) * span + j // 4)
                 at = np.uint64((6 * k + j) * length)
                 for q in range(np.uint64(length)):
                     phase[to + q] += block[at + q]
-        _columns(first, col, count, p % dw, pw, dw, wd)
-        _deal_rows(grads, phase, False, plane, wt, (n * channels + c) * h * wd, wd,
-                   (p // dw - ph) % dh, h, ph, dh, dw, first, col, count)
+        for p in range(images * dh * dw):
+            n, alpha, beta = p // (dh * dw), p // dw % dh, p % dw
+            _columns(first, col, count, beta, pw, dw, wd)
+            _deal_rows(grads, phase, False, plane, span, p * wt, (n * channels + c) * h * wd,
+                       wd, (alpha - ph) % dh, h, ph, dh, dw, first, col, count)
 
 
 def kernel_transform(w: np.ndarray) -> np.ndarray:
@@ -417,11 +421,9 @@ def correlate(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads: tuple[in
 
     def block(start: int, stop: int) -> None:
         v = np.empty((36, c, (stop - start) * phases * length), dtype=x.dtype)
-        _input_transform(x[start:stop], v, *pads, *dilation, th, tw, 0,
-                         (stop - start) * c * phases)
+        _input_transform(x[start:stop], v, *pads, *dilation, th, tw)
         m = np.matmul(u, v)                                        # (36, C_out, tiles)
-        _output_transform(m, bias, z[start:stop], *dilation, th, tw, 0,
-                          (stop - start) * c_out * phases)
+        _output_transform(m, bias, z[start:stop], *dilation, th, tw)
 
     conv_compiled.over_blocks(block, _image_blocks(n, c, c_out, phases * length, x.itemsize))
     return z, u, x
@@ -448,17 +450,14 @@ def gradients(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pads: tuple[int, int
     def block(start: int, stop: int) -> None:
         tiles_ = (stop - start) * phases * length
         dm = np.empty((36, c_out, tiles_), dtype=dz.dtype)
-        _output_grad_transform(dz[start:stop], dm, *dilation, th, tw, 0,
-                               (stop - start) * c_out * phases)
+        _output_grad_transform(dz[start:stop], dm, *dilation, th, tw)
         v = np.empty((36, c, tiles_), dtype=dz.dtype)
         if need_dw:
-            _input_transform(x[start:stop], v, *pads, *dilation, th, tw, 0,
-                             (stop - start) * c * phases)
+            _input_transform(x[start:stop], v, *pads, *dilation, th, tw)
             np.matmul(dm, v.transpose(0, 2, 1), out=parts[bounds.index(start)])
         if need_dx:
             np.matmul(ut, dm, out=v)                               # dV, over V
-            _input_grad_transform(v, dx[start:stop], *pads, *dilation, th, tw, 0,
-                                  (stop - start) * c * phases)
+            _input_grad_transform(v, dx[start:stop], *pads, *dilation, th, tw)
 
     conv_compiled.over_blocks(block, bounds)
     dk = None
