@@ -36,8 +36,9 @@ its transpose):
 - ``dV[ξ] = U[ξ]ᵀ @ dM[ξ]`` and ``dXp = Σ_tiles B dV Bᵀ``, each tile's 6×6 block added where it
   was read (neighbouring tiles overlap by two rows or columns).
 
-The input is padded one plane at a time in a scratch plane that stays in the cache, so zero
-padding costs no pass over the batch; other padding modes pad first (``pad.pad_forward``).
+The input is padded one channel of a block at a time in a scratch array that stays in the
+cache, so zero padding costs no pass over the batch; other padding modes pad first
+(``pad.pad_forward``).
 
 **Dilation.** With dilation ``(d_h, d_w)``, output ``Z[i, j]`` reads ``Xp[i + a·d_h, j + e·d_w]``:
 rows and columns of one residue mod ``d`` only. So the outputs of residue ``(α, β)`` are an
