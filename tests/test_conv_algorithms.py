@@ -526,6 +526,27 @@ def test_window_matrix_rows_short_and_long_copy_the_same_windows(width, stride, 
                 rows = xp[:, c, a * dilation[0]::1, e * dilation[1]::stride][:, :oh, :ow]
                 np.testing.assert_array_equal(cols[(c * kh + a) * kw + e],
                                               rows.reshape(2, oh * ow))
+    if stride == 1:                 # images last: cols[r, (i·O_w + j)·B + n], B = 2 images
+        last = np.empty((3 * kh * kw, 2 * oh * ow), np.float32)
+        conv_compiled._windows_last(x, last, *geometry)
+        np.testing.assert_array_equal(last.reshape(-1, oh * ow, 2).transpose(0, 2, 1), cols)
+
+
+@needs_numba
+def test_images_last_layout_only_for_blocks_of_short_unstrided_rows():
+    """The images-last window matrix serves blocks of two or more images whose rows of
+    windows are shorter than ``GATHER_MAX_WIDTH`` and not strided; the others keep the
+    image-by-image layout (one image: nothing to put side by side; long rows: no gain)."""
+    from cnnlab.ops import conv_compiled
+
+    def geometry(width, stride):
+        return conv_compiled._geometry((1, 1, 5, width), (1, 1, 3, 3), ((1, 1), (1, 1)),
+                                       (1, stride), (1, 1))
+
+    assert conv_compiled._images_last(geometry(15, 1), 2)
+    assert not conv_compiled._images_last(geometry(15, 1), 1)
+    assert not conv_compiled._images_last(geometry(16, 1), 2)
+    assert not conv_compiled._images_last(geometry(15, 2), 2)
 
 
 @needs_numba
@@ -583,6 +604,7 @@ def test_winograd_phases_of_any_dilation_and_uneven_padding(mode, dilation, rng)
 
 
 @needs_numba
+@pytest.mark.parametrize("block_bytes", [1, 1 << 40])
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("x_shape, w_shape, pads, stride", [
     ((5, 3, 9, 11), (4, 3, 3, 2), ((1, 0), (2, 1)), (1, 1)),     # 2-D, padded
@@ -590,13 +612,15 @@ def test_winograd_phases_of_any_dilation_and_uneven_padding(mode, dilation, rng)
     ((4, 2, 13), (3, 2, 4), ((2, 1),), (1,)),                    # 1-D
 ])
 def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, pads, stride,
-                                                              split, rng, monkeypatch):
-    """The batch goes through in blocks of images (here one image a block, so several
-    blocks): Z and dX block by block, dK summed over the blocks in order, whether the blocks
-    run on cnnlab's threads (GEMMs split) or one after another; the same bits on 1 thread."""
+                                                              split, block_bytes, rng,
+                                                              monkeypatch):
+    """The batch goes through in blocks of images (one image a block, so several blocks, or
+    the whole batch in one, whose short unstrided rows take the images-last layout): Z and dX
+    block by block, dK summed over the blocks in order, whether the blocks run on cnnlab's
+    threads (GEMMs split) or one after another; the same bits on 1 thread."""
     from cnnlab.ops import conv_compiled
 
-    monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(parallel, "_split_gemms", split)
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
@@ -616,7 +640,8 @@ def test_image_gemm_in_blocks_of_images_matches_the_reference(x_shape, w_shape, 
             assert only_dk[2] is None              # dB not asked for
             z_kept, _, windows = conv_compiled.image_gemm_forward(x, w, b, pads, stride, ones,
                                                                   keep_windows=True)
-            assert np.array_equal(z_kept, z) and len(windows) == x_shape[0]
+            assert np.array_equal(z_kept, z)
+            assert len(windows) == (x_shape[0] if block_bytes == 1 else 1)
             for _ in range(2):                     # kept windows are read, never written
                 kept = conv_compiled.image_gemm_backward(dz, saved, w, pads, stride, ones,
                                                          True, True, windows)

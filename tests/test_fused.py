@@ -184,12 +184,13 @@ def _gradients_in_turn(x, w, b, stride, pads, dilation, groups, mode, pool2, dy)
 
 @compiled_only
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")    # inf · 0 on both paths
+@pytest.mark.parametrize("need_dx", [True, False])
 @pytest.mark.parametrize("pool2", [False, True])
 @pytest.mark.parametrize("x_shape, w_shape, pad, stride, dilation, groups, mode, algorithm",
                          CASES)
 def test_fused_gradients_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pad, stride,
                                                             dilation, groups, mode, algorithm,
-                                                            pool2, rng):
+                                                            pool2, need_dx, rng):
     """Ties included: the input is rounded so that windows hold equal maxima; and ``dY`` is
     infinite wherever the output is 0 or NaN, so that where the gradient of a closed ReLU
     lands (as NaN, on both paths) shows: the first position of a window whose maximum is 0,
@@ -205,8 +206,11 @@ def test_fused_gradients_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pa
         dy = rng.standard_normal(y.shape).astype(np.float32)
         dy[(y == 0) | np.isnan(y)] = np.inf
         assert (y == 0).any() and (np.isnan(y).any() or algorithm == "fft")
-        fused = conv_ops.conv_relu_backward(dy, cache)
+        fused = conv_ops.conv_relu_backward(dy, cache, need_dx=need_dx)
         expected = _gradients_in_turn(x, w, b, *args, pool2, dy)
+    assert (fused[0] is not None) == need_dx
+    if not need_dx:                  # (the first layer: with the pooling, the direct kernels
+        fused, expected = fused[1:], expected[1:]      # take dZ as a PooledGradient)
     depthwise = groups > 1 and w_shape[1] == 1
     in_kernels = (algorithm in (None, "direct", "image_gemm") and not depthwise
                   and not (algorithm == "image_gemm" and mode != "zeros"))
@@ -215,6 +219,39 @@ def test_fused_gradients_are_the_layers_in_turn_bit_for_bit(x_shape, w_shape, pa
     for got, want in zip(fused, expected):
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+@compiled_only
+@pytest.mark.parametrize("x_shape, w_shape, pad, need_dx", [
+    ((3, 1, 28, 28), (6, 1, 5, 5), 2, False),         # LeNet conv1 (direct), the first layer
+    ((3, 6, 14, 14), (16, 6, 5, 5), 0, True),         # LeNet conv2 (image_gemm, images last)
+    ((2, 5, 20, 20), (7, 5, 3, 3), 0, True),          # image_gemm, rows of 18 (image by image)
+])
+def test_pooled_gradient_goes_to_the_kernels_without_a_full_size_dz(x_shape, w_shape, pad,
+                                                                    need_dx, monkeypatch, rng):
+    """With the pooling in the kernels, dZ reaches the backward kernels as the pooled
+    ``dY·[Y > 0]`` and its positions: no full-size dZ is written (the pooling layer's
+    backward never runs); the direct kernels' dX would pad a full dZ, so they take it only
+    for dK alone."""
+    from cnnlab.ops import conv_compiled, pool_compiled
+
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    args = ((1, 1), ((pad, pad),) * 2, (1, 1), 1, "zeros")
+    algorithm = "direct" if x_shape[1] == 1 else "image_gemm"
+    with conv_ops.forced_algorithm(algorithm):
+        y, cache = conv_ops.conv_relu_forward(x, w, None, *args, pool2=True, keep=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    expected = _gradients_in_turn(x, w, None, *args, True, dy)
+    seen = []
+    real = conv_compiled._dz_arguments
+    monkeypatch.setattr(conv_compiled, "_dz_arguments", lambda dz: seen.append(dz) or real(dz))
+    monkeypatch.setattr(pool_compiled, "max_pool_backward", None)         # never called
+    got = conv_ops.conv_relu_backward(dy, cache, need_dx=need_dx)
+    assert len(seen) == 1 and isinstance(seen[0], conv_compiled.PooledGradient)
+    for ours, theirs in zip(got, expected):
+        if ours is not None:
+            np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("pool2", [False, True])
