@@ -533,6 +533,26 @@ def test_window_matrix_rows_short_and_long_copy_the_same_windows(width, stride, 
 
 
 @needs_numba
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 3)])
+def test_images_last_col2im_adds_each_window_back_where_it_came_from(dilation, rng):
+    """The images-last col2im is the adjoint of the images-last window matrix:
+    ``<cols(X), D> = <X, col2im(D)>`` for any ``D``, with padding, a row stride and
+    dilation."""
+    from cnnlab.ops import conv_compiled
+
+    x = rng.standard_normal((3, 2, 11, 13))
+    geometry = conv_compiled._geometry(x.shape, (1, 2, 3, 2), ((2, 1), (1, 2)), (2, 1),
+                                       dilation)
+    rows, size = 2 * 3 * 2, geometry[-2] * geometry[-1]
+    cols = np.empty((rows, 3 * size))
+    conv_compiled._windows_last(x, cols, *geometry)
+    d = rng.standard_normal(cols.shape)
+    dx = np.empty_like(x)
+    conv_compiled._col2im_last(d, dx, *geometry)
+    np.testing.assert_allclose((cols * d).sum(), (x * dx).sum(), rtol=1e-12)
+
+
+@needs_numba
 def test_images_last_layout_only_for_blocks_of_short_unstrided_rows():
     """The images-last window matrix serves blocks of two or more images whose rows of
     windows are shorter than ``GATHER_MAX_WIDTH`` and not strided; the others keep the
