@@ -1007,9 +1007,9 @@ def _col2im_last(dcols, dx, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow):
 
 @jit
 def _images_first_last(zc, b, z, index, ow, epilogue):
-    """``Z[n, o] = Zc[o, ··B + n] + B[o]`` from the images-last GEMM output ``zc (C_out,
-    O_h·O_w·B)``, with the ``epilogue`` of :func:`_finish` (the same values and positions)
-    computed for the ``B`` images at once, then copied out image by image."""
+    """``Z[n, o].flat[p] = Zc[o, p·B + n] + B[o]`` from the images-last GEMM output ``zc
+    (C_out, O_h·O_w·B)``, with the ``epilogue`` of :func:`_finish` (the same values and
+    positions) computed for the ``B`` images at once, then copied out image by image."""
     images, c_out, h, w = z.shape
     count = np.uint64(images)
     zero = z.dtype.type(0)
