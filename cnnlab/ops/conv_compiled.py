@@ -76,6 +76,29 @@ def _correlate_flat(xf, w, b, z, index, wp, dh, dw, epilogue, start, stop):
 
 
 @jit
+def _window_max(v0, v1, v2, v3, zero, corner, right, below):
+    """``(max(zero, v0, v1, v2, v3), its position)`` for a 2×2 window's values in window order
+    (``v0`` at ``corner``, then ``+ right``, ``+ below``, ``+ below + right``): a value
+    replaces the best so far only when strictly greater, or NaN, so the first maximum wins, a
+    window of values ≤ 0 points at its first position and one holding NaN at its last NaN
+    (ReLU, then the pooling layer's rule). The one rule of :func:`_finish` and
+    :func:`_images_first_last`, inlined by LLVM into their vector loops."""
+    take = (v0 > zero) | (v0 != v0)
+    best = v0 if take else zero
+    at = corner
+    take = (v1 > best) | (v1 != v1)
+    best = v1 if take else best
+    at = corner + right if take else at
+    take = (v2 > best) | (v2 != v2)
+    best = v2 if take else best
+    at = corner + below if take else at
+    take = (v3 > best) | (v3 != v3)
+    best = v3 if take else best
+    at = corner + below + right if take else at
+    return best, at
+
+
+@jit
 def _finish(src, width, out_width, bias, dst, index, epilogue, best_row, at_row):
     """``dst (h, w)`` from the rows of ``src`` (flat, rows of ``width`` values) plus ``bias``:
     ``epilogue`` 0 the sums themselves, 1 their ReLU, 2 the ReLU of their 2×2 maxima (a max
@@ -117,26 +140,9 @@ def _finish(src, width, out_width, bias, dst, index, epilogue, best_row, at_row)
         first = np.int32(2 * i * out_width)
         for j in range(full):
             q = j + j
-            corner = first + np.int32(q)           # the window's first position
-            at = corner
-            best = zero
-            v = src[top + q] + bias
-            take = (v > best) | (v != v)
-            best = v if take else best
-            v = src[top + q + one] + bias
-            take = (v > best) | (v != v)
-            best = v if take else best
-            at = corner + right if take else at
-            v = src[bottom + q] + bias
-            take = (v > best) | (v != v)
-            best = v if take else best
-            at = corner + below if take else at
-            v = src[bottom + q + one] + bias
-            take = (v > best) | (v != v)
-            best = v if take else best
-            at = corner + below + right if take else at
-            best_row[j] = best
-            at_row[j] = at
+            best_row[j], at_row[j] = _window_max(
+                src[top + q] + bias, src[top + q + one] + bias, src[bottom + q] + bias,
+                src[bottom + q + one] + bias, zero, first + np.int32(q), right, below)
         for j in range(w):
             dst[i, j] = best_row[j]
         if index.shape[0] > 0:                     # (positions asked for: training)
@@ -1031,24 +1037,9 @@ def _images_first_last(zc, b, z, index, ow, epilogue):
                 top = np.uint64(2 * i * ow + 2 * j) * count
                 bottom = top + np.uint64(ow) * count
                 for n in range(count):
-                    place = corner
-                    v = src[top + n] + bias
-                    take = (v > zero) | (v != v)
-                    high = v if take else zero
-                    v = src[top + count + n] + bias
-                    take = (v > high) | (v != v)
-                    high = v if take else high
-                    place = corner + right if take else place
-                    v = src[bottom + n] + bias
-                    take = (v > high) | (v != v)
-                    high = v if take else high
-                    place = corner + below if take else place
-                    v = src[bottom + count + n] + bias
-                    take = (v > high) | (v != v)
-                    high = v if take else high
-                    place = corner + below + right if take else place
-                    best[q + n] = high
-                    at[q + n] = place
+                    best[q + n], at[q + n] = _window_max(
+                        src[top + n] + bias, src[top + count + n] + bias, src[bottom + n] + bias,
+                        src[bottom + count + n] + bias, zero, corner, right, below)
         for n in range(images):
             for i in range(h):
                 for j in range(w):
