@@ -714,6 +714,21 @@ def test_image_gemm_keeps_its_window_matrices_only_for_dk_and_only_when_small(rn
     assert seen[2] is None
 
 
+def test_winograd_blocks_hold_enough_tiles_for_the_vector_loops(monkeypatch):
+    """A block of images holds at least ``MIN_BLOCK_TILES`` tiles where the batch has them,
+    even past the L2 budget (shorter passes run in LLVM's scalar loop); the budget rules
+    where it allows more."""
+    from cnnlab.ops import conv_compiled, conv_winograd
+
+    monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", 1 << 20)
+    per_image = 36 * (64 + 64) * 20 * 4                          # 64->64 at 14×14: 368,640 B
+    assert conv_compiled.image_blocks(10, per_image)[:2] == [0, 2]
+    assert conv_winograd._image_blocks(10, 64, 64, 20, 4) == [0, 4, 8, 10]
+    assert conv_winograd._image_blocks(3, 64, 64, 20, 4) == [0, 3]
+    assert conv_winograd._image_blocks(10, 64, 64, 80, 4) == list(range(11))
+    assert conv_winograd._image_blocks(40, 4, 4, 20, 4) == [0, 40]   # the budget: 91 images
+
+
 @needs_numba
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("block_bytes", [1, 1 << 40])
@@ -726,6 +741,7 @@ def test_winograd_in_blocks_of_images_matches_the_reference(block_bytes, pads, s
     from cnnlab.ops import conv_compiled, conv_winograd
 
     monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_winograd, "MIN_BLOCK_TILES", 1)
     monkeypatch.setattr(parallel, "_split_gemms", split)
     x = rng.standard_normal((5, 3, 7, 6))
     w = rng.standard_normal((4, 3, 3, 3))

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import conv_compiled
+from . import conv_compiled, parallel
 from .kernels import jit
 from .pad import PadCache, pad_backward, pad_forward
 
@@ -387,10 +387,24 @@ def kernel_transform(w: np.ndarray) -> np.ndarray:
     return np.einsum("ia,ocab,jb->ijoc", g, w, g, optimize=True).reshape(36, *w.shape[:2])
 
 
+# The fewest tiles a block of images should hold. A pass of the transforms over 64 tiles or
+# fewer runs in LLVM's scalar loop, not its vector one (which takes 64 values a turn), 3 to 5
+# times slower a value (one thread, Intel Xeon with AVX-512: the output-gradient pass 2.2-2.7
+# ns a tile up to 68 tiles, 0.6-0.8 from 72 on). Blocks of enough images to reach this
+# outgrow the L2 budget a little for deep small planes (64 channels at 14×14, 20 tiles an
+# image: 4 images, 1.5 MB, where the budget took 2), which costs far less: forward + backward,
+# batch 128, two threads, same process: 64->64 at 14×14 39-41 -> 26-27 ms, 32->64 at 14×14
+# 19-19.5 -> 16.2-16.9, 64->64 at 16×16 (batch 32) 10.0-10.4 -> 7.2-7.4.
+MIN_BLOCK_TILES = 80
+
+
 def _image_blocks(n: int, c: int, c_out: int, length: int, itemsize: int) -> list[int]:
     """``conv_compiled.image_blocks`` for the transformed blocks ``V (36, C, ·)`` and
-    ``M (36, C_out, ·)`` of ``length`` tiles an image."""
-    return conv_compiled.image_blocks(n, 36 * (c + c_out) * length * itemsize)
+    ``M (36, C_out, ·)`` of ``length`` tiles an image, with at least ``MIN_BLOCK_TILES`` tiles
+    a block where the batch has them."""
+    fit = conv_compiled.image_blocks(n, 36 * (c + c_out) * length * itemsize)
+    least = -(-MIN_BLOCK_TILES // length)
+    return fit if fit[1] - fit[0] >= least else parallel.split(n, least)
 
 
 def _phase_tiles(out: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
