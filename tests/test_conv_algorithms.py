@@ -753,18 +753,18 @@ def test_winograd_in_blocks_of_images_matches_the_reference(block_bytes, pads, s
         try:
             z, u, saved = conv_winograd.correlate(x, w, b, pads, out)
             dz = np.cos(np.arange(z.size)).reshape(z.shape)
-            dx, dk = conv_winograd.gradients(dz, u, saved, pads, True, True)
+            dx, dk, db = conv_winograd.gradients(dz, u, saved, pads, True, True, need_db=True)
             only_dx = conv_winograd.gradients(dz, u, saved, pads, True, False)
         finally:
             parallel.set_num_threads(parallel._default_threads())
-        results.append((z, dx, dk))
-        assert only_dx[1] is None and np.array_equal(only_dx[0], dx)
+        results.append((z, dx, dk, db))
+        assert only_dx[1] is None and only_dx[2] is None and np.array_equal(only_dx[0], dx)
     full = ((pads[0], pads[0]), (pads[1], pads[1]))
     z_ref = reference.conv_nd(x, w, b, (1, 1), full, (1, 1), 1)
     with forced_algorithm("gemm"):
         _, cache = conv_forward(x, w, b, (1, 1), full, (1, 1))
-        dx_ref, dk_ref, _ = conv_backward(dz, cache)
-    for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref)):
+        dx_ref, dk_ref, db_ref = conv_backward(dz, cache)
+    for got, expected in zip(results[0], (z_ref, dx_ref, dk_ref, db_ref)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
     for two, one in zip(*results):
         assert np.array_equal(two, one)

@@ -548,7 +548,8 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
             dw = np.ascontiguousarray(_flip(dw))
         return dx, dw, db
     summed = (cache.algorithm == "direct" and need_dw                # dB from the kernels'
-              or cache.algorithm == "image_gemm" and (need_dw or need_dx))   # pass over dZ
+              or cache.algorithm in ("image_gemm", "winograd")            # pass over dZ
+              and (need_dw or need_dx))
     if need_db and not summed:
         db = dz.sum(axis=(0, *range(2, 2 + nd)))                  # (C_out,)
     if not (need_dw or need_dx):
@@ -556,8 +557,9 @@ def conv_backward(dz: np.ndarray, cache: ConvCache, need_dx: bool = True, need_d
     algorithm, w, padded, stride, dilation = (cache.algorithm, cache.w, cache.padded,
                                               cache.stride, cache.dilation)
     if algorithm == "winograd":                    # in the (N, C, H, W) layout, no transposes
-        dx, dw = conv_winograd.backward(dz, cache.transformed, cache.saved, cache.pad_cache,
-                                        dilation, need_dx, need_dw)
+        dx, dw, db = conv_winograd.backward(dz, cache.transformed, cache.saved,
+                                            cache.pad_cache, dilation, need_dx, need_dw,
+                                            need_db)
         if need_dw and cache.flip_kernel:
             dw = np.ascontiguousarray(_flip(dw))
         return dx, dw, db

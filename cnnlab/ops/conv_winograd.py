@@ -314,9 +314,11 @@ def _output_transform(m, b, z, dh, dw, th, tw):
 
 
 @jit
-def _output_grad_transform(dz, dm, dh, dw, th, tw):
+def _output_grad_transform(dz, dm, sums, dh, dw, th, tw):
     """``dM[ξ, o, α·L + t] = (A dY Aᵀ)[ξ]`` for the 4×4 block ``dY`` of every tile (zeros
-    past the output's edge), in :func:`_input_transform`'s order; ``dz`` C-contiguous."""
+    past the output's edge), in :func:`_input_transform`'s order; ``dz`` C-contiguous. Unless
+    ``sums`` is empty, ``sums[n, o] = Σ_{i,j} dY[n, o, i, j]`` (dB's share of image ``n``, in
+    the working precision), a pass over each plane as the transform reads it."""
     images, channels, oh, ow = dz.shape
     wt = tw + 1
     span = images * dh * dw * wt
@@ -327,12 +329,19 @@ def _output_grad_transform(dz, dm, dh, dw, th, tw):
     per_xi = dm.shape[1] * dm.shape[2]
     o, s = np.empty(6, np.int64), np.empty(6, np.int64)
     first, col, count = np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.int64)
+    size = np.uint64(oh * ow)
     for out in range(channels):
         for p in range(images * dh * dw):
             n, alpha, beta = p // (dh * dw), p // dw % dh, p % dw
             _columns(first, col, count, beta, 0, dw, ow)
             _deal_rows(g, grads, True, length, span, p * wt, (n * channels + out) * oh * ow,
                        ow, alpha, oh, 0, dh, dw, first, col, count)
+        for n in range(sums.shape[0]):
+            total = dz.dtype.type(0)
+            at = np.uint64((n * channels + out) * oh * ow)
+            for q in range(size):
+                total += grads[at + q]
+            sums[n, out] = total
         for j in range(4):                         # A dY: the rows
             _a(rows, _along(o, j * length, 4 * length, 6), g,
                _along(s, j * length, 4 * length, 4), length)
@@ -445,12 +454,15 @@ def correlate(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads: tuple[in
 
 
 def gradients(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pads: tuple[int, int],
-              need_dx: bool, need_dw: bool, dilation: tuple[int, int] = (1, 1)
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dX, dK)`` of :func:`correlate` (each None unless asked for) from the ``X`` it kept,
-    in the same blocks of images: a block's ``V`` is transformed again for its share of dK
-    (summed over the blocks afterwards, in block order: the same sum for any number of
-    threads), and ``dV`` is written over it."""
+              need_dx: bool, need_dw: bool, dilation: tuple[int, int] = (1, 1),
+              need_db: bool = False
+              ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK, dB)`` of :func:`correlate` (each None unless asked for; dB only with dX or
+    dK) from the ``X`` it kept, in the same blocks of images: a block's ``V`` is transformed
+    again for its share of dK (summed over the blocks afterwards, in block order: the same sum
+    for any number of threads), and ``dV`` is written over it. dB is summed as the output
+    gradient's transform reads dZ, not in a pass over dZ of its own (3×3 dilation 2 32->32 at
+    32×32, batch 32: ``dz.sum`` took 0.27 ms of the backward's 7.5)."""
     n, c_out = dz.shape[:2]
     c = x.shape[1]
     th, tw = _phase_tiles(dz.shape[2:], dilation)
@@ -460,12 +472,14 @@ def gradients(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pads: tuple[int, int
     bounds = _image_blocks(n, c, c_out, phases * length, dz.itemsize)
     parts = np.empty((len(bounds) - 1, 36, c_out, c), dtype=dz.dtype) if need_dw else None
     dx = np.empty(x.shape, dtype=dz.dtype) if need_dx else None
+    sums = np.empty((n, c_out) if need_db and (need_dx or need_dw) else (0, 0), dtype=dz.dtype)
     ut = u.transpose(0, 2, 1)
 
     def block(start: int, stop: int) -> None:
         tiles_ = (stop - start) * phases * length
         dm = np.empty((36, c_out, tiles_), dtype=dz.dtype)
-        _output_grad_transform(dz[start:stop], dm, *dilation, th, tw)
+        _output_grad_transform(dz[start:stop], dm, sums[start:stop] if sums.size else sums,
+                               *dilation, th, tw)
         v = np.empty((36, c, tiles_), dtype=dz.dtype)
         if need_dw:
             _input_transform(x[start:stop], v, *pads, *dilation, th, tw)
@@ -481,7 +495,7 @@ def gradients(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pads: tuple[int, int
         g = G.astype(dz.dtype)
         dk = np.einsum("ia,ijoc,jb->ocab", g, du.reshape(6, 6, *du.shape[1:]), g,
                        optimize=True)
-    return dx, dk
+    return dx, dk, conv_compiled.images_summed(sums) if sums.size else None
 
 
 def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads, mode: str,
@@ -499,13 +513,14 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads, mode: str,
 
 
 def backward(dz: np.ndarray, u: np.ndarray, x: np.ndarray, pad_cache: PadCache,
-             dilation: tuple[int, int], need_dx: bool, need_dw: bool
-             ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dX, dK)`` of :func:`forward` (each None unless asked for) from the ``U`` and ``X`` it
+             dilation: tuple[int, int], need_dx: bool, need_dw: bool, need_db: bool = False
+             ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(dX, dK, dB)`` of :func:`forward` (as :func:`gradients`) from the ``U`` and ``X`` it
     returned."""
     pads = pad_cache.pads
     if pad_cache.mode == "constant":               # then dXp is cropped on the way out
-        return gradients(dz, u, x, (pads[0][0], pads[1][0]), need_dx, need_dw, dilation)
-    dxp, dk = gradients(dz, u, x, (0, 0), need_dx, need_dw, dilation)
+        return gradients(dz, u, x, (pads[0][0], pads[1][0]), need_dx, need_dw, dilation,
+                         need_db)
+    dxp, dk, db = gradients(dz, u, x, (0, 0), need_dx, need_dw, dilation, need_db)
     dx = np.ascontiguousarray(pad_backward(dxp, pad_cache)) if need_dx else None
-    return dx, dk
+    return dx, dk, db
