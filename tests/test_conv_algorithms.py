@@ -723,9 +723,10 @@ def test_winograd_blocks_hold_enough_tiles_for_the_vector_loops(monkeypatch):
     monkeypatch.setattr(conv_compiled, "BLOCK_BYTES", 1 << 20)
     per_image = 36 * (64 + 64) * 20 * 4                          # 64->64 at 14×14: 368,640 B
     assert conv_compiled.image_blocks(10, per_image)[:2] == [0, 2]
-    assert conv_winograd._image_blocks(10, 64, 64, 20, 4) == [0, 4, 8, 10]
+    assert conv_winograd.MIN_BLOCK_TILES == 160
+    assert conv_winograd._image_blocks(20, 64, 64, 20, 4) == [0, 8, 16, 20]
     assert conv_winograd._image_blocks(3, 64, 64, 20, 4) == [0, 3]
-    assert conv_winograd._image_blocks(10, 64, 64, 80, 4) == list(range(11))
+    assert conv_winograd._image_blocks(5, 64, 64, 160, 4) == list(range(6))
     assert conv_winograd._image_blocks(40, 4, 4, 20, 4) == [0, 40]   # the budget: 91 images
 
 

@@ -400,11 +400,17 @@ def kernel_transform(w: np.ndarray) -> np.ndarray:
 # fewer runs in LLVM's scalar loop, not its vector one (which takes 64 values a turn), 3 to 5
 # times slower a value (one thread, Intel Xeon with AVX-512: the output-gradient pass 2.2-2.7
 # ns a tile up to 68 tiles, 0.6-0.8 from 72 on). Blocks of enough images to reach this
-# outgrow the L2 budget a little for deep small planes (64 channels at 14×14, 20 tiles an
-# image: 4 images, 1.5 MB, where the budget took 2), which costs far less: forward + backward,
-# batch 128, two threads, same process: 64->64 at 14×14 39-41 -> 26-27 ms, 32->64 at 14×14
-# 19-19.5 -> 16.2-16.9, 64->64 at 16×16 (batch 32) 10.0-10.4 -> 7.2-7.4.
-MIN_BLOCK_TILES = 80
+# outgrow the L2 budget for deep small planes (64 channels at 14×14, 20 tiles an image: 4
+# images for 80 tiles, 1.5 MB, where the budget took 2), which costs far less: forward +
+# backward, batch 128, two threads, same process, blocks of the budget's size against blocks
+# of at least 80 tiles: 64->64 at 14×14 39-41 -> 26-27 ms, 32->64 at 14×14 19-19.5 ->
+# 16.2-16.9, 64->64 at 16×16 (batch 32) 10.0-10.4 -> 7.2-7.4. At least 160 rather than 80: dK's
+# GEMM, ``(T, C)`` summed over a block's ``T`` tiles, runs faster a tile on more of them (3×3
+# 32->32 at 32×32, one image of 72 tiles a block against two, one thread: 0.085 against 0.060
+# ms an image); dilation 2 at 32×32 (80 tiles an image), batch 32, five rounds: 10.27-10.81 ->
+# 9.36-10.0 ms; the same without dilation (three images a block instead of one): 6.86-7.26 ->
+# 7.20-8.06; 64->64 at 14×14 25.9-26.7 -> 25.1-25.3; 32->32 at 28×28 24.8-25.3 -> 24.5-24.8.
+MIN_BLOCK_TILES = 160
 
 
 def _image_blocks(n: int, c: int, c_out: int, length: int, itemsize: int) -> list[int]:
