@@ -231,9 +231,10 @@ def _dz_plane(dz, dy, y, index, n, o, scratch):
 @jit
 def _widen(dz, dy, y, index, dzw, sums, oh, ow, start, stop):
     """``dZw[n, o, i·Wp + j] = dZ[n, o, i·O_w + j]`` and zero in the extra columns ``j ≥ O_w``
-    (so ``dzw`` need not be zeroed first: LeNet-5's first layer, 0.027 ms a step) and ``sums[n, o] = Σ_{i,j} dZ[n, o, i·O_w + j]`` (dB's share of image ``n``, summed
-    in the working precision) for the images ``start .. stop-1``; dZ is ``dz (N, C_out,
-    O_h·O_w)``, or a :class:`PooledGradient` ``(dy, y, index)`` (see :func:`_dz_plane`)."""
+    (so ``dzw`` need not be zeroed first: LeNet-5's first layer, 0.027 ms a step) and
+    ``sums[n, o] = Σ_{i,j} dZ[n, o, i·O_w + j]`` (dB's share of image ``n``, summed in the
+    working precision) for the images ``start .. stop-1``; dZ is ``dz (N, C_out, O_h·O_w)``,
+    or a :class:`PooledGradient` ``(dy, y, index)`` (see :func:`_dz_plane`)."""
     wp = dzw.shape[2] // oh
     scratch = np.empty(oh * ow if index.shape[0] else 0, dtype=dzw.dtype)
     for n in range(start, stop):
