@@ -50,6 +50,17 @@ _WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds pe
 
 
 @jit
+def plane_sum(values, start, count):
+    """``Σ values[start .. start + count - 1]`` in the working precision, in one pass over the
+    run (see "Short loops"): dB's share of a plane, for every kernel that lays dZ out."""
+    total = values.dtype.type(0)
+    first = np.uint64(start)
+    for q in range(np.uint64(count)):
+        total += values[first + q]
+    return total
+
+
+@jit
 def _correlate_flat(xf, w, b, z, index, wp, dh, dw, epilogue, start, stop):
     """``Z[n, o] = Σ_c Σ_{a,e} K[o, c, a, e] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w] + B[o]``
     for the items ``start .. stop-1``: item ``t`` is image ``t // P`` and its ``t % P``-th pair
@@ -246,10 +257,7 @@ def _widen(dz, dy, y, index, dzw, sums, oh, ow, start, stop):
                     dzw[n, o, row + j] = src[at + j]
                 for j in range(np.uint64(ow), np.uint64(wp)):
                     dzw[n, o, row + j] = 0
-            total = dzw.dtype.type(0)               # (one pass: see "Short loops")
-            for p in range(np.uint64(oh * ow)):
-                total += src[p]
-            sums[n, o] = total
+            sums[n, o] = plane_sum(src, 0, oh * ow)
 
 
 # One copy of each tap loop per kernel: every call site of a loop LLVM inlines is compiled on
@@ -752,12 +760,8 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
                 row = np.uint64((i + rh) * wq + rw)
                 for j in range(np.uint64(ow)):
                     dzq[row + j] = dz[n, c, i, j]
-            if want_db:                            # (one pass: see "Short loops")
-                s = dz.dtype.type(0)
-                at = np.uint64((n * channels + c) * oh * ow)
-                for q in range(np.uint64(oh * ow)):
-                    s += flat_dz[at + q]
-                bias += s
+            if want_db:
+                bias += plane_sum(flat_dz, (n * channels + c) * oh * ow, oh * ow)
             if want_dk:
                 for i in range(h):
                     row = np.uint64((i + ph) * wq + pw)
@@ -1100,10 +1104,7 @@ def _channels_first_last(dz, dy, y, index, dzc, sums):
         dst = dzc[o]
         for n in range(images):
             src = _dz_plane(dz, dy, y, index, n, o, scratch)
-            total = dzc.dtype.type(0)
-            for p in range(np.uint64(size)):
-                total += src[p]
-            sums[n, o] = total
+            sums[n, o] = plane_sum(src, 0, size)
             for p in range(np.uint64(size)):
                 dst[p * count + np.uint64(n)] = src[p]
 

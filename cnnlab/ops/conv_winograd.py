@@ -61,6 +61,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import conv_compiled, parallel
+from .conv_compiled import plane_sum
 from .kernels import jit
 from .pad import PadCache, pad_backward, pad_forward
 
@@ -329,7 +330,6 @@ def _output_grad_transform(dz, dm, sums, dh, dw, th, tw):
     per_xi = dm.shape[1] * dm.shape[2]
     o, s = np.empty(6, np.int64), np.empty(6, np.int64)
     first, col, count = np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.int64)
-    size = np.uint64(oh * ow)
     for out in range(channels):
         for p in range(images * dh * dw):
             n, alpha, beta = p // (dh * dw), p // dw % dh, p % dw
@@ -337,11 +337,7 @@ def _output_grad_transform(dz, dm, sums, dh, dw, th, tw):
             _deal_rows(g, grads, True, length, span, p * wt, (n * channels + out) * oh * ow,
                        ow, alpha, oh, 0, dh, dw, first, col, count)
         for n in range(sums.shape[0]):
-            total = dz.dtype.type(0)
-            at = np.uint64((n * channels + out) * oh * ow)
-            for q in range(size):
-                total += grads[at + q]
-            sums[n, out] = total
+            sums[n, out] = plane_sum(grads, (n * channels + out) * oh * ow, oh * ow)
         for j in range(4):                         # A dY: the rows
             _a(rows, _along(o, j * length, 4 * length, 6), g,
                _along(s, j * length, 4 * length, 4), length)
