@@ -394,6 +394,38 @@ def test_compiled_depthwise_pads_itself_and_sums_every_gradient(dtype, tol, nd, 
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
 
 
+
+@needs_numba
+def test_row_starts_deal_rows_out_to_parts():
+    """Row R of a scratch plane in ``parts`` parts is row R // parts of part R % parts."""
+    from cnnlab.ops import conv_compiled
+
+    np.testing.assert_array_equal(conv_compiled._row_starts(5, 2, 3), [0, 9, 3, 12, 6])
+    np.testing.assert_array_equal(conv_compiled._row_starts(4, 1, 7), [0, 7, 14, 21])
+    np.testing.assert_array_equal(conv_compiled._row_starts(5, 4, 2), [0, 4, 8, 12, 2])
+
+
+@needs_numba
+@pytest.mark.parametrize("height, dilation, pads", [
+    (2, 3, (3, 3)),                    # fewer output rows than the dilation: residues skipped
+    (4, 2, (2, 2)),                    # every residue's rows in pairs, none alone
+    (1, 1, (1, 1)),                    # one row: no pair at all
+])
+def test_compiled_depthwise_3x3_on_few_rows(height, dilation, pads, rng):
+    """dK's flat pass over pairs of rows and the correlation's row table where the planes
+    have few rows: the same numbers as the NumPy depthwise path."""
+    x = rng.standard_normal((2, 3, height, 7))
+    w = rng.standard_normal((3, 1, 3, 3))
+    results = {}
+    for algorithm in ("direct", "depthwise"):
+        z, cache = conv_forward(x, w, None, (1, 1), (pads, (1, 1)), (dilation, 1), 3,
+                                algorithm=algorithm)
+        dz = np.random.default_rng(1).standard_normal(z.shape)
+        results[algorithm] = (z, *conv_backward(dz, cache))
+    for got, expected in zip(results["direct"], results["depthwise"]):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 WINOGRAD_CASES = [c for c in CASES if c[0] == 2 and c[2] == 1 and c[4] == 1]
 
 

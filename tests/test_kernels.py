@@ -260,3 +260,39 @@ def test_the_compiled_loops_are_the_python_loops(rng):
     conv_compiled._weight_grad_flat.py_func(dzw, x.reshape(2, 2, 30), loops_dk, 6, 3 * 6 + 3,
                                             1, 1, 0, 4)
     np.testing.assert_allclose(loops_dk, dk, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_wide_vectors_marks_the_compiled_function_for_512_bit_vectors():
+    """A kernel that calls ``wide_vectors`` compiles to an LLVM function whose attribute asks
+    for 512-bit vectors; one that does not keeps LLVM's default; in Python it does nothing."""
+    import numba
+
+    assert kernels.wide_vectors() is None
+    wide = kernels._wide_vectors_intrinsic()
+    assert kernels._wide_vectors_intrinsic() is wide              # made once
+
+    def marked(z):
+        wide()
+        z[0] += 1.0
+
+    def plain(z):
+        z[0] += 1.0
+
+    z = np.zeros(1)
+    for body, expected in ((marked, True), (plain, False)):
+        compiled = numba.njit(body)
+        compiled(z)
+        ir = compiled.inspect_llvm(compiled.signatures[0])
+        assert ('"prefer-vector-width"="512"' in ir) is expected
+    assert z[0] == 2.0
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_the_depthwise_kernels_ask_for_wide_vectors():
+    from cnnlab.ops import conv_compiled
+
+    for kernel in (conv_compiled._correlate_3x3, conv_compiled._correlate_3x3_rows,
+                   conv_compiled._tap_sums_3x3, conv_compiled._depthwise_forward,
+                   conv_compiled._depthwise_backward):
+        assert "wide_vectors" in kernel.py_func.__code__.co_names, kernel.__name__
