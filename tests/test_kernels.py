@@ -289,10 +289,11 @@ def test_wide_vectors_marks_the_compiled_function_for_512_bit_vectors():
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
-def test_the_depthwise_kernels_ask_for_wide_vectors():
-    from cnnlab.ops import conv_compiled
+def test_the_direct_and_depthwise_kernels_ask_for_wide_vectors():
+    from cnnlab.ops import conv_compiled as cc
 
-    for kernel in (conv_compiled._correlate_3x3, conv_compiled._correlate_3x3_rows,
-                   conv_compiled._tap_sums_3x3, conv_compiled._depthwise_forward,
-                   conv_compiled._depthwise_backward):
+    for kernel in (cc._correlate_3x3, cc._correlate_3x3_rows, cc._tap_sums_3x3,
+                   cc._depthwise_forward, cc._depthwise_backward, cc._correlate_flat,
+                   cc._weight_grad_flat, cc._tap_sums, cc._tap_sums_pair, cc._taps,
+                   cc._taps_pair):
         assert "wide_vectors" in kernel.py_func.__code__.co_names, kernel.__name__

@@ -70,6 +70,7 @@ def _correlate_flat(xf, w, b, z, index, wp, dh, dw, epilogue, start, stop):
     ``xf (N, C, Hp·Wp)`` flat input planes, ``z (N, C_out, O_h, O_w)``; with an ``epilogue``
     (see :func:`_finish`) ``z`` holds ``ReLU(Z)`` or its 2×2 maxima instead, and ``index``
     (unless empty) the maxima's positions."""
+    wide_vectors()
     c_out, c_group, kh, kw = w.shape
     oh, ow = xf.shape[2] // wp - dh * (kh - 1), wp - dw * (kw - 1)
     span = (oh - 1) * wp + ow                      # wide positions up to the last output
@@ -202,6 +203,7 @@ def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
 
     ``dzw (N, C_out, O_h·Wp)`` is dZ on rows of width ``Wp``, zeros in the extra columns. Each
     image's sum is taken in the working precision, the sum over images in float64."""
+    wide_vectors()
     c_out, c_group, kh, kw = dk.shape
     per_group = c_out // (xf.shape[1] // c_group)
     pairs = (per_group + 1) // 2
@@ -283,6 +285,7 @@ def _tap_sums(g, src, total, wp, dh, dw, span):
     a kernel row per pass (3×3 kernels: :func:`_tap_sums_3x3`); the sum of each pass in the
     working precision: ``g.dtype.type(0)``, not ``g[0] * 0``, which numba types as float64
     for float32 ``g`` and which ran the sums at half the vector width, 2 times slower."""
+    wide_vectors()
     kh, kw = total.shape
     width, step = np.uint64(span), np.uint64(dw)
     five = kw - kw % 5                             # taps in passes of five, then three
@@ -516,6 +519,7 @@ def _tap_sums_pair(g, h, src, total_g, total_h, wp, dh, dw, span):
     """:func:`_tap_sums` for two output channels at once (``g`` into ``total_g``, ``h`` into
     ``total_h``): each load of ``src`` serves two sums. Five taps or one per pass (ten
     running sums fill the vector registers; three-tap passes measured no faster)."""
+    wide_vectors()
     kh, kw = total_g.shape
     width, step = np.uint64(span), np.uint64(dw)
     five = kw - kw % 5                             # taps in passes of five, then one
@@ -721,6 +725,7 @@ def _depthwise_forward(x, w, b, z, ph, pw, dh, dw, start, stop):
 def _taps(src, k, wide, wp, dh, dw, span):
     """``wide[p] += Σ_{a,e} k[a, e] · src[p + a·d_h·Wp + e·d_w]`` for ``p < span``, five or
     three taps of a kernel row per pass (3×3 kernels: :func:`_correlate_3x3`)."""
+    wide_vectors()
     kh, kw = k.shape
     width, step = np.uint64(span), np.uint64(dw)
     five = kw - kw % 5                             # taps in passes of five, then three
@@ -754,6 +759,7 @@ def _taps_pair(src, k, m, wide_k, wide_m, wp, dh, dw, span):
     ``wide_m``): each load of ``src`` serves both, so a pass does two multiply-adds per load
     instead of one (LeNet's second layer: 1.2 -> 0.7 ms on one core). Five taps or three
     per pass."""
+    wide_vectors()
     kh, kw = k.shape
     width, step = np.uint64(span), np.uint64(dw)
     five = kw - kw % 5                             # taps in passes of five, then three
