@@ -289,6 +289,48 @@ def test_wide_vectors_marks_the_compiled_function_for_512_bit_vectors():
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_distinct_arrays_marks_the_pointer_arguments_noalias():
+    """A kernel that calls ``distinct_arrays`` compiles to an LLVM function whose array
+    arguments are ``noalias``; one that does not has none there; in Python it does nothing."""
+    import re
+
+    import numba
+
+    assert kernels.distinct_arrays() is None
+    distinct = kernels._distinct_arrays_intrinsic()
+    assert kernels._distinct_arrays_intrinsic() is distinct       # made once
+
+    def marked(src, dst):
+        distinct()
+        dst[0] = src[0] + 1.0
+
+    def plain(src, dst):
+        dst[0] = src[0] + 1.0
+
+    src, dst = np.ones(1), np.zeros(1)
+    for body, expected in ((marked, True), (plain, False)):
+        compiled = numba.njit(body)
+        compiled(src, dst)
+        ir = compiled.inspect_llvm(compiled.signatures[0])
+        define = next(line for line in ir.splitlines()
+                      if line.startswith("define") and body.__name__ in line)
+        arrays = {name for attributes, name in           # (field 4: the data pointer)
+                  re.findall(r'ptr ([^%]*)%"?arg\.(src|dst)\.4\b', define)
+                  if "noalias" in attributes}
+        assert (arrays == {"src", "dst"}) is expected, define
+        assert dst[0] == 2.0
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_the_depthwise_row_loops_promise_distinct_arrays():
+    from cnnlab.ops import conv_compiled as cc
+
+    marked = {name for name in dir(cc) if hasattr(getattr(cc, name), "py_func")
+              and "distinct_arrays" in getattr(cc, name).py_func.__code__.co_names}
+    assert marked == {"_correlate_3x3", "_correlate_3x3_rows"}
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
 def test_the_direct_and_depthwise_kernels_ask_for_wide_vectors():
     from cnnlab.ops import conv_compiled as cc
 

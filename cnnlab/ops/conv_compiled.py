@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import parallel
-from .kernels import jit, wide_vectors
+from .kernels import distinct_arrays, jit, wide_vectors
 from .pad import pad_forward
 
 _WORK_PER_BLOCK = 1 << 20          # aim for at least this many multiply-adds per block
@@ -371,6 +371,7 @@ def _correlate_3x3(src, wq, r0, c0, w, c, bias, out, at, oh, ow, dh, dw):
     3×3 64 ch, 32×32×32, same process: forward 0.69-0.74 -> 0.61-0.68 ms, backward 0.95-0.97
     of the time.)"""
     wide_vectors()
+    distinct_arrays()
     k0, k1, k2 = w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2]
     k3, k4, k5 = w[c, 0, 1, 0], w[c, 0, 1, 1], w[c, 0, 1, 2]
     k6, k7, k8 = w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2]
@@ -416,6 +417,7 @@ def _correlate_3x3_rows(src, starts, r0, c0, w, c, bias, out, at, oh, ow, dh, dw
     forward, one thread, than with addresses computed: so the forward, whose plane is plain,
     keeps its own.)"""
     wide_vectors()
+    distinct_arrays()
     k0, k1, k2 = w[c, 0, 0, 0], w[c, 0, 0, 1], w[c, 0, 0, 2]
     k3, k4, k5 = w[c, 0, 1, 0], w[c, 0, 1, 1], w[c, 0, 1, 2]
     k6, k7, k8 = w[c, 0, 2, 0], w[c, 0, 2, 1], w[c, 0, 2, 2]
@@ -461,11 +463,13 @@ def _tap_sums_3x3(dzq, xs, total, starts_z, starts_x, wq, rh, rw, oh, ow, dh, dw
     parts (:func:`_row_starts`: row ``R`` of ``dzq`` from ``starts_z[R]``, of ``xs`` from
     ``starts_x[R]``). Rows ``i`` and ``i + d_h`` are taken together; the pairs of a
     residue mod ``d_h`` lie one row apart, so each residue is one flat pass over its parts
-    (sums in the working precision, as in :func:`_tap_sums`)."""
+    (sums in the working precision, as in :func:`_tap_sums`). Returns ``Σ dZ``, dB's share
+    of the plane, from the same loads (a pass of its own, :func:`plane_sum`, cost 8% of the
+    backward: depthwise 3×3 64 ch, 32×32×32, two threads, same process, 1.17 -> 1.09 ms)."""
     wide_vectors()
     e1, e2 = np.uint64(dw), np.uint64(dw + dw)
     width, down = np.uint64(ow), np.uint64(wq)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = dzq.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = plane = dzq.dtype.type(0)
     for r in range(min(dh, oh)):
         rows = (oh - r + dh - 1) // dh             # dZ rows r, r + d_h, ...
         pairs = rows // 2
@@ -489,6 +493,7 @@ def _tap_sums_3x3(dzq, xs, total, starts_z, starts_x, wq, rh, rw, oh, ow, dh, dw
             s6 += g0 * c0 + g1 * d0
             s7 += g0 * c1 + g1 * d1
             s8 += g0 * c2 + g1 * d2
+            plane += g0 + g1
         if rows % 2:                               # the residue's last row alone
             last = np.uint64(pairs * wq)
             g, t0, t1, t2 = g + last, t0 + last, t1 + last, t2 + last
@@ -503,6 +508,7 @@ def _tap_sums_3x3(dzq, xs, total, starts_z, starts_x, wq, rh, rw, oh, ow, dh, dw
                 s6 += g0 * xs[t2 + j]
                 s7 += g0 * xs[t2 + j + e1]
                 s8 += g0 * xs[t2 + j + e2]
+                plane += g0
     total[0, 0] += s0
     total[0, 1] += s1
     total[0, 2] += s2
@@ -512,6 +518,7 @@ def _tap_sums_3x3(dzq, xs, total, starts_z, starts_x, wq, rh, rw, oh, ow, dh, dw
     total[2, 0] += s6
     total[2, 1] += s7
     total[2, 2] += s8
+    return plane
 
 
 @jit
@@ -842,17 +849,18 @@ def _depthwise_backward(x, dz, w, dx, dk, db, ph, pw, dh, dw, start, stop):
                 row = np.uint64(starts_z[i + rh] + rw)  # costs more than its copy, measured)
                 for j in range(np.uint64(ow)):
                     dzq[row + j] = dz[n, c, i, j]
-            if want_db:
-                bias += plane_sum(flat_dz, (n * channels + c) * oh * ow, oh * ow)
             if want_dk:
                 for i in range(h):
                     row = np.uint64(starts_x[i + ph] + pw)
                     for j in range(np.uint64(wd)):
                         xs[row + j] = x[n, c, i, j]
-                if parts > 1:
-                    _tap_sums_3x3(dzq, xs, total, starts_z, starts_x, wq, rh, rw, oh, ow, dh, dw)
-                else:
-                    _tap_sums(g, xs, total, wq, dh, dw, span)
+            if want_dk and parts > 1:                  # (dB's share on the way)
+                bias += _tap_sums_3x3(dzq, xs, total, starts_z, starts_x, wq, rh, rw, oh, ow,
+                                      dh, dw)
+            elif want_db:
+                bias += plane_sum(flat_dz, (n * channels + c) * oh * ow, oh * ow)
+            if want_dk and parts == 1:
+                _tap_sums(g, xs, total, wq, dh, dw, span)
             if want_dx and parts > 1:
                 _correlate_3x3_rows(dzq, starts_z, ph, pw, rot, 0, zero, flat,
                                (n * channels + c) * h * wd, h, wd, dh, dw)

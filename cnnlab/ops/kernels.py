@@ -105,8 +105,9 @@ def jit(fn: Callable) -> Callable:
             for name in fn.__code__.co_names:
                 if hasattr(env.get(name), "dispatcher"):
                     env[name] = env[name].dispatcher()
-            if "wide_vectors" in fn.__code__.co_names:     # see wide_vectors
-                env["wide_vectors"] = _wide_vectors_intrinsic()
+            for name, compiled_form in _MARKERS.items():  # see wide_vectors, etc.
+                if name in fn.__code__.co_names:
+                    env[name] = compiled_form()
             body = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__)
             body.__qualname__, body.__module__ = fn.__qualname__, fn.__module__
             compiled.append(numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(body))
@@ -145,6 +146,20 @@ def wide_vectors() -> None:
     """
 
 
+def distinct_arrays() -> None:
+    """Called first in a kernel: promise that no two of its array arguments share memory
+    that the kernel writes (each output is reached through one argument only).
+
+    Without the promise, LLVM checks before every vectorised loop that writes an array
+    whether the arrays overlap, and runs the loop scalar when they might: checks that cost
+    more than the loop itself when the loop is a row of 32 (a 3×3 kernel's two rows of
+    output read through twelve pointers: 24 comparisons for two turns of the loop). With
+    it, depthwise 3×3 dX on a 32×32 plane, one thread, in the cache: 0.345 -> 0.27 µs.
+    The kernel's LLVM function gets ``noalias`` on its pointer arguments (what numba's own
+    ``noalias`` flag does for the kernels it generates). In plain Python it does nothing.
+    """
+
+
 _WIDE_VECTORS: list[Callable] = []
 
 
@@ -167,3 +182,31 @@ def _wide_vectors_intrinsic() -> Callable:
             return numba_types.none(), codegen
         _WIDE_VECTORS.append(wide)
     return _WIDE_VECTORS[0]
+
+
+
+_DISTINCT: list[Callable] = []
+
+
+def _distinct_arrays_intrinsic() -> Callable:
+    """The compiled form of :func:`distinct_arrays`: ``noalias`` on every pointer argument
+    of the function it is compiled into."""
+    if not _DISTINCT:
+        from llvmlite import ir
+        from numba import types as numba_types
+        from numba.extending import intrinsic
+
+        @intrinsic
+        def distinct(typingctx):
+            def codegen(context, builder, signature, args):
+                for argument in builder.function.args:
+                    if isinstance(argument.type, ir.PointerType):
+                        argument.add_attribute("noalias")
+                return context.get_dummy_value()
+            return numba_types.none(), codegen
+        _DISTINCT.append(distinct)
+    return _DISTINCT[0]
+
+
+_MARKERS = {"wide_vectors": _wide_vectors_intrinsic,
+            "distinct_arrays": _distinct_arrays_intrinsic}
