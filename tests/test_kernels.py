@@ -322,12 +322,12 @@ def test_distinct_arrays_marks_the_pointer_arguments_noalias():
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
-def test_the_depthwise_row_loops_promise_distinct_arrays():
+def test_the_short_row_loops_promise_distinct_arrays():
     from cnnlab.ops import conv_compiled as cc
 
     marked = {name for name in dir(cc) if hasattr(getattr(cc, name), "py_func")
               and "distinct_arrays" in getattr(cc, name).py_func.__code__.co_names}
-    assert marked == {"_correlate_3x3", "_correlate_3x3_rows"}
+    assert marked == {"_correlate_3x3", "_correlate_3x3_rows", "_finish"}
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")

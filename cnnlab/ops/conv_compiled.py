@@ -151,6 +151,7 @@ def _finish(src, width, out_width, bias, dst, index, epilogue, best_row, at_row)
     0.35 -> 0.26 ms. (Its training forward keeps the rows: positions converted from the wide
     rows' ``r·W_p + c`` to ``r·O_w + c`` afterwards took more than the pass saved.) ``best_row``
     and ``at_row`` hold ``2·h·width/2`` values."""
+    distinct_arrays()
     h, w = dst.shape
     full = np.uint64(max(w, width // 2))       # pooled columns computed a row
     zero = dst.dtype.type(0)
