@@ -572,7 +572,7 @@ def _tap_sums_pair(g, h, src, total_g, total_h, wp, dh, dw, span):
 
 def _run(kernel, items: int, work_per_item: int, *args) -> None:
     """``kernel(*args, start, stop)`` over ``items`` in blocks spread over the threads: blocks
-    of at least ``_WORK_PER_BLOCK`` multiply-adds, at least four blocks a thread; less work
+    of at most ``_WORK_PER_BLOCK`` multiply-adds, at least four blocks a thread; less work
     than one block runs on the calling thread (waking a pool thread costs more: LeNet-5's
     first layer for one image, 0.13 million multiply-adds)."""
     if items * work_per_item < _WORK_PER_BLOCK:
