@@ -675,8 +675,11 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
         span = (oh - 1) * wp + ow
         dzw = np.empty((n, c_out, oh * wp), dtype=dz.dtype)   # rows of Wp (_widen zeroes the extra)
         sums = np.empty((n, c_out), dtype=dz.dtype)
-        parallel.run_ranges(_widen, n, *_dz_arguments(dz), dzw, sums, oh, ow,
-                            size=2 * n * c_out * oh * ow)
+        # (values touched: dZ read, dZw written, the plane summed; a pooled dZ is first built
+        # in a zeroed scratch plane. LeNet-5's first layer, 0.6 million values of dZ, pooled:
+        # on both threads, training steps 2.985 -> 2.949 and 2.771 -> 2.706 ms, same process)
+        touched = (4 if isinstance(dz, PooledGradient) else 3) * n * c_out * oh * ow
+        parallel.run_ranges(_widen, n, *_dz_arguments(dz), dzw, sums, oh, ow, size=touched)
         if need_db:
             db = images_summed(sums)
         xf = np.ascontiguousarray(x4).reshape(n, x4.shape[1], hp * wp)
