@@ -18,6 +18,7 @@ otherwise in numba's per-user cache folder (``NUMBA_CACHE_DIR`` overrides both).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import types
@@ -129,7 +130,6 @@ def jit(fn: Callable) -> Callable:
 _FASTMATH = {"reassoc", "contract"}
 
 
-
 def wide_vectors() -> None:
     """Called first in a kernel: compile it for 512-bit vectors where the CPU has them.
 
@@ -164,52 +164,43 @@ def distinct_arrays() -> None:
     """
 
 
-_WIDE_VECTORS: list[Callable] = []
+def _function_marker(mark: Callable) -> Callable:
+    """A numba intrinsic of no arguments that calls ``mark(function)`` on the LLVM function it
+    is compiled into: the compiled form of a marker such as :func:`wide_vectors`."""
+    from numba import types as numba_types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def marker(typingctx):
+        def codegen(context, builder, signature, args):
+            mark(builder.function)
+            return context.get_dummy_value()
+        return numba_types.none(), codegen
+    return marker
 
 
+@functools.cache
 def _wide_vectors_intrinsic() -> Callable:
-    """The compiled form of :func:`wide_vectors`: a numba intrinsic that marks the function
-    it is compiled into (llvmlite lists no string attributes, so the set is added to
-    directly; should that fail, the kernel keeps LLVM's default width)."""
-    if not _WIDE_VECTORS:
-        from numba import types as numba_types
-        from numba.extending import intrinsic
-
-        @intrinsic
-        def wide(typingctx):
-            def codegen(context, builder, signature, args):
-                try:
-                    set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-                except (AttributeError, TypeError):   # pragma: no cover - llvmlite changed
-                    pass
-                return context.get_dummy_value()
-            return numba_types.none(), codegen
-        _WIDE_VECTORS.append(wide)
-    return _WIDE_VECTORS[0]
+    """The compiled form of :func:`wide_vectors` (llvmlite lists no string attributes, so the
+    set is added to directly; should that fail, the kernel keeps LLVM's default width)."""
+    def mark(function) -> None:
+        try:
+            set.add(function.attributes, '"prefer-vector-width"="512"')
+        except (AttributeError, TypeError):   # pragma: no cover - llvmlite changed
+            pass
+    return _function_marker(mark)
 
 
-
-_DISTINCT: list[Callable] = []
-
-
+@functools.cache
 def _distinct_arrays_intrinsic() -> Callable:
-    """The compiled form of :func:`distinct_arrays`: ``noalias`` on every pointer argument
-    of the function it is compiled into."""
-    if not _DISTINCT:
-        from llvmlite import ir
-        from numba import types as numba_types
-        from numba.extending import intrinsic
+    """The compiled form of :func:`distinct_arrays`: ``noalias`` on every pointer argument."""
+    from llvmlite import ir
 
-        @intrinsic
-        def distinct(typingctx):
-            def codegen(context, builder, signature, args):
-                for argument in builder.function.args:
-                    if isinstance(argument.type, ir.PointerType):
-                        argument.add_attribute("noalias")
-                return context.get_dummy_value()
-            return numba_types.none(), codegen
-        _DISTINCT.append(distinct)
-    return _DISTINCT[0]
+    def mark(function) -> None:
+        for argument in function.args:
+            if isinstance(argument.type, ir.PointerType):
+                argument.add_attribute("noalias")
+    return _function_marker(mark)
 
 
 _MARKERS = {"wide_vectors": _wide_vectors_intrinsic,
