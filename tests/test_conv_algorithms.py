@@ -342,12 +342,12 @@ def test_results_do_not_depend_on_the_number_of_threads(algorithm, groups, strid
 def test_parallel_blocks_cover_the_range_and_pass_errors_on():
     seen = []
     parallel.run_blocks(lambda a, b: seen.append((a, b)), parallel.split(10, 3))
-    assert sorted(seen) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert sorted(seen) == [(0, 2), (2, 5), (5, 7), (7, 10)]
 
     def fail(a, b):
-        if a == 9:
-            raise RuntimeError("block 9 failed")
-    with pytest.raises(RuntimeError, match="block 9 failed"):
+        if a == 7:
+            raise RuntimeError("block 7 failed")
+    with pytest.raises(RuntimeError, match="block 7 failed"):
         parallel.run_blocks(fail, parallel.split(10, 3))
     with pytest.raises(ValueError, match="set_num_threads: expected a positive int, received 0"):
         parallel.set_num_threads(0)
@@ -756,7 +756,8 @@ def test_winograd_blocks_hold_enough_tiles_for_the_vector_loops(monkeypatch):
     per_image = 36 * (64 + 64) * 20 * 4                          # 64->64 at 14×14: 368,640 B
     assert conv_compiled.image_blocks(10, per_image)[:2] == [0, 2]
     assert conv_winograd.MIN_BLOCK_TILES == 160
-    assert conv_winograd._image_blocks(20, 64, 64, 20, 4) == [0, 8, 16, 20]
+    assert conv_winograd._image_blocks(20, 64, 64, 20, 4) == [0, 10, 20]
+    assert conv_winograd._image_blocks(25, 64, 64, 20, 4) == [0, 8, 16, 25]
     assert conv_winograd._image_blocks(3, 64, 64, 20, 4) == [0, 3]
     assert conv_winograd._image_blocks(5, 64, 64, 160, 4) == list(range(6))
     assert conv_winograd._image_blocks(40, 4, 4, 20, 4) == [0, 40]   # the budget: 91 images

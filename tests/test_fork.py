@@ -84,30 +84,75 @@ def test_run_ranges_keeps_a_small_job_on_the_calling_thread(size, calls):
         assert seen[0][2] is threading.main_thread()
 
 
-def test_a_pool_thread_not_started_is_cancelled_not_waited_for(monkeypatch):
-    """When the calling thread has taken every block, a helper still queued is cancelled."""
+def test_a_pool_thread_not_woken_is_not_waited_for(monkeypatch):
+    """When the calling thread has taken every block before a helper woke up, the helper's
+    wake-up is taken back (its start lock acquired again) instead of waited for."""
     from cnnlab.ops import parallel
 
-    cancelled = []
-
-    class Queued:
-        def cancel(self):
-            cancelled.append(True)
-            return True
-
-        def result(self):
-            raise AssertionError("a cancelled helper must not be waited for")
-
-    class Pool:
-        def submit(self, fn):
-            return Queued()
-
+    crew = parallel._Crew(0)
+    start, done = threading.Lock(), threading.Lock()   # a helper that never wakes up:
+    start.acquire()                                    # waiting for it would hang
+    done.acquire()
+    crew.starts.append(start)
+    crew.dones.append(done)
     parallel.set_num_threads(2)
-    monkeypatch.setattr(parallel, "_pool", Pool())
+    monkeypatch.setattr(parallel, "_pool", crew)
+    seen = []
     try:
-        seen = []
-        parallel.run_blocks(lambda start, stop: seen.append((start, stop)), [0, 1, 2])
+        caller = threading.Thread(target=parallel.run_blocks,
+                                  args=(lambda lo, hi: seen.append((lo, hi)), [0, 1, 2]))
+        caller.start()
+        caller.join(10)
     finally:
         monkeypatch.setattr(parallel, "_pool", None)
         parallel.set_num_threads(parallel._default_threads())
-    assert seen == [(0, 1), (1, 2)] and cancelled == [True]
+    assert not caller.is_alive() and seen == [(0, 1), (1, 2)]
+    assert start.locked() and not crew.busy.locked() and crew.settled
+
+
+def test_a_helper_s_error_is_raised_by_the_caller():
+    """A block that fails on a pool thread fails the call, after every block has finished."""
+    from cnnlab.ops import parallel
+
+    taken = threading.Event()
+
+    def block(start: int, stop: int) -> None:
+        if threading.current_thread() is threading.main_thread():
+            assert taken.wait(10)                  # the helper takes the other block
+            return
+        taken.set()
+        raise ValueError(f"block {start} failed on a helper")
+
+    parallel.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match="^block 1 failed on a helper$"):
+            parallel.run_blocks(block, [0, 1, 2])
+        seen = []                                  # and the pool still works
+        parallel.run_blocks(lambda lo, hi: seen.append(lo), [0, 1, 2, 3])
+        assert sorted(seen) == [0, 1, 2]
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+
+
+def test_a_call_that_finds_the_pool_busy_runs_its_blocks_alone():
+    """A block's own nested call (or another thread's call) while the pool runs a job: its
+    blocks all run on its own thread, none waits for the busy helpers."""
+    from cnnlab.ops import parallel
+
+    inner = []
+
+    def outer(start: int, stop: int) -> None:
+        parallel.run_blocks(lambda lo, hi: inner.append((lo, threading.current_thread())),
+                            [0, 1, 2, 3])
+
+    parallel.set_num_threads(2)
+    try:
+        parallel.run_blocks(outer, [0, 1, 2])
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+    assert sorted(lo for lo, _ in inner) == [0, 0, 1, 1, 2, 2]
+    by_thread = {}                 # each nested call's three blocks on its caller's thread
+    for lo, thread in inner:
+        by_thread.setdefault(thread, []).append(lo)
+    assert sorted(map(sorted, by_thread.values())) in ([[0, 0, 1, 1, 2, 2]],
+                                                       [[0, 1, 2], [0, 1, 2]])

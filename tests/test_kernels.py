@@ -256,10 +256,14 @@ def test_the_compiled_loops_are_the_python_loops(rng):
     np.testing.assert_allclose(db, dz.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
     dzw = np.zeros((2, 3, 4 * 6))
     dzw.reshape(2, 3, 4, 6)[..., :3] = dz
-    loops_dk = np.empty_like(w)
-    conv_compiled._weight_grad_flat.py_func(dzw, x.reshape(2, 2, 30), loops_dk, 6, 3 * 6 + 3,
-                                            1, 1, 0, 4)
-    np.testing.assert_allclose(loops_dk, dk, rtol=1e-12, atol=1e-12)
+    for chunks in (1, 2):                          # the images in one chunk, or two
+        parts = np.empty((chunks, *w.shape))
+        conv_compiled._weight_grad_flat.py_func(dzw, x.reshape(2, 2, 30), parts, 6, 3 * 6 + 3,
+                                                1, 1, 0, 4 * chunks)
+        np.testing.assert_allclose(parts.sum(axis=0), dk, rtol=1e-12, atol=1e-12)
+    windows = np.lib.stride_tricks.sliding_window_view(x[1], (2, 4), axis=(1, 2))
+    np.testing.assert_allclose(parts[1], np.einsum("oij,cijae->ocae", dz[1], windows),
+                               rtol=1e-12, atol=1e-12)           # chunk 1: the second image
 
 
 @pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")

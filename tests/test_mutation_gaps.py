@@ -333,7 +333,10 @@ def test_block_bounds():
     from cnnlab.ops.parallel import split
 
     assert split(5, 1) == [0, 1, 2, 3, 4, 5]
-    assert split(5, 2) == [0, 2, 4, 5]
+    assert split(5, 2) == [0, 1, 3, 5]                    # the fewest blocks, near-equal
+    assert split(64, 17) == [0, 16, 32, 48, 64]
+    assert split(10, 100) == [0, 10]
+    assert split(0, 4) == [0]
     assert split(3, 0) == [0, 1, 2, 3]                    # a block holds at least one item
 
 

@@ -196,33 +196,37 @@ def _finish(src, width, out_width, bias, dst, index, epilogue, best_row, at_row)
 
 
 @jit
-def _weight_grad_flat(dzw, xf, dk, wp, span, dh, dw, start, stop):
-    """``dK[o, c, a, e] = Σ_n Σ_p dZw[n, o, p] · Xp[n, g·C/G + c, p + a·d_h·Wp + e·d_w]`` for the
-    items ``start .. stop-1``: item ``t`` is the kernel rows ``(o, c)`` and ``(o + 1, c)`` of
-    the ``t // (C/G)``-th pair of output channels (numbered as in :func:`_correlate_flat`)
-    and ``c = t % (C/G)``.
+def _weight_grad_flat(dzw, xf, parts, wp, span, dh, dw, start, stop):
+    """``parts[s, o, c, a, e] = Σ_{n in chunk s} Σ_p dZw[n, o, p] · Xp[n, g·C/G + c, p + a·d_h·Wp
+    + e·d_w]`` for the items ``start .. stop-1``: the images are cut into ``S = len(parts)``
+    chunks of near-equal size (chunk ``s`` from ``s·N // S``), and item ``t`` is chunk
+    ``t % S`` of the kernel rows ``(o, c)`` and ``(o + 1, c)`` of the ``u``-th pair of output
+    channels (numbered as in :func:`_correlate_flat`) with ``c = u % (C/G)``, ``u = t // S``.
 
     ``dzw (N, C_out, O_h·Wp)`` is dZ on rows of width ``Wp``, zeros in the extra columns. Each
-    image's sum is taken in the working precision, the sum over images in float64."""
+    image's sum is taken in the working precision, the sum over images in float64 (``parts``)."""
     wide_vectors()
-    c_out, c_group, kh, kw = dk.shape
+    chunks, c_out, c_group, kh, kw = parts.shape
+    n_images = dzw.shape[0]
     per_group = c_out // (xf.shape[1] // c_group)
     pairs = (per_group + 1) // 2
     total = np.zeros((2, kh, kw))
     for t in range(start, stop):
-        u, c = t // c_group, t % c_group
+        u, s = t // chunks, t % chunks
+        c = u % c_group
+        u //= c_group
         o = (u // pairs) * per_group + 2 * (u % pairs)
         channel = (u // pairs) * c_group + c
         two = 2 * (u % pairs) + 1 < per_group
         second = o + 1 if two else o               # a lone channel: computed twice
         total[:, :, :] = 0.0
-        for n in range(dzw.shape[0]):
+        for n in range(s * n_images // chunks, (s + 1) * n_images // chunks):
             _tap_sums_pair(dzw[n, o], dzw[n, second], xf[n, channel], total[0], total[1], wp,
                            dh, dw, span)
         for r in range(2 if two else 1):
             for a in range(kh):
                 for e in range(kw):
-                    dk[o + r, c, a, e] = total[r, a, e]
+                    parts[s, o + r, c, a, e] = total[r, a, e]
 
 
 @jit
@@ -583,6 +587,18 @@ def _run(kernel, items: int, work_per_item: int, *args) -> None:
                         per_block=_WORK_PER_BLOCK // max(work_per_item, 1))
 
 
+def _image_chunks(n: int, items: int, work_per_item: int) -> int:
+    """Into how many chunks of images a weight gradient's ``items`` (each summed over all
+    ``n`` images, ``work_per_item`` multiply-adds) are cut: blocks of about
+    ``_WORK_PER_BLOCK``, enough to share out. LeNet-5's first layer has 3 items (pairs of
+    output channels) of 2.9 million, which two threads took as 2 + 1; in 3 chunks, 9 blocks:
+    its dK on two threads 190-192 -> 157-164 µs (12 blocks: 178-180), same process. Depends on
+    the shapes only (the chunks' partial sums are added in order: the same dK for any number
+    of threads)."""
+    blocks = -(-items * work_per_item // _WORK_PER_BLOCK)
+    return max(1, min(n, -(-blocks // items)))
+
+
 def _as_2d(a: np.ndarray) -> np.ndarray:
     """``(N, C, L) -> (N, C, 1, L)`` (1-D runs as 2-D of height 1); 2-D arrays as they are."""
     return a[:, :, None, :] if a.ndim == 3 else a
@@ -686,9 +702,12 @@ def gradients(dz: np.ndarray, xp: np.ndarray, w: np.ndarray, dilation: tuple[int
         xf = np.ascontiguousarray(x4).reshape(n, x4.shape[1], hp * wp)
         c_group = w4.shape[1]
         items = _channel_pairs(c_out, x4.shape[1] // c_group) * c_group
-        dk = np.empty(w4.shape, dtype=dz.dtype)
-        _run(_weight_grad_flat, items, 2 * n * kh * kw * span, dzw, xf, dk, wp, span, dh, dw)
-        dk = dk.reshape(w.shape)
+        work = 2 * n * kh * kw * span              # multiply-adds an item, every image
+        chunks = _image_chunks(n, items, work)
+        parts = np.empty((chunks, *w4.shape))
+        _run(_weight_grad_flat, items * chunks, work // chunks, dzw, xf, parts, wp, span, dh,
+             dw)
+        dk = sum_in_order(parts).astype(dz.dtype).reshape(w.shape)
     return dxp, dk, db
 
 

@@ -415,7 +415,10 @@ def _image_blocks(n: int, c: int, c_out: int, length: int, itemsize: int) -> lis
     a block where the batch has them."""
     fit = conv_compiled.image_blocks(n, 36 * (c + c_out) * length * itemsize)
     least = -(-MIN_BLOCK_TILES // length)
-    return fit if fit[1] - fit[0] >= least else parallel.split(n, least)
+    if fit[1] - fit[0] >= least:
+        return fit
+    count = max(1, n // least)                     # near-equal blocks of at least `least`
+    return [i * n // count for i in range(count)] + [n]
 
 
 def _phase_tiles(out: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:

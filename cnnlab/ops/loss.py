@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import kernels, loss_compiled
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -90,6 +92,10 @@ def cross_entropy_forward(z: np.ndarray, target: np.ndarray, weight: np.ndarray 
     Shapes: ``z (N, C, *d)``, ``target (N, *d)`` integers in ``[0, C)`` or ``ignore_index``,
     ``weight (C,)`` -> ``()`` or, for ``"none"``, ``(N, *d)``.
     """
+    if kernels.use_compiled() and loss_compiled.handles(z, weight):
+        loss, p, t, valid, total = loss_compiled.cross_entropy_forward(
+            z, target, ignore_index, reduction, label_smoothing)
+        return loss, CrossEntropyCache(p, t, valid, None, label_smoothing, reduction, total)
     c = z.shape[1]
     s, lse, p = _log_softmax_parts(z)
     valid, t = _gather_targets(target, ignore_index)
@@ -117,6 +123,8 @@ def cross_entropy_backward(dy: np.ndarray, cache: CrossEntropyCache) -> np.ndarr
     Unweighted and unsmoothed this is ``(softmax(z) − onehot(t)) · dy / N``.
     """
     p, t, valid, weight, eps, reduction, total = cache
+    if kernels.use_compiled() and loss_compiled.handles(p, weight):
+        return loss_compiled.cross_entropy_backward(dy, p, t, valid, reduction, total, eps)
     c = p.shape[1]
     g = np.where(valid, _grad_scale(dy, reduction, total, valid.shape), 0)   # (N, *d)
     w_t = 1 if weight is None else weight[t]                                  # (N, *d)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,7 +31,7 @@ _MAX_DEFAULT = 8
 _MIN_PARALLEL = 1 << 20     # smaller arrays: handing work to a thread costs more than it saves
 _GEMM_BLOCK = 1 << 22       # multiply-adds per GEMM block (smaller GEMMs run in one call)
 _split_gemms = False
-_pool: ThreadPoolExecutor | None = None
+_pool: _Crew | None = None
 _threads = 0
 
 
@@ -65,13 +65,85 @@ if hasattr(os, "register_at_fork"):             # not on Windows
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+class _Crew:
+    """The pool: ``helpers`` threads, each waiting on a lock of its own for the next job.
+
+    One call at a time hands a job to it (``busy``); a call that finds it busy (another
+    thread's call, or a block's own nested call) runs its blocks alone. A helper is woken by
+    releasing its ``start`` lock and says it is done by releasing its ``done`` lock: plain locks
+    instead of ``concurrent.futures`` (a Future, its condition variable and a queue a call),
+    which cost 13-15 µs less a call (a 4-block job of 11 µs on one thread: 58 -> 43 µs on
+    two), depthwise 3×3 64 ch, 32×32×32, forward + backward 1.56 -> 1.52 ms, same process."""
+
+    def __init__(self, helpers: int) -> None:
+        self.busy = threading.Lock()
+        self.settled = True                         # no helper is running a job
+        self.job: Callable[[], None] | None = None
+        self.error: BaseException | None = None
+        self.starts: list[threading.Lock] = []
+        self.dones: list[threading.Lock] = []
+        self.threads: list[threading.Thread] = []
+        for i in range(helpers):
+            start, done = threading.Lock(), threading.Lock()
+            start.acquire()
+            done.acquire()
+            self.starts.append(start)
+            self.dones.append(done)
+            thread = threading.Thread(target=self._serve, args=(start, done), daemon=True,
+                                      name=f"cnnlab-blocks-{i}")
+            thread.start()
+            self.threads.append(thread)
+
+    def _serve(self, start: threading.Lock, done: threading.Lock) -> None:
+        while True:
+            start.acquire()
+            job = self.job
+            if job is None:                         # shut down
+                return
+            try:
+                job()
+            except BaseException as error:          # noqa: BLE001 (re-raised by the caller)
+                if self.error is None:
+                    self.error = error
+            done.release()
+
+    def run(self, job: Callable[[], None], helpers: int) -> None:
+        """``job()`` on the calling thread and on ``helpers`` helpers; returns when all are
+        done and re-raises the first error. A helper that has not woken up by the time the
+        calling thread is done is not waited for: its wake-up is taken back."""
+        self.job, self.error = job, None
+        woken = list(zip(self.starts[:helpers], self.dones))
+        for start, _ in woken:
+            start.release()
+        try:
+            job()
+        finally:
+            self.settled = False                   # (stays so if a wait is interrupted)
+            for start, done in woken:
+                if not start.acquire(blocking=False):   # it woke up and took the job
+                    done.acquire()
+            self.settled = True
+            self.job = None
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """End the helper threads (after the running call, if any) and wait for them."""
+        with self.busy:
+            self.job = None
+            for start in self.starts:
+                start.release()
+            for thread in self.threads:
+                thread.join()
+
+
 def set_num_threads(n: int) -> None:
     """Run element-wise blocks on ``n`` threads (1 runs them on the calling thread only)."""
     global _threads, _pool
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, received {n!r}.")
     if _pool is not None:
-        _pool.shutdown(wait=True)
+        _pool.stop()
         _pool = None
     _threads = n
 
@@ -82,8 +154,8 @@ def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
     Each thread (the calling one included) takes the next block not yet taken until none is
     left, so a thread slowed down by another program on its core simply takes fewer blocks.
     It returns when all are done and re-raises the first error. A pool thread that has not
-    started when the calling thread runs out of blocks is cancelled rather than waited for:
-    waking a thread costs tens of microseconds, more than a small job's blocks.
+    woken up when the calling thread runs out of blocks is not waited for: waking a thread
+    costs tens of microseconds, more than a small job's blocks.
     """
     global _pool
     blocks = iter(list(zip(bounds[:-1], bounds[1:])))
@@ -97,15 +169,19 @@ def run_blocks(fn: Callable[[int, int], None], bounds: Sequence[int]) -> None:
         run()
         return
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=num_threads() - 1,
-                                   thread_name_prefix="cnnlab-blocks")
-    futures = [_pool.submit(run) for _ in range(threads - 1)]
-    try:
+        _pool = _Crew(num_threads() - 1)
+    pool = _pool
+    if not pool.busy.acquire(blocking=False):      # in use by another call: run alone
         run()
+        return
+    try:
+        pool.run(run, threads - 1)
+    except BaseException:
+        if not pool.settled and _pool is pool:      # interrupted while waiting for a helper:
+            _pool = None                            # a new pool next time
+        raise
     finally:
-        for future in futures:
-            if not future.cancel():      # a helper that has not started yet finds no block
-                future.result()          # left: it is not waited for (nor woken up)
+        pool.busy.release()
 
 
 def run_ranges(kernel: Callable[..., None], items: int, *args, per_block: int | None = None,
@@ -172,9 +248,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def split(n: int, block: int) -> list[int]:
-    """Bounds ``[0, block, 2*block, ..., n]`` of blocks of at most ``block`` items."""
-    block = max(1, block)
-    return list(range(0, n, block)) + [n]
+    """Bounds of the fewest blocks of at most ``block`` items that hold ``n``, of sizes that
+    differ by one at most: equal blocks keep the threads busy to the end (LeNet-5's second
+    layer, 64 images in blocks of at most 17: 17, 17, 17, 13 left one thread 4 images idle)."""
+    count = -(-n // max(1, block))
+    return [i * n // count for i in range(count)] + [n]
 
 
 def copyto(dst: np.ndarray, src: np.ndarray) -> None:

@@ -169,19 +169,27 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            hyper = self._hyper(group)
             for p in group["params"]:
-                if p.grad is None:
+                grad, data = p.grad, p.data
+                if grad is None:
                     continue
-                if np.shape(p.grad) != p.shape:
+                if np.shape(grad) != data.shape:
                     raise ValueError(
-                        f"{self._name}.step: a parameter of shape {p.shape} has a gradient of "
-                        f"shape {np.shape(p.grad)}."
+                        f"{self._name}.step: a parameter of shape {data.shape} has a gradient "
+                        f"of shape {np.shape(grad)}."
                     )
                 state = self.state.setdefault(p, {})
-                self._update(p.data, p.grad, state, group)
+                self._update(data, grad, state, hyper)
                 if not state:                   # a rule without memory keeps no entry
                     del self.state[p]
         return loss
+
+    def _hyper(self, group: dict[str, Any]) -> Any:
+        """What :meth:`_update` receives as ``group`` for each parameter of ``group`` in this
+        step: the group itself, or a form of its hyper-parameters a subclass converts once
+        per step instead of once per parameter."""
+        return group
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any],
                 group: dict[str, Any]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..ops import kernels, optim_compiled
 from .optimizer import Optimizer, ParamsT, check_number, required
 
 
@@ -64,19 +65,41 @@ class SGD(Optimizer):
                 f"momentum={hyper['momentum']!r}, dampening={hyper['dampening']!r}."
             )
 
+    def _hyper(self, group: dict[str, Any]) -> _Hyper:
+        return _Hyper(float(group["lr"]), float(group["momentum"]), float(group["dampening"]),
+                      float(group["weight_decay"]), bool(group["nesterov"]),
+                      bool(group["maximize"]), kernels.use_compiled())
+
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        lr, momentum = float(group["lr"]), float(group["momentum"])
-        weight_decay, dampening = float(group["weight_decay"]), float(group["dampening"])
-        g = -grad if group["maximize"] else grad
+                group: _Hyper) -> None:
+        lr, momentum, dampening, weight_decay, nesterov, maximize, compiled = group
+        buf = state.get("momentum_buffer") if momentum != 0 else None
+        if compiled and optim_compiled.handles(param, grad, *(() if buf is None else (buf,))):
+            first = momentum != 0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = np.empty_like(param)
+            optim_compiled.sgd(param, grad, param if buf is None else buf, lr, momentum,
+                               dampening, weight_decay, nesterov, maximize, first)
+            return
+        g = -grad if maximize else grad
         if weight_decay != 0:
             g = g + weight_decay * param
         if momentum != 0:
-            buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.array(g, dtype=param.dtype, copy=True)
             else:
                 buf *= momentum
                 buf += (1.0 - dampening) * g
-            g = g + momentum * buf if group["nesterov"] else buf
+            g = g + momentum * buf if nesterov else buf
         param -= lr * g
+
+
+class _Hyper(NamedTuple):
+    """SGD's hyper-parameters for one step of a group, converted once."""
+    lr: float
+    momentum: float
+    dampening: float
+    weight_decay: float
+    nesterov: bool
+    maximize: bool
+    compiled: bool                      # the compiled update runs (kernels.use_compiled())

@@ -1,0 +1,53 @@
+"""The optimisers' update rules as one compiled loop per parameter (numba).
+
+NumPy applies SGD with momentum to a parameter in five passes (``buf *= m``, ``(1 - d)·g``,
+``buf += ...``, ``lr·buf``, ``p -= ...``), each a call that allocates its result; a network of
+small layers (LeNet-5: ten parameter arrays, 61,706 values) pays for the calls, not for the
+arithmetic. One loop reads each value once and writes it once.
+
+The arithmetic is :mod:`cnnlab.optim`'s, term for term, in the parameter's precision (the
+hyper-parameters rounded to it first, as NumPy does with a Python float); the kernels may fuse a
+multiply and an add (float rounding, as everywhere in the compiled path).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import jit
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def handles(param: np.ndarray, *others: np.ndarray) -> bool:
+    """Whether the loops update this parameter: C-contiguous float32 or float64 arrays of one
+    dtype and shape (anything else keeps the NumPy rule)."""
+    return (param.dtype in _FLOATS and param.flags.c_contiguous and param.flags.writeable
+            and all(a.dtype == param.dtype and a.shape == param.shape and a.flags.c_contiguous
+                    for a in others))
+
+
+@jit
+def _sgd(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
+    """SGD's rule (``optim.SGD``) on flat arrays: ``p`` and ``buf`` updated in place."""
+    t = p.dtype.type
+    rate, m, keep, decay = t(lr), t(momentum), t(1.0 - dampening), t(weight_decay)
+    sign = t(-1.0) if maximize else t(1.0)
+    for i in range(np.uint64(p.size)):
+        d = sign * g[i]
+        if decay != 0:
+            d = d + decay * p[i]
+        if m != 0:
+            b = d if first else m * buf[i] + keep * d
+            buf[i] = b
+            d = d + m * b if nesterov else b
+        p[i] = p[i] - rate * d
+
+
+def sgd(param: np.ndarray, grad: np.ndarray, buf: np.ndarray, lr: float, momentum: float,
+        dampening: float, weight_decay: float, nesterov: bool, maximize: bool,
+        first: bool) -> None:
+    """One SGD step of ``param`` (and of its momentum buffer ``buf``, written whole when
+    ``first``), in place."""
+    _sgd(param.reshape(-1), grad.reshape(-1), buf.reshape(-1), lr, momentum, dampening,
+         weight_decay, nesterov, maximize, first)
