@@ -386,3 +386,30 @@ def test_error_deep_in_sequential_names_the_layer():
                                          r"\(1, 4, 2, 2\): Conv2d\(4→4, kernel 5×5\): kernel "
                                          r"5×5 \(dilated span 5×5\) is larger"):
         net(np.zeros((1, 1, 10, 10), np.float32))
+
+
+def test_checked_arguments_are_remembered_by_their_repr_and_never_excuse_a_mistake():
+    """A convolution's arguments are checked once for each combination of shapes and values
+    (``functional.conv._RESOLVED``); the key is their repr, so ``True`` is not taken for the
+    ``1`` checked before it, a mistake raises every time, and the memory is bounded."""
+    from cnnlab.functional import conv as fconv
+
+    x, w = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32)
+    fconv._RESOLVED.clear()
+    a = F.conv2d(x, w, groups=2, stride=(1, 1)).data
+    assert len(fconv._RESOLVED) == 1
+    np.testing.assert_array_equal(F.conv2d(x, w, groups=2, stride=(1, 1)).data, a)
+    assert len(fconv._RESOLVED) == 1                       # the same call: remembered
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"groups must be a positive int, received True"):
+            F.conv2d(x, np.ones((2, 2, 3, 3), np.float32), groups=True)
+        with pytest.raises(TypeError, match=r"stride must be an int or a tuple of 2 ints, "
+                                            r"received \(1, True\)"):
+            F.conv2d(x, w, groups=2, stride=(1, True))
+    assert len(fconv._RESOLVED) == 1                       # mistakes are never remembered
+    assert F.conv2d(x, w, groups=2, padding="same").shape == (1, 2, 5, 5)
+    assert F.conv2d(x[:, :, :4], w, groups=2, padding="same").shape == (1, 2, 4, 5)
+    assert len(fconv._RESOLVED) == 3                       # per shape: "same" resolves anew
+    for size in range(fconv._RESOLVED_MAX):
+        F.conv2d(np.ones((1, 2, 3, 3 + size), np.float32), w, groups=2)
+    assert len(fconv._RESOLVED) <= fconv._RESOLVED_MAX

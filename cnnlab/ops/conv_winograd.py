@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import conv_compiled, parallel
+from . import conv_compiled
 from .conv_compiled import plane_sum
 from .kernels import jit
 from .pad import PadCache, pad_backward, pad_forward
