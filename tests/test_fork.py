@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 
 import pytest
 
@@ -156,3 +157,49 @@ def test_a_call_that_finds_the_pool_busy_runs_its_blocks_alone():
         by_thread.setdefault(thread, []).append(lo)
     assert sorted(map(sorted, by_thread.values())) in ([[0, 0, 1, 1, 2, 2]],
                                                        [[0, 1, 2], [0, 1, 2]])
+
+
+def test_the_helpers_are_kept_off_the_calling_thread_s_cpu(monkeypatch):
+    """Before each job the helpers may run on every CPU the caller may use but the caller's
+    own (Linux co-locates a thread with the thread that wakes it often): one system call a
+    helper when the caller is found on another CPU, none while it stays; never again once
+    the system refuses."""
+    from cnnlab.ops import parallel
+
+    crew = parallel._Crew(0)
+    crew.threads = [types.SimpleNamespace(native_id=101), types.SimpleNamespace(native_id=102)]
+    cpus = iter([3, 3, 5, 5, 0])
+    pinned = []
+    monkeypatch.setattr(parallel, "_current_cpu", lambda: next(cpus))
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(parallel.os, "sched_setaffinity",
+                        lambda tid, cpus: pinned.append((tid, set(cpus))), raising=False)
+    for _ in range(4):
+        crew._keep_off_the_callers_cpu()
+    assert pinned == [(101, {0, 5}), (102, {0, 5}), (101, {0, 3}), (102, {0, 3})]
+    assert crew.cpu == 5
+
+    def refuse(tid, cpus):
+        raise PermissionError("not allowed here")
+
+    monkeypatch.setattr(parallel.os, "sched_setaffinity", refuse, raising=False)
+    crew._keep_off_the_callers_cpu()              # caller on CPU 0 now: refused, so off
+    assert crew.cpu is None
+    monkeypatch.setattr(parallel, "_current_cpu", lambda: pytest.fail("asked again"))
+    crew._keep_off_the_callers_cpu()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two CPUs")
+def test_after_a_job_the_helper_may_run_anywhere_but_on_the_caller_s_cpu():
+    from cnnlab.ops import parallel
+
+    parallel.set_num_threads(2)
+    try:
+        parallel.run_blocks(lambda lo, hi: None, [0, 1, 2, 3])
+        crew = parallel._pool
+        assert crew.cpu is not None and crew.cpu >= 0
+        helper = crew.threads[0]
+        assert os.sched_getaffinity(helper.native_id) == os.sched_getaffinity(0) - {crew.cpu}
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
