@@ -119,8 +119,10 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
               settle: float = 0.25) -> dict[str, float]:
     """Median seconds per call of each runner, the runners taking turns round by round.
 
-    Each runner is called once to size its rounds: enough calls that one round lasts about
-    ``min_seconds``. Then one untimed round of every runner warms the process up: its first
+    Each runner is called twice, the second call sizing its rounds: enough calls that one
+    round lasts about ``min_seconds`` (a first call pays for what happens once, such as
+    loading compiled kernels: the depthwise layer's 2.67 ms against 1.80, which made its
+    rounds 75 calls instead of 111). Then one untimed round of every runner warms the process up: its first
     steps load compiled kernels and touch fresh pages of a heap three libraries share
     (LeNet-5 training: 19,059 page faults in cnnlab's first 20 steps of a process, 527 in
     PyTorch's, single digits in every later 20); the objects that loading and warming up
@@ -137,6 +139,7 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
     """
     calls = {}
     for name, fn in runners.items():
+        fn()
         start = time.perf_counter()
         fn()
         once = max(time.perf_counter() - start, 1e-6)
