@@ -82,6 +82,54 @@ def test_sgd_takes_the_numpy_rule_for_what_the_loop_does_not_handle():
     np.testing.assert_allclose(w.data, 1 - 0.5 * g)
 
 
+def _adam_run(path: str, kind, dtype, hyper: dict, steps: int = 4):
+    rng = np.random.default_rng(3)
+    w = nn.Parameter(rng.standard_normal((2, 5)).astype(dtype))
+    opt = kind([w], **hyper)
+    with kernels.forced_kernels(path):
+        for _ in range(steps):
+            w.grad = rng.standard_normal((2, 5)).astype(dtype)
+            opt.step()
+    return w.data, opt.state[w]
+
+
+@needs_numba
+@pytest.mark.parametrize("kind, hyper", [
+    (optim.Adam, {"lr": 0.01}),
+    (optim.Adam, {"lr": 0.01, "betas": (0.8, 0.9), "eps": 1e-3, "weight_decay": 0.1}),
+    (optim.Adam, {"lr": 0.01, "amsgrad": True, "maximize": True}),
+    (optim.AdamW, {"lr": 0.02, "weight_decay": 0.3}),
+    (optim.AdamW, {"lr": 0.02, "weight_decay": 0.3, "amsgrad": True}),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_compiled_is_the_numpy_rule(kind, hyper, dtype):
+    (w, state), (w_ref, ref) = (_adam_run("compiled", kind, dtype, hyper),
+                                _adam_run("numpy", kind, dtype, hyper))
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    assert w.dtype == dtype and state["step"] == ref["step"] == 4
+    np.testing.assert_allclose(w, w_ref, rtol=tol, atol=tol)
+    assert set(state) == set(ref)
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        if key in ref:
+            assert state[key].dtype == dtype
+            np.testing.assert_allclose(state[key], ref[key], rtol=tol, atol=tol)
+
+
+@needs_numba
+def test_adam_compiled_amsgrad_keeps_nan_as_numpy_s_maximum_does():
+    w = nn.Parameter(np.zeros(3, np.float32))
+    opt = optim.Adam([w], lr=0.1, amsgrad=True)
+    with kernels.forced_kernels("compiled"):
+        w.grad = np.array([1.0, np.nan, 2.0], np.float32)
+        opt.step()
+        w.grad = np.array([0.0, 1.0, 2.0], np.float32)
+        opt.step()
+    most = opt.state[w]["max_exp_avg_sq"]
+    assert np.isnan(most[1]) and not np.isnan(most[[0, 2]]).any()
+    # v: 0.001 then 0.000999 (the first kept), 0.004 then 0.007996 (the second)
+    np.testing.assert_allclose(most[[0, 2]], [0.001, 0.007996], rtol=1e-5)
+
+
 # ------------------------------------------------------------------------------- cross-entropy
 def _ce(path: str, z: np.ndarray, t: np.ndarray, dy=None, **options):
     with kernels.forced_kernels(path):

@@ -88,14 +88,21 @@ def forced_kernels(choice: str) -> Iterator[None]:
         _forced.pop()
 
 
-def jit(fn: Callable) -> Callable:
+def jit(fn: Callable | None = None, *, divides: bool = False) -> Callable:
     """Compile ``fn`` lazily with numba (no GIL, cached on disk); numba is imported on first use.
 
     The kernels run on cnnlab's own thread pool (``parallel.run_blocks``), one block of outer
     iterations per call, so they are compiled without numba's threading (``parallel=False``):
     no second pool of threads competes with BLAS's for the cores. A kernel may call another
     ``@jit`` function of its module: it calls that function's compiled form.
+
+    ``@jit(divides=True)``: NumPy's error model, where a float division by zero gives infinity
+    or NaN (as the NumPy path does) instead of raising ``ZeroDivisionError``. numba otherwise
+    checks every division, and the check keeps LLVM from vectorising a loop that divides
+    (Adam's update of 48,000 float32 values: 118 -> 27 µs).
     """
+    if fn is None:
+        return functools.partial(jit, divides=divides)
     compiled: list[Callable] = []
 
     def dispatcher() -> Callable:
@@ -111,7 +118,8 @@ def jit(fn: Callable) -> Callable:
                     env[name] = compiled_form()
             body = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__)
             body.__qualname__, body.__module__ = fn.__qualname__, fn.__module__
-            compiled.append(numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(body))
+            compiled.append(numba.njit(nogil=True, cache=True, fastmath=_FASTMATH,
+                                       error_model="numpy" if divides else "python")(body))
         return compiled[0]
 
     def call(*args):

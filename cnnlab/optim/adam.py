@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..ops import kernels, optim_compiled
 from .optimizer import Optimizer, ParamsT, check_number
 
 
@@ -72,20 +73,30 @@ class Adam(Optimizer):
             check_number(where, f"betas[{i}]", beta, low=0.0, high=1.0, high_open=True)
         check_number(where, "weight_decay", hyper["weight_decay"], low=0.0)
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(
-            group["weight_decay"])
+    def _hyper(self, group: dict[str, Any]) -> _Hyper:
         beta1, beta2 = (float(b) for b in group["betas"])
+        return _Hyper(float(group["lr"]), beta1, beta2, float(group["eps"]),
+                      float(group["weight_decay"]), bool(group["amsgrad"]),
+                      bool(group["maximize"]), kernels.use_compiled())
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any],
+                group: _Hyper) -> None:
+        lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, compiled = group
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param)
             state["exp_avg_sq"] = np.zeros_like(param)
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+        if amsgrad and "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = np.zeros_like(param)
         step = state["step"] = int(state["step"]) + 1
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        g = -grad if group["maximize"] else grad
+        v_max = state["max_exp_avg_sq"] if amsgrad else None
+        if compiled and optim_compiled.handles(param, grad, m, v,
+                                               *(() if v_max is None else (v_max,))):
+            optim_compiled.adam(param, grad, m, v, v_max, lr, (beta1, beta2), eps,
+                                weight_decay, self._decoupled_weight_decay, maximize, step)
+            return
+        g = -grad if maximize else grad
         if weight_decay != 0:
             if self._decoupled_weight_decay:
                 param *= 1.0 - lr * weight_decay
@@ -94,12 +105,24 @@ class Adam(Optimizer):
         m += (1.0 - beta1) * (g - m)                  # PyTorch's lerp: beta1·m + (1 - beta1)·g
         v *= beta2
         v += (1.0 - beta2) * g * g
-        if group["amsgrad"]:
-            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        if amsgrad:
+            v = np.maximum(v_max, v, out=v_max)
         step_size = lr / (1.0 - beta1**step)
         denom = np.sqrt(v) / (1.0 - beta2**step) ** 0.5
         denom += eps
         param -= step_size * m / denom
+
+
+class _Hyper(NamedTuple):
+    """Adam's hyper-parameters for one step of a group, converted once."""
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    amsgrad: bool
+    maximize: bool
+    compiled: bool                      # the compiled update runs (kernels.use_compiled())
 
 
 class AdamW(Adam):

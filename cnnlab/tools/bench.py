@@ -119,23 +119,22 @@ def alternate(runners: dict[str, Callable[[], Any]], rounds: int, min_seconds: f
               settle: float = 0.25) -> dict[str, float]:
     """Median seconds per call of each runner, the runners taking turns round by round.
 
-    Each runner is called twice, the second call sizing its rounds: enough calls that one
-    round lasts about ``min_seconds`` (a first call pays for what happens once, such as
-    loading compiled kernels: the depthwise layer's 2.67 ms against 1.80, which made its
-    rounds 75 calls instead of 111). Then one untimed round of every runner warms the process up: its first
-    steps load compiled kernels and touch fresh pages of a heap three libraries share
-    (LeNet-5 training: 19,059 page faults in cnnlab's first 20 steps of a process, 527 in
-    PyTorch's, single digits in every later 20); the objects that loading and warming up
-    left are collected once after it, so that the timed rounds do not pay for a full
-    collection of them (0.24 s each, with PyTorch and numba loaded, measured with
-    ``gc.callbacks``). Before each round the machine idles ``settle`` seconds: BLAS and
-    OpenMP worker threads spin for a while after their work, and would otherwise take the
-    cores from the library timed next (measured: PyTorch's LeNet-5 step went from 8 to 15 ms
-    right after cnnlab's). The pause has its own cost: the first steps after it are slower
-    (cnnlab's LeNet-5 step: 11–13 ms for the first four or five after 0.25 s asleep, 7–8 ms
-    after 0.25 s of busy work or none), so a quarter of each round's calls run untimed
-    before the round is timed: the rounds measure the steady state a training loop runs in,
-    not the wake-up.
+    Each runner is called twice, the second call sizing its rounds: enough calls that one round
+    lasts about ``min_seconds`` (a first call pays for what happens once, such as loading
+    compiled kernels: the depthwise layer's 2.67 ms against 1.80, which made its rounds 75 calls
+    instead of 111). Then one untimed round of every runner warms the process up: its first
+    steps load compiled kernels and touch fresh pages of a heap three libraries share (LeNet-5
+    training: 19,059 page faults in cnnlab's first 20 steps of a process, 527 in PyTorch's,
+    single digits in every later 20); the objects that loading and warming up left are collected
+    once after it, so that the timed rounds do not pay for a full collection of them (0.24 s
+    each, with PyTorch and numba loaded, measured with ``gc.callbacks``). Before each round the
+    machine idles ``settle`` seconds: BLAS and OpenMP worker threads spin for a while after
+    their work, and would otherwise take the cores from the library timed next (measured:
+    PyTorch's LeNet-5 step went from 8 to 15 ms right after cnnlab's). The pause has its own
+    cost: the first steps after it are slower (cnnlab's LeNet-5 step: 11–13 ms for the first
+    four or five after 0.25 s asleep, 7–8 ms after 0.25 s of busy work or none), so a quarter of
+    each round's calls run untimed before the round is timed: the rounds measure the steady
+    state a training loop runs in, not the wake-up.
     """
     calls = {}
     for name, fn in runners.items():
