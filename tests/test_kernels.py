@@ -343,3 +343,24 @@ def test_the_direct_and_depthwise_kernels_ask_for_wide_vectors():
                    cc._weight_grad_flat, cc._tap_sums, cc._tap_sums_pair, cc._taps,
                    cc._taps_pair):
         assert "wide_vectors" in kernel.py_func.__code__.co_names, kernel.__name__
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_a_kernel_that_divides_follows_numpy_on_a_division_by_zero():
+    """``jit(divides=True)``: NumPy's error model (inf, NaN), which lets LLVM vectorise the
+    division; a plain ``jit`` kernel raises as Python does."""
+    def ratio(a, b, out):
+        for i in range(a.size):
+            out[i] = a[i] / b[i]
+
+    def ratio_checked(a, b, out):       # (another function: the disk cache is by function)
+        for i in range(a.size):
+            out[i] = a[i] / b[i]
+
+    numpy_like, python_like = kernels.jit(divides=True)(ratio), kernels.jit(ratio_checked)
+    a, b = np.array([1.0, 0.0, -2.0]), np.array([0.0, 0.0, 4.0])
+    out = np.empty(3)
+    numpy_like(a, b, out)
+    assert out[0] == np.inf and np.isnan(out[1]) and out[2] == -0.5
+    with pytest.raises(ZeroDivisionError):
+        python_like(a, b, out)
