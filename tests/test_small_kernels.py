@@ -224,3 +224,17 @@ def test_constant_padding_compiled_handles_only_contiguous_floats_with_values():
     assert not pad_compiled.handles(x.astype(np.int32), ((1, 1),))
     assert not pad_compiled.handles(np.zeros((2, 0, 4), np.float32), ((1, 1),))
     assert not pad_compiled.handles(np.zeros(4, np.float32), ((1, 1),))  # no axis before
+
+
+def test_a_weight_gradient_with_few_items_is_cut_into_chunks_of_images():
+    """LeNet-5's first layer: 3 items (pairs of output channels) of 2.9 million
+    multiply-adds each become 9 blocks of about a million; never more chunks than images, and
+    a layer with many items keeps whole batches."""
+    from cnnlab.ops import conv_compiled
+
+    assert conv_compiled._WORK_PER_BLOCK == 1 << 20
+    assert conv_compiled._image_chunks(64, 3, 2 * 64 * 25 * 892) == 3
+    assert conv_compiled._image_chunks(2, 3, 10 << 20) == 2
+    assert conv_compiled._image_chunks(64, 64, 1 << 19) == 1
+    assert conv_compiled._image_chunks(64, 1, 1 << 20) == 1
+    assert conv_compiled._image_chunks(64, 1, (1 << 20) + 1) == 2
