@@ -148,7 +148,10 @@ def test_a_call_that_finds_the_pool_busy_runs_its_blocks_alone():
 
     parallel.set_num_threads(2)
     try:
-        parallel.run_blocks(outer, [0, 1, 2])
+        caller = threading.Thread(target=parallel.run_blocks, args=(outer, [0, 1, 2]))
+        caller.start()
+        caller.join(2)                 # (a nested call that waited for the pool would hang)
+        assert not caller.is_alive()
     finally:
         parallel.set_num_threads(parallel._default_threads())
     assert sorted(lo for lo, _ in inner) == [0, 0, 1, 1, 2, 2]

@@ -364,3 +364,21 @@ def test_a_kernel_that_divides_follows_numpy_on_a_division_by_zero():
     assert out[0] == np.inf and np.isnan(out[1]) and out[2] == -0.5
     with pytest.raises(ZeroDivisionError):
         python_like(a, b, out)
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="needs numba (cnnlab[fast])")
+def test_jit_asks_numba_for_numpy_s_error_model_only_where_a_kernel_divides(monkeypatch):
+    """(What numba is asked for, seen directly: its disk cache, kept by function and source
+    file, could hand back an earlier compilation.)"""
+    import numba
+
+    asked = []
+    monkeypatch.setattr(numba, "njit", lambda **options: asked.append(options) or (lambda f: f))
+
+    def body(x):
+        return x
+
+    kernels.jit(divides=True)(body).dispatcher()
+    kernels.jit(body).dispatcher()
+    assert [options["error_model"] for options in asked] == ["numpy", "python"]
+    assert all(options["nogil"] and options["cache"] for options in asked)
