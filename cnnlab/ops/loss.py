@@ -93,9 +93,10 @@ def cross_entropy_forward(z: np.ndarray, target: np.ndarray, weight: np.ndarray 
     ``weight (C,)`` -> ``()`` or, for ``"none"``, ``(N, *d)``.
     """
     if kernels.use_compiled() and loss_compiled.handles(z, weight):
-        loss, p, t, valid, total = loss_compiled.cross_entropy_forward(
-            z, target, ignore_index, reduction, label_smoothing)
-        return loss, CrossEntropyCache(p, t, valid, None, label_smoothing, reduction, total)
+        losses, p, t, valid, total = loss_compiled.cross_entropy_forward(
+            z, target, ignore_index, label_smoothing)
+        cache = CrossEntropyCache(p, t, valid, None, label_smoothing, reduction, total)
+        return _reduce(losses, reduction, total), cache
     c = z.shape[1]
     s, lse, p = _log_softmax_parts(z)
     valid, t = _gather_targets(target, ignore_index)

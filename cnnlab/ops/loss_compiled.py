@@ -9,8 +9,8 @@ arithmetic. These loops make one pass over the scores forward and one backward, 
 
 The arithmetic is ``ops.loss``'s, term for term: ``s = z − max``, ``lse = log Σ e^s``,
 ``p = e^s / Σ e^s``, ``ℓ = (1 − ε)(lse − s_t) + ε/C (C·lse − Σ_c s_c)``, and
-``dz = g·p − (1 − ε) g [c = t] − ε/C g``. The reduction's sum is taken in float64 and rounded
-once (NumPy sums the float32 losses pairwise), so the two paths agree to float rounding.
+``dz = g·p − (1 − ε) g [c = t] − ε/C g``. The per-row losses are reduced by ``ops.loss``
+itself, as on the NumPy path, so the two paths agree to float rounding.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ def handles(z: np.ndarray, weight: np.ndarray | None) -> bool:
 @jit
 def _forward(z, target, ignore_index, eps, p, t, valid, losses):
     """Softmax ``p`` row by row, the safe targets ``t`` (ignored -> 0), ``valid`` and each
-    row's loss (0 where ignored); returns ``(Σ ℓ in float64, the number of counted rows)``."""
+    row's loss (0 where ignored); returns the number of counted rows."""
     n, c = z.shape
     kind = z.dtype.type
     keep, share = kind(1.0 - eps), kind(eps / c)
-    total = 0.0
     counted = 0
     for i in range(n):
         top = z[i, 0]
@@ -62,8 +61,7 @@ def _forward(z, target, ignore_index, eps, p, t, valid, losses):
                 loss = keep * loss + share * (kind(c) * lse - sum_s)
             counted += 1
         losses[i] = loss
-        total += loss
-    return total, counted
+    return counted
 
 
 @jit
@@ -84,24 +82,17 @@ def _backward(p, t, valid, dy, divisor, eps, dz):
                 dz[i, k] = dz[i, k] - share * g
 
 
-def cross_entropy_forward(z: np.ndarray, target: np.ndarray, ignore_index: int,
-                          reduction: str, eps: float):
-    """``(loss, p, t, valid, total)`` for ``ops.loss.cross_entropy_forward``: the reduced loss
-    (``"none"``: per row), the softmax, the safe targets, which rows count, and the mean's
-    denominator (their number)."""
+def cross_entropy_forward(z: np.ndarray, target: np.ndarray, ignore_index: int, eps: float):
+    """``(losses, p, t, valid, total)`` for ``ops.loss.cross_entropy_forward``: each row's
+    loss, the softmax, the safe targets, which rows count, and the mean's denominator (their
+    number)."""
     n = z.shape[0]
     p = np.empty_like(z)
     t = np.empty(n, dtype=np.intp)
     valid = np.empty(n, dtype=np.bool_)
     losses = np.empty(n, dtype=z.dtype)
-    summed, counted = _forward(z, target, ignore_index, eps, p, t, valid, losses)
-    total = np.asarray(counted, dtype=z.dtype)
-    if reduction == "none":
-        return losses, p, t, valid, total
-    loss = np.asarray(summed, dtype=z.dtype)
-    if reduction == "mean":
-        loss = loss / total if counted else np.full((), np.nan, dtype=z.dtype)
-    return loss, p, t, valid, total
+    counted = _forward(z, target, ignore_index, eps, p, t, valid, losses)
+    return losses, p, t, valid, np.asarray(counted, dtype=z.dtype)
 
 
 def cross_entropy_backward(dy: np.ndarray, p: np.ndarray, t: np.ndarray, valid: np.ndarray,
