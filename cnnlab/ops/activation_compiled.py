@@ -15,9 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import parallel
-from .kernels import jit
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .kernels import FLOATS, jit
 
 
 @jit
@@ -43,7 +41,7 @@ def handles(*arrays: np.ndarray) -> bool:
     """Whether the loops compute this call: C-contiguous float32 or float64 arrays of one
     dtype (anything else keeps NumPy's loop)."""
     dtype = arrays[0].dtype
-    return dtype in _FLOATS and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+    return dtype in FLOATS and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
 
 
 def relu(x: np.ndarray) -> np.ndarray:

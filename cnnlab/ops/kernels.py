@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 CHOICES = ("auto", "numpy", "compiled")
+# The dtypes the compiled loops take (others keep the NumPy path).
+FLOATS = ("float32", "float64")
 _forced: list[str] = []
 
 

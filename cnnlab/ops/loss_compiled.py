@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import jit
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .kernels import FLOATS, jit
 
 
 def handles(z: np.ndarray, weight: np.ndarray | None) -> bool:
     """Whether the loops compute this call: ``(N, C)`` C-contiguous float scores, no class
     weight."""
-    return weight is None and z.ndim == 2 and z.dtype in _FLOATS and z.flags.c_contiguous
+    return weight is None and z.ndim == 2 and z.dtype in FLOATS and z.flags.c_contiguous
 
 
 @jit

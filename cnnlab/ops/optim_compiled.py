@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import jit
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .kernels import FLOATS, jit
 
 
 def handles(param: np.ndarray, *others: np.ndarray) -> bool:
     """Whether the loops update this parameter: C-contiguous float32 or float64 arrays of one
     dtype and shape (anything else keeps the NumPy rule)."""
-    return (param.dtype in _FLOATS and param.flags.c_contiguous and param.flags.writeable
+    return (param.dtype in FLOATS and param.flags.c_contiguous and param.flags.writeable
             and all(a.dtype == param.dtype and a.shape == param.shape and a.flags.c_contiguous
                     for a in others))
 

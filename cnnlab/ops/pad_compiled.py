@@ -11,15 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import parallel
-from .kernels import jit
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .kernels import FLOATS, jit
 
 
 def handles(x: np.ndarray, pads) -> bool:
     """Whether the loop pads this array: C-contiguous float32 or float64 with one or two
     padded (trailing) axes."""
-    return (x.dtype in _FLOATS and x.flags.c_contiguous and 1 <= len(pads) <= 2
+    return (x.dtype in FLOATS and x.flags.c_contiguous and 1 <= len(pads) <= 2
             and x.ndim > len(pads) and x.size > 0)
 
 
